@@ -1,0 +1,61 @@
+package api
+
+import (
+	"net/http"
+
+	"tyst/store"
+)
+
+// statuses is the one place that maps error codes to HTTP statuses (DESIGN §5).
+var statuses = map[store.Code]int{
+	store.CodeValidation:   http.StatusBadRequest,
+	store.CodeUnauthorized: http.StatusUnauthorized,
+	store.CodeForbidden:    http.StatusForbidden,
+	store.CodeNotFound:     http.StatusNotFound,
+	store.CodeConflict:     http.StatusConflict,
+	store.CodeTooLarge:     http.StatusRequestEntityTooLarge,
+	store.CodeUnsupported:  http.StatusUnsupportedMediaType,
+	store.CodeRateLimited:  http.StatusTooManyRequests,
+	store.CodeInternal:     http.StatusInternalServerError,
+	store.CodeUnavailable:  http.StatusServiceUnavailable,
+	store.CodeDiskFull:     http.StatusInsufficientStorage,
+}
+
+// statusOf returns the HTTP status for err's code.
+func statusOf(err error) int {
+	if s, ok := statuses[store.ErrorCode(err)]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      store.Code `json:"code"`
+	Message   string     `json:"message"`
+	RequestID string     `json:"request_id"`
+}
+
+// writeError answers err as the JSON error of DESIGN §5. Server-side errors
+// are logged once, here, with the route pattern and request id and the
+// path-free cause; the client gets the code and a safe message only.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, route string, err error) {
+	code := store.ErrorCode(err)
+	status := statusOf(err)
+	msg := store.ErrorMessage(err)
+	if status >= 500 {
+		s.log.Error("request failed", keyRoute, route, keyRequestID, requestID(r.Context()), keyCode, string(code), keyErr, err.Error())
+		if code == store.CodeInternal {
+			msg = "internal error"
+		}
+	}
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg, RequestID: requestID(r.Context())}})
+}
+
+// apiError builds a client error that api detects itself.
+func apiError(code store.Code, msg string) error {
+	return &store.Error{Code: code, Message: msg}
+}

@@ -1,0 +1,93 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"tyst/store"
+)
+
+// maxJSONBody is the largest JSON request body (DESIGN §5).
+const maxJSONBody = 1 << 20
+
+// writeJSON marshals v before writing the header, so a marshalling failure
+// can still be a 500.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"error":{"code":"internal_error","message":"internal error"}}`, http.StatusInternalServerError)
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(append(raw, '\n'))
+	return nil
+}
+
+// decodeJSON reads one JSON object of at most maxJSONBody bytes into v,
+// refusing unknown fields and trailing data.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		return apiError(store.CodeUnsupported, "request body must be JSON: send Content-Type: application/json")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("trailing data")
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	var tooBig *http.MaxBytesError
+	var syntax *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooBig):
+		return apiError(store.CodeTooLarge, fmt.Sprintf("JSON body is larger than %d bytes", maxJSONBody))
+	case errors.Is(err, io.EOF):
+		return apiError(store.CodeValidation, "request body is empty")
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+		return apiError(store.CodeValidation, "request body is not valid JSON")
+	case errors.As(err, &typeErr):
+		return apiError(store.CodeValidation, fmt.Sprintf("field %s has the wrong type", typeErr.Field))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// The field name is the client's own input; echo it sanitised.
+		return apiError(store.CodeValidation, "unknown field "+sanitizeField(strings.TrimPrefix(err.Error(), "json: unknown field ")))
+	}
+	return apiError(store.CodeValidation, "request body is not valid JSON")
+}
+
+func sanitizeField(s string) string {
+	s = strings.Trim(s, `"`)
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	return strconv.Quote(s)
+}
+
+// parseID parses a path id strictly: decimal digits, no sign, no leading
+// zero, 1 to 2^64-1.
+func parseID(s string) (uint64, error) {
+	bad := apiError(store.CodeValidation, "id must be a positive decimal number")
+	if s == "" || len(s) > 20 || s[0] == '0' {
+		return 0, bad
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, bad
+		}
+	}
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, bad
+	}
+	return id, nil
+}

@@ -1,0 +1,11 @@
+module tyst
+
+go 1.26.8
+
+require (
+	github.com/fernet/fernet-go v0.0.0-20240119011108-303da6aec611
+	github.com/julienschmidt/httprouter v1.3.0
+	go.etcd.io/bbolt v1.5.0
+)
+
+require golang.org/x/sys v0.45.0 // indirect

@@ -1,0 +1,386 @@
+package store
+
+import (
+	"bufio"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"time"
+
+	"github.com/fernet/fernet-go"
+	bolt "go.etcd.io/bbolt"
+
+	"tyst/store/fstream"
+	"tyst/store/sniff"
+)
+
+// DefaultMaxUpload is the largest audio file accepted unless configured.
+const DefaultMaxUpload = 200 << 20
+
+// assetRow is a stored audio file. Its SHA-256 is sealed with the record
+// key; its blob name is a keyed hash, so neither reveals the audio.
+type assetRow struct {
+	ID         uint64    `json:"id"`
+	RecordID   uint64    `json:"record_id"`
+	Blob       string    `json:"blob"`
+	SizeBytes  int64     `json:"size_bytes"`
+	EncSize    int64     `json:"enc_size"`
+	MIMEType   string    `json:"mime_type"`
+	DurationMS int64     `json:"duration_ms,omitempty"`
+	SHA256     []byte    `json:"sha256"` // sealed with the record key
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+func (a assetRow) decode(key *fernet.Key) (*Audio, error) {
+	sum, err := openWith(a.SHA256, key)
+	if err != nil {
+		return nil, err
+	}
+	return &Audio{
+		FileID: a.ID, SHA256: hex.EncodeToString(sum), SizeBytes: a.SizeBytes,
+		MIMEType: a.MIMEType, DurationMS: a.DurationMS, CreatedAt: a.CreatedAt,
+	}, nil
+}
+
+// NewAudio is an upload for AttachAudio.
+type NewAudio struct {
+	DeclaredType string    // the Content-Type the client declared, may be empty
+	Body         io.Reader // the file's bytes; read once, front to back
+	MaxBytes     int64     // DefaultMaxUpload when zero
+}
+
+// sourceError marks an error of the upload body, as opposed to the disk.
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string { return "read upload: " + e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }
+
+type sourceReader struct{ r io.Reader }
+
+func (s sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &sourceError{err}
+	}
+	return n, err
+}
+
+// AttachAudio stores n as record id's audio: it sniffs the type, then
+// streams the body through SHA-256, a keyed hash (the blob's name) and the
+// Fernet stream format into a temp file, syncs and renames it, and only then
+// references it in one transaction (audit audio_uploaded, size and type only).
+// Memory does not grow with the file.
+//
+// Returns not_found (no record), conflict (record has audio), validation_error
+// (empty file, incomplete body), payload_too_large, unsupported_media_type,
+// insufficient_storage (disk full). An error an *Error in the body already
+// carries (the caller's own limit) is returned as it is.
+func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Audio, err error) {
+	defer func() { err = boundary("attach audio", err) }()
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	if n.MaxBytes <= 0 {
+		n.MaxBytes = DefaultMaxUpload
+	}
+	var wrapped []byte
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		row, err := loadRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if row.AssetID != 0 {
+			return errorf(CodeConflict, "record already has audio")
+		}
+		wrapped = row.WrappedKey
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	key, err := db.keys.unwrap(wrapped)
+	if err != nil {
+		return nil, err
+	}
+
+	body := bufio.NewReaderSize(sourceReader{n.Body}, 64<<10)
+	head, err := body.Peek(sniff.HeadSize)
+	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+		return nil, sourceErr(err)
+	}
+	if len(head) == 0 {
+		return nil, errorf(CodeValidation, "file is empty")
+	}
+	mimeType, err := sniff.Resolve(n.DeclaredType, head)
+	switch {
+	case errors.Is(err, sniff.ErrMismatch):
+		return nil, &Error{Code: CodeUnsupported, Message: "file content does not match its declared type"}
+	case err != nil:
+		return nil, &Error{Code: CodeUnsupported, Message: "file type not accepted: send WAV, MP3, M4A/MP4, AAC, OGG or WebM"}
+	}
+	var duration int64
+	head = append([]byte(nil), head...) // Peek's slice is only valid until the next read
+
+	w, err := db.writeBlob(key, body, n.MaxBytes)
+	if err != nil {
+		return nil, err
+	}
+	defer w.discard()
+	if mimeType == sniff.WAV {
+		if ms, ok := sniff.WAVDurationMS(head, w.size); ok {
+			duration = ms
+		}
+	}
+	if err := db.blobs.commit(w.file, w.name); err != nil {
+		return nil, err
+	}
+	w.file = nil
+	sealedSum, err := sealWith(key, w.sum)
+	if err != nil {
+		db.blobs.remove(w.name)
+		return nil, err
+	}
+	row := assetRow{
+		RecordID: id, Blob: w.name, SizeBytes: w.size, EncSize: w.encSize,
+		MIMEType: mimeType, DurationMS: duration, SHA256: sealedSum, CreatedAt: db.now().UTC(),
+	}
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		rec, err := loadRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if rec.AssetID != 0 {
+			return errorf(CodeConflict, "record already has audio")
+		}
+		assets := tx.Bucket(bucketAssets)
+		if row.ID, err = assets.NextSequence(); err != nil {
+			return err
+		}
+		if err := putJSON(assets, itob(row.ID), row); err != nil {
+			return err
+		}
+		rec.AssetID = row.ID
+		if err := putJSON(tx.Bucket(bucketRecords), itob(id), rec); err != nil {
+			return err
+		}
+		return db.appendAudit(ctx, tx, AuditEvent{
+			Action: ActionAudioUploaded, RecordID: id, ProjectID: rec.ProjectID,
+			Meta: map[string]any{"size_bytes": row.SizeBytes, "mime_type": row.MIMEType},
+		})
+	})
+	if err != nil {
+		// Nothing references the blob: remove it now rather than at the
+		// next start.
+		if rerr := db.blobs.remove(w.name); rerr != nil {
+			db.log.Warn("unreferenced blob not removed", "err", stripPaths(rerr))
+		}
+		return nil, err
+	}
+	return row.decode(key)
+}
+
+func sourceErr(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e // the caller's classification, e.g. its body limit
+	}
+	return &Error{Code: CodeValidation, Message: "upload is incomplete", Err: err}
+}
+
+// blobWrite is a blob written to a temp file, not yet committed.
+type blobWrite struct {
+	db      *DB
+	file    *os.File // nil once committed
+	name    string
+	size    int64
+	encSize int64
+	sum     []byte
+}
+
+// discard removes the temp file unless it was committed.
+func (w *blobWrite) discard() {
+	if w.file != nil {
+		w.file.Close()
+		os.Remove(w.file.Name())
+	}
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// writeBlob streams src (at most max bytes) into a new temp file in the
+// stream format under key, hashing the plaintext on the way.
+func (db *DB) writeBlob(key *fernet.Key, src io.Reader, max int64) (*blobWrite, error) {
+	f, err := db.blobs.create()
+	if err != nil {
+		return nil, err
+	}
+	w := &blobWrite{db: db, file: f}
+	var out io.Writer = f
+	if db.wrapBlob != nil {
+		out = db.wrapBlob(out)
+	}
+	counted := &countWriter{w: out}
+	fw, err := fstream.NewWriter(counted, key)
+	if err != nil {
+		w.discard()
+		return nil, err
+	}
+	sum := sha256.New()
+	name := blobNamer(key)
+	n, err := io.Copy(io.MultiWriter(fw, sum, name), io.LimitReader(src, max+1))
+	if err == nil {
+		err = fw.Close()
+	}
+	switch {
+	case err != nil:
+		w.discard()
+		var se *sourceError
+		if errors.As(err, &se) {
+			return nil, sourceErr(se.err)
+		}
+		return nil, err
+	case n > max:
+		w.discard()
+		return nil, errorf(CodeTooLarge, fmt.Sprintf("file is larger than %d MiB", max>>20))
+	case n == 0:
+		w.discard()
+		return nil, errorf(CodeValidation, "file is empty")
+	}
+	w.size, w.encSize = n, counted.n
+	w.sum = sum.Sum(nil)
+	w.name = hex.EncodeToString(name.Sum(nil))
+	return w, nil
+}
+
+// blobNamer is the keyed hash that names a record's blob (DESIGN §4): the
+// same audio in two records gets unrelated names, and a known recording
+// cannot be confirmed from the disk.
+func blobNamer(key *fernet.Key) hash.Hash {
+	return hmac.New(sha256.New, append([]byte(recordKeyContext), key[:]...))
+}
+
+// AudioReader is a record's decrypted audio with random access. Close it.
+type AudioReader struct {
+	Audio
+	io.ReadSeeker
+	file *os.File
+}
+
+// Close releases the blob file.
+func (a *AudioReader) Close() error { return a.file.Close() }
+
+// OpenAudio opens record id's audio for reading and audits the access
+// (audio_accessed). Returns not_found when the record or its audio does not
+// exist; reads return an internal error wrapping ErrCorrupt when the blob
+// was altered.
+func (db *DB) OpenAudio(ctx context.Context, id uint64) (ar *AudioReader, err error) {
+	defer func() { err = boundary("open audio", err) }()
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	var row assetRow
+	var wrapped []byte
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		rec, err := loadRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if rec.AssetID == 0 {
+			return errorf(CodeNotFound, "record has no audio")
+		}
+		wrapped = rec.WrappedKey
+		ok, err := getJSON(tx.Bucket(bucketAssets), itob(rec.AssetID), &row)
+		if err == nil && !ok {
+			err = fmt.Errorf("asset of record %d missing: %w", id, ErrCorrupt)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	key, err := db.keys.unwrap(wrapped)
+	if err != nil {
+		return nil, err
+	}
+	audio, err := row.decode(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := db.blobs.open(row.Blob)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := fstream.NewReadSeeker(f, row.EncSize, []*fernet.Key{key})
+	if err == nil && rs.Size() != row.SizeBytes {
+		err = ErrCorrupt
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("blob of record %d: %w", id, err)
+	}
+	sum, _ := hex.DecodeString(audio.SHA256)
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		return db.appendAudit(ctx, tx, AuditEvent{Action: ActionAudioAccessed, RecordID: id})
+	})
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &AudioReader{Audio: *audio, ReadSeeker: &checkedReader{rs: rs, want: sum, h: sha256.New(), size: rs.Size()}, file: f}, nil
+}
+
+// checkedReader checks the SHA-256 of the whole file when one pass reads it
+// from the start to the end; the read that reaches the end fails with
+// ErrCorrupt instead of delivering its bytes when the hash is wrong.
+type checkedReader struct {
+	rs     io.ReadSeeker
+	want   []byte
+	h      hash.Hash
+	hashed int64 // bytes hashed so far, from the start; -1 after a jump
+	pos    int64
+	size   int64
+}
+
+func (c *checkedReader) Read(p []byte) (int, error) {
+	n, err := c.rs.Read(p)
+	if c.hashed >= 0 && c.hashed == c.pos {
+		c.h.Write(p[:n])
+		c.hashed += int64(n)
+		if c.hashed == c.size && subtle.ConstantTimeCompare(c.h.Sum(nil), c.want) != 1 {
+			return 0, fmt.Errorf("audio sha256: %w", ErrCorrupt)
+		}
+	}
+	c.pos += int64(n)
+	return n, err
+}
+
+func (c *checkedReader) Seek(offset int64, whence int) (int64, error) {
+	pos, err := c.rs.Seek(offset, whence)
+	if err != nil {
+		return pos, err
+	}
+	c.pos = pos
+	if pos == 0 {
+		c.h.Reset()
+		c.hashed = 0
+	} else if pos != c.hashed {
+		c.hashed = -1
+	}
+	return pos, nil
+}

@@ -1,0 +1,247 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names (DESIGN §3).
+var (
+	bucketMeta          = []byte("meta")
+	bucketProjects      = []byte("projects")
+	bucketRecords       = []byte("records")
+	bucketAssets        = []byte("assets")
+	bucketAudit         = []byte("audit")
+	bucketAuditByRecord = []byte("audit_by_record")
+	allBuckets          = [][]byte{bucketMeta, bucketProjects, bucketRecords, bucketAssets, bucketAudit, bucketAuditByRecord}
+)
+
+const (
+	schemaVersion = 1
+	dbFileName    = "tyst.db"
+	// DefaultRetention is how long a record is kept (RECORDER_RETENTION_DAYS=14).
+	DefaultRetention = 14 * 24 * time.Hour
+)
+
+// Options configure a DB.
+type Options struct {
+	Keys      *Keyring         // required: the newsroom keys
+	Now       func() time.Time // the clock; time.Now when nil
+	Logger    *slog.Logger     // discards when nil
+	Retention time.Duration    // DefaultRetention when zero
+	// LockTimeout is how long Open waits for another process's lock on the
+	// database before it fails; 1 s when zero.
+	LockTimeout time.Duration
+	// WrapBlobWriter, when set, wraps every blob file as it is written. Tests
+	// inject a failing disk with it; production leaves it nil.
+	WrapBlobWriter func(io.Writer) io.Writer
+}
+
+// DB is tyst's store: the bbolt database and the blob directory beside it.
+// Its methods are safe for concurrent use.
+type DB struct {
+	bolt      *bolt.DB
+	dir       string
+	blobs     *blobDir
+	keys      *Keyring
+	now       func() time.Time
+	log       *slog.Logger
+	retention time.Duration
+	wrapBlob  func(io.Writer) io.Writer
+}
+
+// ErrLocked is the cause when another process holds the database.
+var ErrLocked = errors.New("store: the database is in use by another tyst process")
+
+// Open opens (creating if needed) the data directory dir with mode 0700, its
+// database and blob directory. It removes uploads left in progress by a
+// crash and blobs that no record references (none can be in flight before
+// Open returns). Errors name no path.
+func Open(dir string, opts Options) (*DB, error) {
+	if opts.Keys == nil {
+		return nil, errors.New("store: no newsroom keys")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory cannot be created: %w", stripPaths(err))
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory cannot be restricted to 0700: %w", stripPaths(err))
+	}
+	blobs, err := openBlobDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	timeout := opts.LockTimeout
+	if timeout == 0 {
+		timeout = time.Second
+	}
+	bdb, err := bolt.Open(filepath.Join(dir, dbFileName), 0o600, &bolt.Options{Timeout: timeout})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, ErrLocked
+		}
+		return nil, fmt.Errorf("database cannot be opened: %w", stripPaths(err))
+	}
+	db := &DB{
+		bolt:      bdb,
+		dir:       dir,
+		blobs:     blobs,
+		keys:      opts.Keys,
+		now:       opts.Now,
+		log:       opts.Logger,
+		retention: opts.Retention,
+		wrapBlob:  opts.WrapBlobWriter,
+	}
+	if db.now == nil {
+		db.now = time.Now
+	}
+	if db.log == nil {
+		db.log = slog.New(slog.DiscardHandler)
+	}
+	if db.retention == 0 {
+		db.retention = DefaultRetention
+	}
+	if err := db.init(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	if err := db.sweep(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func (db *DB) init() error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("store: create bucket: %w", err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get([]byte("schema_version")); v != nil {
+			if got := btoi(v); got != schemaVersion {
+				return fmt.Errorf("store: database schema version %d, this tyst knows %d", got, schemaVersion)
+			}
+			return nil
+		}
+		return meta.Put([]byte("schema_version"), itob(schemaVersion))
+	})
+}
+
+// sweep removes temp files and unreferenced blobs left by a crash. Crash
+// order (blob first, then the transaction that references it) means only
+// unreferenced files can be left.
+func (db *DB) sweep() error {
+	tmp, err := db.blobs.cleanTmp()
+	if err != nil {
+		return err
+	}
+	referenced := map[string]bool{}
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAssets).ForEach(func(_, v []byte) error {
+			var a assetRow
+			if err := json.Unmarshal(v, &a); err != nil {
+				return err
+			}
+			referenced[a.Blob] = true
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("store: sweep: %w", err)
+	}
+	orphans := 0
+	names, err := db.blobs.list()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if !referenced[name] {
+			if err := db.blobs.remove(name); err != nil {
+				db.log.Warn("orphan blob not removed", "err", stripPaths(err))
+				continue
+			}
+			orphans++
+		}
+	}
+	if tmp > 0 || orphans > 0 {
+		db.log.Info("removed leftovers of an interrupted run", "temp_files", tmp, "orphan_blobs", orphans)
+	}
+	return nil
+}
+
+// Close closes the database. Methods called after Close return unavailable.
+func (db *DB) Close() error {
+	return db.bolt.Close()
+}
+
+// Ready reports whether the database is open and answers.
+func (db *DB) Ready(ctx context.Context) error {
+	err := db.bolt.View(func(tx *bolt.Tx) error { return nil })
+	return boundary("ready", err)
+}
+
+// Retention returns how long a record is kept.
+func (db *DB) Retention() time.Duration { return db.retention }
+
+// Check runs bbolt's consistency check, for tests and `tyst verify`.
+func (db *DB) Check() error {
+	return boundary("check", db.bolt.View(func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drain: the checker blocks until read
+			if first == nil {
+				first = err
+			}
+		}
+		return first
+	}))
+}
+
+func itob(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func btoi(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+// getJSON decodes the value at key in b into v; false when absent.
+func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
+	raw := b.Get(key)
+	if raw == nil {
+		return false, nil
+	}
+	return true, json.Unmarshal(raw, v)
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, raw)
+}
+
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return &Error{Code: CodeUnavailable, Message: "request cancelled", Err: err}
+	}
+	return nil
+}

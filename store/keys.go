@@ -1,0 +1,210 @@
+package store
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/fernet/fernet-go"
+)
+
+// Keyring holds the newsroom keys: the primary one, which wraps, and old
+// ones, which only unwrap (DESIGN §4). It never prints a key.
+type Keyring struct {
+	keys []*fernet.Key // keys[0] is the primary
+	ids  []string
+}
+
+// KeySource says where the primary newsroom key came from.
+type KeySource string
+
+// Key sources.
+const (
+	KeyFromEnv       KeySource = "env"       // PROJECT_FILES_KEY
+	KeyFromFile      KeySource = "file"      // --key-file
+	KeyFromDataDir   KeySource = "generated" // <data>/files.key, beside the data
+	keyFileName                = "files.key"
+	keyIDContext               = "tyst newsroom key id v1"
+	recordKeyContext           = "tyst blob name v1"
+)
+
+// KeyConfig is what the operator gave for the newsroom keys.
+type KeyConfig struct {
+	Env     string // value of PROJECT_FILES_KEY, may be empty
+	File    string // --key-file, may be empty; wins over Env
+	OldKeys string // PROJECT_FILES_OLD_KEYS, comma separated
+	DataDir string // where files.key is generated when neither is given
+}
+
+// LoadKeyring builds the keyring from cfg. With neither a key file nor a key
+// in the environment it reads <data>/files.key, generating it (0600) on first
+// use; the caller must then warn that the key lies beside the data. Errors
+// name the setting, never its value.
+func LoadKeyring(cfg KeyConfig) (*Keyring, KeySource, error) {
+	var primary string
+	var src KeySource
+	switch {
+	case cfg.File != "":
+		b, err := os.ReadFile(cfg.File)
+		if err != nil {
+			return nil, "", fmt.Errorf("key file (--key-file) cannot be read: %w", stripPaths(err))
+		}
+		primary, src = strings.TrimSpace(string(b)), KeyFromFile
+		if _, err := parseKey(primary); err != nil {
+			return nil, "", fmt.Errorf("key file (--key-file) does not hold a Fernet key (32 bytes, base64url)")
+		}
+	case cfg.Env != "":
+		primary, src = strings.TrimSpace(cfg.Env), KeyFromEnv
+		if _, err := parseKey(primary); err != nil {
+			return nil, "", fmt.Errorf("PROJECT_FILES_KEY is not a Fernet key (32 bytes, base64url)")
+		}
+	default:
+		k, err := loadOrGenerate(filepath.Join(cfg.DataDir, keyFileName))
+		if err != nil {
+			return nil, "", err
+		}
+		primary, src = k, KeyFromDataDir
+	}
+	all := []string{primary}
+	if strings.TrimSpace(cfg.OldKeys) != "" {
+		for i, s := range strings.Split(cfg.OldKeys, ",") {
+			s = strings.TrimSpace(s)
+			if _, err := parseKey(s); err != nil {
+				return nil, "", fmt.Errorf("PROJECT_FILES_OLD_KEYS: key %d is not a Fernet key (32 bytes, base64url)", i+1)
+			}
+			all = append(all, s)
+		}
+	}
+	kr, err := NewKeyring(all...)
+	return kr, src, err
+}
+
+func loadOrGenerate(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k := strings.TrimSpace(string(b))
+		if _, err := parseKey(k); err != nil {
+			return "", errors.New("generated key file (files.key in the data directory) does not hold a Fernet key")
+		}
+		return k, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("generated key file cannot be read: %w", stripPaths(err))
+	}
+	k := GenerateKey()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("generated key file cannot be written: %w", stripPaths(err))
+	}
+	if _, err := f.WriteString(k + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("generated key file cannot be written: %w", stripPaths(err))
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", fmt.Errorf("generated key file cannot be written: %w", stripPaths(err))
+	}
+	return k, f.Close()
+}
+
+// parseKey accepts exactly the Fernet key form: 32 bytes in padded base64url.
+func parseKey(s string) (*fernet.Key, error) {
+	b, err := base64.URLEncoding.DecodeString(s)
+	if err != nil || len(b) != len(fernet.Key{}) {
+		return nil, errors.New("not a Fernet key")
+	}
+	var k fernet.Key
+	copy(k[:], b)
+	return &k, nil
+}
+
+// NewKeyring returns a keyring of the given keys (base64url Fernet keys), the
+// first being the primary.
+func NewKeyring(keys ...string) (*Keyring, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("store: no newsroom key")
+	}
+	kr := &Keyring{}
+	for i, s := range keys {
+		k, err := parseKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("store: newsroom key %d is not a Fernet key", i+1)
+		}
+		kr.keys = append(kr.keys, k)
+		kr.ids = append(kr.ids, keyID(k))
+	}
+	return kr, nil
+}
+
+// GenerateKey returns a new random Fernet key in base64url.
+func GenerateKey() string {
+	var k fernet.Key
+	if err := k.Generate(); err != nil {
+		panic("store: crypto/rand failed: " + err.Error()) // crypto/rand does not fail on Linux
+	}
+	return k.Encode()
+}
+
+// keyID is a short fingerprint of a key: it names the key in records and
+// reports without revealing it.
+func keyID(k *fernet.Key) string {
+	m := hmac.New(sha256.New, k[:])
+	m.Write([]byte(keyIDContext))
+	return hex.EncodeToString(m.Sum(nil)[:8])
+}
+
+// PrimaryID returns the id of the primary key.
+func (kr *Keyring) PrimaryID() string { return kr.ids[0] }
+
+// IDs returns the ids of all keys, the primary first.
+func (kr *Keyring) IDs() []string { return append([]string(nil), kr.ids...) }
+
+// Primary returns the primary key, for encrypting export packages and dumps
+// under the newsroom key.
+func (kr *Keyring) Primary() *fernet.Key { return kr.keys[0] }
+
+// All returns every key, for decrypting.
+func (kr *Keyring) All() []*fernet.Key { return kr.keys }
+
+// seal encrypts plain under the primary key; the token carries the epoch as
+// its time (DESIGN §4).
+func (kr *Keyring) seal(plain []byte) ([]byte, string, error) {
+	tok, err := sealWith(kr.keys[0], plain)
+	return tok, kr.ids[0], err
+}
+
+// open decrypts a token sealed under any key of the ring.
+func (kr *Keyring) open(tok []byte) ([]byte, error) {
+	return openWith(tok, kr.keys...)
+}
+
+// newRecordKey returns a new random record key and its wrapped form.
+func (kr *Keyring) newRecordKey() (*fernet.Key, []byte, string, error) {
+	var k fernet.Key
+	if err := k.Generate(); err != nil {
+		return nil, nil, "", err
+	}
+	wrapped, id, err := kr.seal(k[:])
+	return &k, wrapped, id, err
+}
+
+// unwrap returns the record key in wrapped.
+func (kr *Keyring) unwrap(wrapped []byte) (*fernet.Key, error) {
+	b, err := kr.open(wrapped)
+	if err != nil {
+		return nil, ErrKeyMissing
+	}
+	if len(b) != len(fernet.Key{}) {
+		return nil, ErrCorrupt
+	}
+	var k fernet.Key
+	copy(k[:], b)
+	return &k, nil
+}

@@ -1,0 +1,491 @@
+package sniff_test
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"tyst/store/sniff"
+)
+
+// audioDir holds the real audio files made by testdata/audio/make.sh.
+var audioDir = filepath.Join("..", "..", "testdata", "audio")
+
+// realFiles lists every file in audioDir and the type it is.
+var realFiles = []struct {
+	name string
+	want string
+}{
+	{"tone.wav", sniff.WAV},
+	{"tone.mp3", sniff.MP3},
+	{"tone-noid3.mp3", sniff.MP3},
+	{"tone.m4a", sniff.MP4},
+	{"tone.aac", sniff.AAC},
+	{"tone.ogg", sniff.OGG},
+	{"tone.webm", sniff.WebM},
+}
+
+// badFiles lists every file in audioDir/bad and the type its name claims.
+var badFiles = []struct {
+	name     string
+	declared string
+}{
+	{"empty.wav", "audio/wav"},
+	{"text.txt", "audio/mpeg"},
+	{"riff-not-wave.wav", "audio/x-wav"},
+	{"truncated-header.wav", "audio/wav"},
+	{"png-as-audio.mp3", "audio/mpeg"},
+}
+
+// mustReadFile returns the bytes of a file under audioDir.
+func mustReadFile(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(audioDir, name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// mustReadHead returns at most the first sniff.HeadSize bytes of a file under
+// audioDir, as a caller peeking an upload would.
+func mustReadHead(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b := mustReadFile(tb, name)
+	if len(b) > sniff.HeadSize {
+		b = b[:sniff.HeadSize]
+	}
+	return b
+}
+
+// TestTestdata_EveryFileHasCase keeps realFiles and badFiles in step with
+// what make.sh writes.
+func TestTestdata_EveryFileHasCase(t *testing.T) {
+	listed := map[string]bool{}
+	for _, f := range realFiles {
+		listed[f.name] = true
+	}
+	for _, f := range badFiles {
+		listed[filepath.Join("bad", f.name)] = true
+	}
+	for _, dir := range []string{".", "bad"} {
+		entries, err := os.ReadDir(filepath.Join(audioDir, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			name := filepath.Join(dir, e.Name())
+			if e.IsDir() || name == "make.sh" {
+				continue
+			}
+			if !listed[name] {
+				t.Errorf("%s has no test case", name)
+			}
+			delete(listed, name)
+		}
+	}
+	for name := range listed {
+		t.Errorf("%s is missing: run testdata/audio/make.sh", name)
+	}
+}
+
+func TestDetect(t *testing.T) {
+	t.Run("RealFiles", func(t *testing.T) {
+		for _, tt := range realFiles {
+			t.Run(tt.name, func(t *testing.T) {
+				if got, want := sniff.Detect(mustReadHead(t, tt.name)), tt.want; got != want {
+					t.Fatalf("Detect=%q, want %q", got, want)
+				}
+			})
+		}
+	})
+
+	t.Run("MalformedFilesMatchNothing", func(t *testing.T) {
+		for _, tt := range badFiles {
+			t.Run(tt.name, func(t *testing.T) {
+				if got := sniff.Detect(mustReadHead(t, filepath.Join("bad", tt.name))); got != "" {
+					t.Fatalf("Detect=%q, want \"\"", got)
+				}
+			})
+		}
+	})
+
+	t.Run("ID3BeforeADTSIsAAC", func(t *testing.T) {
+		// The 20-byte ID3v2 tag ffmpeg wrote in front of tone.mp3, then tone.aac.
+		mp3 := mustReadFile(t, "tone.mp3")
+		if got, want := mp3[20], byte(0xFF); got != want {
+			t.Fatalf("tone.mp3[20]=%#x, want %#x (frame after a 20-byte tag)", got, want)
+		}
+		head := append(append([]byte{}, mp3[:20]...), mustReadFile(t, "tone.aac")...)
+		if got, want := sniff.Detect(head), sniff.AAC; got != want {
+			t.Fatalf("Detect=%q, want %q", got, want)
+		}
+	})
+
+	t.Run("ID3TagLongerThanHeadIsMP3", func(t *testing.T) {
+		// A tag of 0x7F<<7 = 16256 bytes: the ADTS header after it lies beyond HeadSize.
+		head := []byte("ID3\x04\x00\x00\x00\x00\x7f\x00")
+		head = append(head, make([]byte, 16256)...)
+		head = append(head, mustReadFile(t, "tone.aac")...)
+		if got, want := sniff.Detect(head), sniff.MP3; got != want {
+			t.Fatalf("Detect=%q, want %q", got, want)
+		}
+	})
+
+	t.Run("Headers", func(t *testing.T) {
+		for _, tt := range []struct {
+			name string
+			head string
+			want string
+		}{
+			{"EmptyIsNothing", "", ""},
+			{"RIFFWithoutWAVEIsNothing", "RIFF\x00\x00\x00\x00AVI ", ""},
+			{"RIFFWAVEIsWAV", "RIFF\x00\x00\x00\x00WAVE", sniff.WAV},
+			{"ShortRIFFIsNothing", "RIFF\x00\x00\x00\x00WAV", ""},
+			{"FtypIsMP4", "\x00\x00\x00\x18ftypisom", sniff.MP4},
+			{"OggSIsOGG", "OggS\x00", sniff.OGG},
+			{"EBMLIsWebM", "\x1a\x45\xdf\xa3", sniff.WebM},
+			{"ID3v2IsMP3", "ID3\x03\x00\x00\x00\x00\x00\x00", sniff.MP3},
+			{"ShortID3IsNothing", "ID3\x03", ""},
+			{"ID3BadSizeIsNothing", "ID3\x03\x00\x00\x80\x00\x00\x00", ""},
+			{"MPEG1Layer3IsMP3", "\xff\xfb\x90\x00", sniff.MP3},
+			{"MPEG2Layer3IsMP3", "\xff\xf3\x48\xc4", sniff.MP3},
+			{"MPEG25Layer3IsMP3", "\xff\xe3\x18\xc4", sniff.MP3},
+			{"MPEG1Layer2IsMP3", "\xff\xfd\x90\x00", sniff.MP3},
+			{"MPEGReservedVersionIsNothing", "\xff\xeb\x90\x00", ""},
+			{"MPEGBadBitrateIsNothing", "\xff\xfb\xf0\x00", ""},
+			{"MPEGReservedRateIsNothing", "\xff\xfb\x9c\x00", ""},
+			{"ADTSMPEG4IsAAC", "\xff\xf1\x60\x40", sniff.AAC},
+			{"ADTSMPEG2IsAAC", "\xff\xf9\x60\x40", sniff.AAC},
+			{"ADTSReservedRateIsNothing", "\xff\xf1\x78\x40", ""},
+			{"MPEG25Layer0IsNothing", "\xff\xe1\x60\x40", ""},
+			{"FrameSyncAloneIsNothing", "\xff\xfb", ""},
+			{"PNGIsNothing", "\x89PNG\r\n\x1a\n", ""},
+			{"TextIsNothing", "hello, world", ""},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				if got, want := sniff.Detect([]byte(tt.head)), tt.want; got != want {
+					t.Fatalf("Detect(%q)=%q, want %q", tt.head, got, want)
+				}
+			})
+		}
+	})
+}
+
+func TestCanonical(t *testing.T) {
+	for _, tt := range []struct {
+		declared string
+		want     string
+		generic  bool
+		ok       bool
+	}{
+		{"", "", true, true},
+		{"   ", "", true, true},
+		{"application/octet-stream", "", true, true},
+		{"Application/Octet-Stream; name=x", "", true, true},
+		{"binary/octet-stream", "", true, true},
+
+		{"audio/wav", sniff.WAV, false, true},
+		{"audio/WAV; codecs=1", sniff.WAV, false, true},
+		{" audio/wave ", sniff.WAV, false, true},
+		{"audio/x-wav", sniff.WAV, false, true},
+		{"audio/vnd.wave", sniff.WAV, false, true},
+		{"audio/vnd.wave; codec=1", sniff.WAV, false, true},
+		{"audio/x-pn-wav", sniff.WAV, false, true},
+
+		{"audio/mpeg", sniff.MP3, false, true},
+		{"audio/mp3", sniff.MP3, false, true},
+		{"audio/x-mp3", sniff.MP3, false, true},
+		{"audio/mpeg3", sniff.MP3, false, true},
+		{"audio/x-mpeg3", sniff.MP3, false, true},
+		{"audio/x-mpeg", sniff.MP3, false, true},
+		{"audio/mpa", sniff.MP3, false, true},
+		{"audio/mpg", sniff.MP3, false, true},
+
+		{"audio/mp4", sniff.MP4, false, true},
+		{"audio/x-m4a", sniff.MP4, false, true},
+		{"audio/m4a", sniff.MP4, false, true},
+		{"audio/x-mp4", sniff.MP4, false, true},
+		{"video/mp4", sniff.MP4, false, true},
+		{`audio/mp4; codecs="mp4a.40.2"`, sniff.MP4, false, true},
+
+		{"audio/aac", sniff.AAC, false, true},
+		{"audio/aacp", sniff.AAC, false, true},
+		{"audio/x-aac", sniff.AAC, false, true},
+		{"audio/x-hx-aac-adts", sniff.AAC, false, true},
+
+		{"audio/ogg", sniff.OGG, false, true},
+		{"audio/ogg; codecs=opus", sniff.OGG, false, true},
+		{"application/ogg", sniff.OGG, false, true},
+		{"audio/x-ogg", sniff.OGG, false, true},
+		{"video/ogg", sniff.OGG, false, true},
+		{"audio/vorbis", sniff.OGG, false, true},
+		{"audio/opus", sniff.OGG, false, true},
+		{"audio/x-vorbis+ogg", sniff.OGG, false, true},
+		{"audio/x-opus+ogg", sniff.OGG, false, true},
+
+		{"audio/webm", sniff.WebM, false, true},
+		{"video/webm", sniff.WebM, false, true},
+		{"video/webm;codecs=opus", sniff.WebM, false, true},
+		{"audio/x-webm", sniff.WebM, false, true},
+
+		// Malformed parameters are ignored, a malformed type is not accepted.
+		{"audio/wav; =broken", sniff.WAV, false, true},
+		{"audio/", "", false, false},
+		{"/wav", "", false, false},
+		{"audio wav", "", false, false},
+
+		// Not accepted.
+		{"text/plain", "", false, false},
+		{"image/png", "", false, false},
+		{"audio/flac", "", false, false},
+		{"audio/mp4a-latm", "", false, false},
+		{"audio/x-matroska", "", false, false},
+		{"video/x-matroska", "", false, false},
+		{"audio/*", "", false, false},
+		{"multipart/form-data; boundary=x", "", false, false},
+	} {
+		t.Run(tt.declared, func(t *testing.T) {
+			got, generic, ok := sniff.Canonical(tt.declared)
+			if got != tt.want || generic != tt.generic || ok != tt.ok {
+				t.Fatalf("Canonical(%q)=(%q, %v, %v), want (%q, %v, %v)",
+					tt.declared, got, generic, ok, tt.want, tt.generic, tt.ok)
+			}
+		})
+	}
+}
+
+func TestResolve(t *testing.T) {
+	t.Run("GenericTakesSniffedType", func(t *testing.T) {
+		for _, declared := range []string{"", "application/octet-stream"} {
+			for _, tt := range realFiles {
+				got, err := sniff.Resolve(declared, mustReadHead(t, tt.name))
+				if err != nil {
+					t.Fatalf("Resolve(%q, %s): %v", declared, tt.name, err)
+				}
+				if want := tt.want; got != want {
+					t.Fatalf("Resolve(%q, %s)=%q, want %q", declared, tt.name, got, want)
+				}
+			}
+		}
+	})
+
+	t.Run("GenericMalformedIsErrUnsupported", func(t *testing.T) {
+		for _, tt := range badFiles {
+			if _, err := sniff.Resolve("", mustReadHead(t, filepath.Join("bad", tt.name))); !errors.Is(err, sniff.ErrUnsupported) {
+				t.Fatalf("Resolve(\"\", %s) err=%v, want ErrUnsupported", tt.name, err)
+			}
+		}
+	})
+
+	t.Run("DeclaredMalformedIsErrMismatch", func(t *testing.T) {
+		for _, tt := range badFiles {
+			if _, err := sniff.Resolve(tt.declared, mustReadHead(t, filepath.Join("bad", tt.name))); !errors.Is(err, sniff.ErrMismatch) {
+				t.Fatalf("Resolve(%q, %s) err=%v, want ErrMismatch", tt.declared, tt.name, err)
+			}
+		}
+	})
+
+	for _, tt := range []struct {
+		name     string
+		declared string
+		file     string
+		want     string
+		err      error
+	}{
+		{"OK/WAV", "audio/wav", "tone.wav", sniff.WAV, nil},
+		{"OK/WAVAlias", "audio/x-wav", "tone.wav", sniff.WAV, nil},
+		{"OK/MP3", "audio/mpeg", "tone.mp3", sniff.MP3, nil},
+		{"OK/MP3NoID3", "audio/mp3", "tone-noid3.mp3", sniff.MP3, nil},
+		{"OK/M4A", "audio/x-m4a", "tone.m4a", sniff.MP4, nil},
+		{"OK/AAC", "audio/aac", "tone.aac", sniff.AAC, nil},
+		{"OK/OGG", "audio/ogg; codecs=vorbis", "tone.ogg", sniff.OGG, nil},
+		{"OK/WebM", "video/webm;codecs=opus", "tone.webm", sniff.WebM, nil},
+		{"ErrMismatch/MP3DeclaredWAVBytes", "audio/mpeg", "tone.wav", "", sniff.ErrMismatch},
+		{"ErrMismatch/WAVDeclaredMP3Bytes", "audio/wav", "tone.mp3", "", sniff.ErrMismatch},
+		{"ErrMismatch/MP3DeclaredADTSBytes", "audio/mpeg", "tone.aac", "", sniff.ErrMismatch},
+		{"ErrMismatch/AACDeclaredMP3FrameBytes", "audio/aac", "tone-noid3.mp3", "", sniff.ErrMismatch},
+		{"ErrMismatch/AACDeclaredM4ABytes", "audio/aac", "tone.m4a", "", sniff.ErrMismatch},
+		{"ErrMismatch/OpusDeclaredWebMBytes", "audio/opus", "tone.webm", "", sniff.ErrMismatch},
+		{"ErrMismatch/WebMDeclaredOGGBytes", "audio/webm", "tone.ogg", "", sniff.ErrMismatch},
+		{"ErrUnsupported/TextPlain", "text/plain", "tone.wav", "", sniff.ErrUnsupported},
+		{"ErrUnsupported/ImagePNG", "image/png", "bad/png-as-audio.mp3", "", sniff.ErrUnsupported},
+		{"ErrUnsupported/FLAC", "audio/flac", "tone.wav", "", sniff.ErrUnsupported},
+		{"ErrUnsupported/MalformedType", "audio/", "tone.wav", "", sniff.ErrUnsupported},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := sniff.Resolve(tt.declared, mustReadHead(t, tt.file))
+			if !errors.Is(err, tt.err) || (err == nil) != (tt.err == nil) {
+				t.Fatalf("Resolve(%q, %s) err=%v, want %v", tt.declared, tt.file, err, tt.err)
+			}
+			if got != tt.want {
+				t.Fatalf("Resolve(%q, %s)=%q, want %q", tt.declared, tt.file, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestExt(t *testing.T) {
+	for _, tt := range []struct{ mimeType, want string }{
+		{sniff.WAV, "wav"},
+		{sniff.MP3, "mp3"},
+		{sniff.MP4, "m4a"},
+		{sniff.AAC, "aac"},
+		{sniff.OGG, "ogg"},
+		{sniff.WebM, "webm"},
+		{"audio/x-wav", "bin"}, // an alias: canonicalise first
+		{"", "bin"},
+		{"text/plain", "bin"},
+	} {
+		t.Run(tt.want+"/"+tt.mimeType, func(t *testing.T) {
+			if got := sniff.Ext(tt.mimeType); got != tt.want {
+				t.Fatalf("Ext(%q)=%q, want %q", tt.mimeType, got, tt.want)
+			}
+		})
+	}
+}
+
+// bodySize is the dataSize of wavFile that declares the data chunk's real size.
+const bodySize = -1
+
+// wavFile builds a RIFF WAVE file from chunks, given as id and body pairs;
+// bodies other than "data" are padded to an even size. The "data" chunk
+// declares dataSize as its size, or its real size if dataSize is bodySize.
+func wavFile(dataSize int64, chunks ...string) []byte {
+	b := []byte("RIFF\x00\x00\x00\x00WAVE")
+	for i := 0; i+1 < len(chunks); i += 2 {
+		id, body := chunks[i], chunks[i+1]
+		size := uint32(len(body))
+		if id == "data" && dataSize != bodySize {
+			size = uint32(dataSize)
+		}
+		b = append(b, id...)
+		b = binary.LittleEndian.AppendUint32(b, size)
+		b = append(b, body...)
+		if len(body)%2 == 1 && id != "data" {
+			b = append(b, 0)
+		}
+	}
+	binary.LittleEndian.PutUint32(b[4:8], uint32(len(b)-8))
+	return b
+}
+
+// pcmFmt is the body of a "fmt " chunk: format, channels, rate, 16-bit samples.
+func pcmFmt(format uint16, channels uint16, rate uint32) string {
+	b := binary.LittleEndian.AppendUint16(nil, format)
+	b = binary.LittleEndian.AppendUint16(b, channels)
+	b = binary.LittleEndian.AppendUint32(b, rate)
+	b = binary.LittleEndian.AppendUint32(b, rate*uint32(channels)*2)
+	b = binary.LittleEndian.AppendUint16(b, channels*2)
+	b = binary.LittleEndian.AppendUint16(b, 16)
+	return string(b)
+}
+
+// extensibleFmt is the body of a WAVE_FORMAT_EXTENSIBLE "fmt " chunk with the
+// given sub-format code.
+func extensibleFmt(sub uint16, rate uint32) string {
+	b := []byte(pcmFmt(0xFFFE, 1, rate))
+	b = binary.LittleEndian.AppendUint16(b, 22) // cbSize
+	b = binary.LittleEndian.AppendUint16(b, 16) // valid bits
+	b = binary.LittleEndian.AppendUint32(b, 4)  // channel mask
+	b = binary.LittleEndian.AppendUint16(b, sub)
+	b = append(b, "\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"...)
+	return string(b)
+}
+
+func TestWAVDurationMS(t *testing.T) {
+	t.Run("ToneWAVIsOneSecond", func(t *testing.T) {
+		b := mustReadFile(t, "tone.wav")
+		// make.sh asks sox for 1 s at 16 kHz, 16-bit mono: 32000 data bytes.
+		if got, want := len(b), 44+32000; got != want {
+			t.Fatalf("len(tone.wav)=%d, want %d", got, want)
+		}
+		ms, ok := sniff.WAVDurationMS(mustReadHead(t, "tone.wav"), int64(len(b)))
+		if !ok {
+			t.Fatal("ok=false")
+		}
+		if got, want := ms, int64(1000); got != want {
+			t.Fatalf("ms=%d, want %d", got, want)
+		}
+	})
+
+	t.Run("NotWAV", func(t *testing.T) {
+		for _, tt := range realFiles[1:] {
+			b := mustReadHead(t, tt.name)
+			if ms, ok := sniff.WAVDurationMS(b, int64(len(b))); ok || ms != 0 {
+				t.Fatalf("WAVDurationMS(%s)=(%d, %v), want (0, false)", tt.name, ms, ok)
+			}
+		}
+		for _, tt := range badFiles {
+			b := mustReadHead(t, filepath.Join("bad", tt.name))
+			if ms, ok := sniff.WAVDurationMS(b, int64(len(b))); ok || ms != 0 {
+				t.Fatalf("WAVDurationMS(%s)=(%d, %v), want (0, false)", tt.name, ms, ok)
+			}
+		}
+	})
+
+	pcm := pcmFmt(1, 1, 16000) // 32000 bytes a second
+	second := strings.Repeat("\x00", 32000)
+	for _, tt := range []struct {
+		name  string
+		file  []byte
+		total int64 // 0: len(file)
+		ms    int64
+		ok    bool
+	}{
+		{"OK/Plain", wavFile(bodySize, "fmt ", pcm, "data", second), 0, 1000, true},
+		{"OK/Stereo48k", wavFile(bodySize, "fmt ", pcmFmt(1, 2, 48000), "data", strings.Repeat("\x00", 192000/4)), 0, 250, true},
+		{"OK/RoundsDown", wavFile(bodySize, "fmt ", pcm, "data", second[:31999]), 0, 999, true},
+		{"OK/ChunksBeforeFmtAndData", wavFile(bodySize, "LIST", "odd", "fmt ", pcm, "bext", strings.Repeat("b", 602), "data", second), 0, 1000, true},
+		{"OK/ChunkAfterDataNotCounted", wavFile(bodySize, "fmt ", pcm, "data", second, "LIST", strings.Repeat("x", 3200)), 0, 1000, true},
+		{"OK/StreamedSizeZero", wavFile(0, "fmt ", pcm, "data", second[:16000]), 44 + 32000, 1000, true},
+		{"OK/StreamedSizeMax", wavFile(0xFFFFFFFF, "fmt ", pcm, "data", second), 0, 1000, true},
+		{"OK/TruncatedFile", wavFile(32000, "fmt ", pcm, "data", second[:16000]), 0, 500, true},
+		{"OK/NoData", wavFile(bodySize, "fmt ", pcm, "data", ""), 0, 0, true},
+		{"OK/Float", wavFile(bodySize, "fmt ", pcmFmt(3, 1, 8000), "data", second[:16000]), 0, 1000, true},
+		{"OK/Extensible", wavFile(bodySize, "fmt ", extensibleFmt(1, 16000), "data", second), 0, 1000, true},
+		{"OK/HugeTotalSize", wavFile(0xFFFFFFFF, "fmt ", pcm, "data", ""), 44 + 32000*1000, 1000 * 1000, true},
+		{"NotOK/ExtensibleCompressed", wavFile(bodySize, "fmt ", extensibleFmt(0x55, 16000), "data", second), 0, 0, false},
+		{"NotOK/CompressedFormat", wavFile(bodySize, "fmt ", pcmFmt(0x55, 1, 16000), "data", second), 0, 0, false},
+		{"NotOK/ZeroByteRate", wavFile(bodySize, "fmt ", pcmFmt(1, 1, 0), "data", second), 0, 0, false},
+		{"NotOK/ShortFmt", wavFile(bodySize, "fmt ", pcm[:14], "data", second), 0, 0, false},
+		{"NotOK/DataBeforeFmt", wavFile(bodySize, "data", second, "fmt ", pcm), 0, 0, false},
+		{"NotOK/NoFmt", wavFile(bodySize, "data", second), 0, 0, false},
+		{"NotOK/NoDataInHead", wavFile(bodySize, "fmt ", pcm), 0, 0, false},
+		{"NotOK/TotalEndsBeforeData", wavFile(bodySize, "fmt ", pcm, "data", second), 40, 0, false},
+		{"NotOK/NegativeTotal", wavFile(bodySize, "fmt ", pcm, "data", second), -1, 0, false},
+		{"NotOK/OverflowingTotal", wavFile(bodySize, "fmt ", pcmFmt(1, 1, 1), "data", ""), 1 << 62, 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			total := tt.total
+			if total == 0 {
+				total = int64(len(tt.file))
+			}
+			head := tt.file
+			if len(head) > sniff.HeadSize {
+				head = head[:sniff.HeadSize]
+			}
+			ms, ok := sniff.WAVDurationMS(head, total)
+			if ms != tt.ms || ok != tt.ok {
+				t.Fatalf("WAVDurationMS=(%d, %v), want (%d, %v)", ms, ok, tt.ms, tt.ok)
+			}
+		})
+	}
+}
+
+func ExampleResolve() {
+	wav := []byte("RIFF\x24\x00\x00\x00WAVEfmt ")
+	for _, declared := range []string{"", "audio/x-wav", "audio/mpeg", "text/plain"} {
+		mimeType, err := sniff.Resolve(declared, wav)
+		fmt.Printf("%q: %q %v\n", declared, mimeType, err)
+	}
+	// Output:
+	// "": "audio/wav" <nil>
+	// "audio/x-wav": "audio/wav" <nil>
+	// "audio/mpeg": "" sniff: bytes do not match the declared type
+	// "text/plain": "" sniff: type not accepted
+}
