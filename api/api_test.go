@@ -1,0 +1,741 @@
+package api_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"tyst/api"
+	"tyst/store"
+)
+
+// syncBuffer is a log sink that tests can read while the server writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+type testServer struct {
+	*httptest.Server
+	db  *store.DB
+	dir string
+	log *syncBuffer
+}
+
+type serverOption func(*store.Options, *api.Config)
+
+func withMaxUpload(n int64) serverOption {
+	return func(_ *store.Options, c *api.Config) { c.MaxUploadBytes = n }
+}
+
+func withDiskFull() serverOption {
+	return func(o *store.Options, _ *api.Config) {
+		o.WrapBlobWriter = func(io.Writer) io.Writer { return fullDisk{} }
+	}
+}
+
+type fullDisk struct{}
+
+func (fullDisk) Write([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "write", Path: "/data/blobs/tmp/up-1.tmp", Err: syscall.ENOSPC}
+}
+
+// mustServe runs the API over a real store in a temp dir on loopback.
+func mustServe(tb testing.TB, opts ...serverOption) *testServer {
+	tb.Helper()
+	keys, err := store.NewKeyring(store.GenerateKey())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	dir := tb.TempDir()
+	sopts := store.Options{Keys: keys, Logger: logger}
+	cfg := api.Config{Logger: logger, Version: "test"}
+	for _, o := range opts {
+		o(&sopts, &cfg)
+	}
+	db, err := store.Open(dir, sopts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.Records = db
+	srv := httptest.NewServer(api.New(cfg))
+	tb.Cleanup(func() {
+		srv.Close()
+		db.Close()
+	})
+	return &testServer{Server: srv, db: db, dir: dir, log: logs}
+}
+
+// do sends a request and returns the response with its body read.
+func (ts *testServer) do(tb testing.TB, method, path, contentType string, body io.Reader, hdr ...string) (*http.Response, []byte) {
+	tb.Helper()
+	req, err := http.NewRequest(method, ts.URL+path, body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return resp, b
+}
+
+func (ts *testServer) postJSON(tb testing.TB, path, body string) (*http.Response, []byte) {
+	tb.Helper()
+	return ts.do(tb, "POST", path, "application/json", strings.NewReader(body))
+}
+
+func (ts *testServer) mustCreate(tb testing.TB, title string) uint64 {
+	tb.Helper()
+	resp, body := ts.postJSON(tb, "/api/v1/record", fmt.Sprintf(`{"title":%q,"language":"sv"}`, title))
+	if resp.StatusCode != http.StatusCreated {
+		tb.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	var out struct {
+		TranscriptID uint64 `json:"transcript_id"`
+	}
+	mustUnmarshal(tb, body, &out)
+	return out.TranscriptID
+}
+
+// multipartBody builds an upload with one file part.
+func multipartBody(tb testing.TB, field, filename, partType string, data []byte) (string, *bytes.Buffer) {
+	tb.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, field, filename))
+	if partType != "" {
+		h.Set("Content-Type", partType)
+	}
+	pw, err := mw.CreatePart(h)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pw.Write(data)
+	mw.Close()
+	return mw.FormDataContentType(), &buf
+}
+
+func (ts *testServer) upload(tb testing.TB, id uint64, partType string, data []byte, hdr ...string) (*http.Response, []byte) {
+	tb.Helper()
+	ct, body := multipartBody(tb, "file", "interview.wav", partType, data)
+	return ts.do(tb, "POST", fmt.Sprintf("/api/v1/record/%d/audio", id), ct, body, hdr...)
+}
+
+func mustUnmarshal(tb testing.TB, b []byte, v any) {
+	tb.Helper()
+	if err := json.Unmarshal(b, v); err != nil {
+		tb.Fatalf("bad JSON %q: %v", b, err)
+	}
+}
+
+func mustRead(tb testing.TB, path string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+type apiErr struct {
+	Error struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		RequestID string `json:"request_id"`
+	} `json:"error"`
+}
+
+// wantError checks status, code and that the request id is in body and header.
+func wantError(tb testing.TB, resp *http.Response, body []byte, status int, code string) {
+	tb.Helper()
+	if resp.StatusCode != status {
+		tb.Fatalf("status=%d, want %d (%s)", resp.StatusCode, status, body)
+	}
+	var e apiErr
+	mustUnmarshal(tb, body, &e)
+	if e.Error.Code != code {
+		tb.Fatalf("code=%q, want %q (%s)", e.Error.Code, code, body)
+	}
+	if e.Error.Message == "" || e.Error.RequestID == "" || e.Error.RequestID != resp.Header.Get("X-Request-ID") {
+		tb.Fatalf("error body %s, header request id %q", body, resp.Header.Get("X-Request-ID"))
+	}
+}
+
+// snapshot is what bad input must not change: records, audit events and
+// every file under the data directory with its size.
+func (ts *testServer) snapshot(tb testing.TB) string {
+	tb.Helper()
+	recs, _, err := ts.db.Records(tb.Context(), 0, store.MaxPageSize)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	events, err := ts.db.AuditEvents(tb.Context(), 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var sb strings.Builder
+	for _, r := range recs {
+		fmt.Fprintf(&sb, "record %d status %s\n", r.ID, r.Status)
+	}
+	fmt.Fprintf(&sb, "events %d\n", len(events))
+	filepath.WalkDir(ts.dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() != "tyst.db" {
+			fmt.Fprintf(&sb, "file %s\n", p)
+		}
+		return nil
+	})
+	return sb.String()
+}
+
+const audioDir = "../testdata/audio/"
+
+func TestRecordCreateAndRead(t *testing.T) {
+	ts := mustServe(t)
+	resp, body := ts.postJSON(t, "/api/v1/record", `{"title":"Intervju med källan","sensitivity":"sensitive","language":"sv"}`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("status=%d %s", resp.StatusCode, body)
+	}
+	var created struct {
+		ProjectID    uint64 `json:"project_id"`
+		TranscriptID uint64 `json:"transcript_id"`
+		Title        string `json:"title"`
+		CreatedAt    string `json:"created_at"`
+	}
+	mustUnmarshal(t, body, &created)
+	if created.ProjectID == 0 || created.TranscriptID == 0 || created.Title != "Intervju med källan" {
+		t.Fatalf("created=%+v", created)
+	}
+	if _, err := time.Parse(time.RFC3339, created.CreatedAt); err != nil {
+		t.Fatalf("created_at=%q: %v", created.CreatedAt, err)
+	}
+	if got, want := resp.Header.Get("Location"), fmt.Sprintf("/api/v1/record/%d", created.TranscriptID); got != want {
+		t.Fatalf("Location=%q, want %q", got, want)
+	}
+
+	// A second record into the same project.
+	resp, body = ts.postJSON(t, "/api/v1/record", fmt.Sprintf(`{"project_id":%d,"title":"Andra"}`, created.ProjectID))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("status=%d %s", resp.StatusCode, body)
+	}
+
+	resp, body = ts.do(t, "GET", fmt.Sprintf("/api/v1/record/%d", created.TranscriptID), "", nil)
+	var rec map[string]any
+	mustUnmarshal(t, body, &rec)
+	if resp.StatusCode != 200 || rec["title"] != "Intervju med källan" || rec["sensitivity"] != "sensitive" ||
+		rec["language"] != "sv" || rec["status"] != "new" || rec["audio"] != nil || rec["expires_at"] == nil {
+		t.Fatalf("record=%s", body)
+	}
+
+	_, body = ts.do(t, "GET", "/api/v1/projects", "", nil)
+	var projects struct {
+		Projects []struct {
+			ProjectID uint64 `json:"project_id"`
+			Name      string `json:"name"`
+			Records   int    `json:"records"`
+		} `json:"projects"`
+	}
+	mustUnmarshal(t, body, &projects)
+	if len(projects.Projects) != 1 || projects.Projects[0].Records != 2 || !strings.HasPrefix(projects.Projects[0].Name, "Untitled – ") {
+		t.Fatalf("projects=%s", body)
+	}
+}
+
+func TestRecordList_Pagination(t *testing.T) {
+	ts := mustServe(t)
+	for i := range 5 {
+		ts.mustCreate(t, fmt.Sprintf("r%d", i))
+	}
+	var titles []string
+	path := "/api/v1/records?limit=2"
+	for range 10 {
+		resp, body := ts.do(t, "GET", path, "", nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status=%d %s", resp.StatusCode, body)
+		}
+		var page struct {
+			Records []struct {
+				Title string `json:"title"`
+			} `json:"records"`
+			NextCursor string `json:"next_cursor"`
+		}
+		mustUnmarshal(t, body, &page)
+		for _, r := range page.Records {
+			titles = append(titles, r.Title)
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		path = "/api/v1/records?limit=2&cursor=" + page.NextCursor
+	}
+	if got, want := strings.Join(titles, ","), "r4,r3,r2,r1,r0"; got != want {
+		t.Fatalf("titles=%s, want %s", got, want)
+	}
+}
+
+// TestAudio_EveryFormat uploads each accepted format and reads it back whole.
+func TestAudio_EveryFormat(t *testing.T) {
+	ts := mustServe(t)
+	for _, c := range []struct{ file, declared, want string }{
+		{"tone.wav", "audio/x-wav", "audio/wav"},
+		{"tone.mp3", "audio/mp3", "audio/mpeg"},
+		{"tone-noid3.mp3", "", "audio/mpeg"},
+		{"tone.m4a", "audio/x-m4a", "audio/mp4"},
+		{"tone.aac", "application/octet-stream", "audio/aac"},
+		{"tone.ogg", "audio/ogg", "audio/ogg"},
+		{"tone.webm", "video/webm", "audio/webm"},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			data := mustRead(t, audioDir+c.file)
+			id := ts.mustCreate(t, c.file)
+			resp, body := ts.upload(t, id, c.declared, data)
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("status=%d %s", resp.StatusCode, body)
+			}
+			var up struct {
+				Status    string `json:"status"`
+				FileID    uint64 `json:"file_id"`
+				SHA256    string `json:"sha256"`
+				SizeBytes int64  `json:"size_bytes"`
+				MIMEType  string `json:"mime_type"`
+			}
+			mustUnmarshal(t, body, &up)
+			sum := sha256.Sum256(data)
+			if up.Status != "ok" || up.FileID == 0 || up.SHA256 != hex.EncodeToString(sum[:]) || up.SizeBytes != int64(len(data)) || up.MIMEType != c.want {
+				t.Fatalf("upload=%s", body)
+			}
+			resp, got := ts.do(t, "GET", fmt.Sprintf("/api/v1/record/%d/audio", id), "", nil)
+			if resp.StatusCode != 200 || !bytes.Equal(got, data) || resp.Header.Get("Content-Type") != c.want {
+				t.Fatalf("GET audio: status=%d type=%q equal=%v", resp.StatusCode, resp.Header.Get("Content-Type"), bytes.Equal(got, data))
+			}
+		})
+	}
+}
+
+// bigWAV returns a WAV of n data bytes: large enough for several chunks of
+// the stream format.
+func bigWAV(n int) []byte {
+	b := make([]byte, 44+n)
+	copy(b, "RIFF")
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+n))
+	copy(b[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(b[16:], 16)
+	binary.LittleEndian.PutUint16(b[20:], 1)
+	binary.LittleEndian.PutUint16(b[22:], 1)
+	binary.LittleEndian.PutUint32(b[24:], 16000)
+	binary.LittleEndian.PutUint32(b[28:], 32000)
+	binary.LittleEndian.PutUint16(b[32:], 2)
+	binary.LittleEndian.PutUint16(b[34:], 16)
+	copy(b[36:], "data")
+	binary.LittleEndian.PutUint32(b[40:], uint32(n))
+	for i := 44; i < len(b); i++ {
+		b[i] = byte(i*7 + i>>11)
+	}
+	return b
+}
+
+// TestAudio_Range shows that a player can seek: byte ranges anywhere,
+// across the chunks of the stream format, come back exactly.
+func TestAudio_Range(t *testing.T) {
+	ts := mustServe(t)
+	data := bigWAV(3<<20 + 1234)
+	id := ts.mustCreate(t, "range")
+	if resp, body := ts.upload(t, id, "audio/wav", data); resp.StatusCode != 201 {
+		t.Fatalf("upload: %d %s", resp.StatusCode, body)
+	}
+	var rec struct {
+		Audio struct {
+			DurationMS int64 `json:"duration_ms"`
+		} `json:"audio"`
+	}
+	_, body := ts.do(t, "GET", fmt.Sprintf("/api/v1/record/%d", id), "", nil)
+	mustUnmarshal(t, body, &rec)
+	if got, want := rec.Audio.DurationMS, int64((3<<20+1234)/32); got != want {
+		t.Fatalf("duration_ms=%d, want %d", got, want)
+	}
+	path := fmt.Sprintf("/api/v1/record/%d/audio", id)
+	n := len(data)
+	for _, c := range []struct {
+		rng        string
+		start, end int // inclusive
+	}{
+		{"bytes=0-99", 0, 99},
+		{"bytes=1048570-1048590", 1048570, 1048590}, // across a chunk border
+		{"bytes=2097152-", 2097152, n - 1},
+		{"bytes=-10", n - 10, n - 1},
+		{fmt.Sprintf("bytes=%d-%d", n-1, n+100), n - 1, n - 1},
+	} {
+		resp, got := ts.do(t, "GET", path, "", nil, "Range", c.rng)
+		if resp.StatusCode != http.StatusPartialContent {
+			t.Fatalf("%s: status=%d", c.rng, resp.StatusCode)
+		}
+		if want := fmt.Sprintf("bytes %d-%d/%d", c.start, c.end, n); resp.Header.Get("Content-Range") != want {
+			t.Fatalf("%s: Content-Range=%q, want %q", c.rng, resp.Header.Get("Content-Range"), want)
+		}
+		if !bytes.Equal(got, data[c.start:c.end+1]) {
+			t.Fatalf("%s: bytes differ", c.rng)
+		}
+	}
+	resp, _ := ts.do(t, "GET", path, "", nil, "Range", fmt.Sprintf("bytes=%d-", n+5))
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+		t.Fatalf("range past the end: status=%d, want 416", resp.StatusCode)
+	}
+	resp, got := ts.do(t, "GET", path, "", nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Accept-Ranges") != "bytes" || !bytes.Equal(got, data) {
+		t.Fatalf("full GET: status=%d accept-ranges=%q equal=%v", resp.StatusCode, resp.Header.Get("Accept-Ranges"), bytes.Equal(got, data))
+	}
+	events, _ := ts.db.AuditEvents(t.Context(), id)
+	accessed := 0
+	for _, ev := range events {
+		if ev.Action == store.ActionAudioAccessed {
+			accessed++
+		}
+	}
+	if accessed != 7 {
+		t.Fatalf("%d audio_accessed events, want one per GET (7)", accessed)
+	}
+}
+
+// badCase is one bad request and the error it must get.
+type badCase struct {
+	name, method, path, ct string
+	body                   []byte
+	status                 int
+	code                   string
+}
+
+// TestBadInput sends every kind of bad input: each gets a clear 4xx JSON
+// error and changes nothing.
+func TestBadInput(t *testing.T) {
+	ts := mustServe(t, withMaxUpload(16<<10))
+	wav := mustRead(t, audioDir+"tone.wav") // 32 KB: over this server's 16 KiB limit
+	small := wav[:8000]
+	id := ts.mustCreate(t, "target")
+	full := ts.mustCreate(t, "has audio")
+	if resp, body := ts.upload(t, full, "audio/wav", mustRead(t, audioDir+"tone.ogg")[:0:0]); resp.StatusCode != 400 {
+		t.Fatalf("0-byte: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := ts.upload(t, full, "", mustRead(t, audioDir+"tone.ogg")); resp.StatusCode != 201 {
+		t.Fatalf("setup upload: %d %s", resp.StatusCode, body)
+	}
+	recPath := fmt.Sprintf("/api/v1/record/%d", id)
+	audioPath := recPath + "/audio"
+	ctOK, bodyOK := multipartBody(t, "file", "a.wav", "audio/wav", small)
+	okBytes := bodyOK.Bytes()
+	ctOther, otherField := multipartBody(t, "document", "a.wav", "audio/wav", small)
+	longTitle := strings.Repeat("ä", 10_000)
+
+	cases := []badCase{
+		{"CreateEmptyBody", "POST", "/api/v1/record", "application/json", nil, 400, "validation_error"},
+		{"CreateNotJSON", "POST", "/api/v1/record", "application/json", []byte("{title:"), 400, "validation_error"},
+		{"CreateTrailing", "POST", "/api/v1/record", "application/json", []byte(`{"title":"a"} {}`), 400, "validation_error"},
+		{"CreateUnknownField", "POST", "/api/v1/record", "application/json", []byte(`{"title":"a","source_name":"x"}`), 400, "validation_error"},
+		{"CreateWrongType", "POST", "/api/v1/record", "application/json", []byte(`{"title":5}`), 400, "validation_error"},
+		{"CreateNoTitle", "POST", "/api/v1/record", "application/json", []byte(`{"language":"sv"}`), 400, "validation_error"},
+		{"CreateLongTitle", "POST", "/api/v1/record", "application/json", []byte(`{"title":"` + longTitle + `"}`), 400, "validation_error"},
+		{"CreateBadSensitivity", "POST", "/api/v1/record", "application/json", []byte(`{"title":"a","sensitivity":"top"}`), 400, "validation_error"},
+		{"CreateBadLanguage", "POST", "/api/v1/record", "application/json", []byte(`{"title":"a","language":"<script>"}`), 400, "validation_error"},
+		{"CreateProjectZero", "POST", "/api/v1/record", "application/json", []byte(`{"title":"a","project_id":0}`), 400, "validation_error"},
+		{"CreateProjectNegative", "POST", "/api/v1/record", "application/json", []byte(`{"title":"a","project_id":-1}`), 400, "validation_error"},
+		{"CreateProjectUnknown", "POST", "/api/v1/record", "application/json", []byte(`{"title":"a","project_id":999}`), 404, "not_found"},
+		{"CreateFormEncoded", "POST", "/api/v1/record", "application/x-www-form-urlencoded", []byte(`title=a`), 415, "unsupported_media_type"},
+		{"CreateHugeBody", "POST", "/api/v1/record", "application/json", []byte(`{"title":"` + strings.Repeat("a", 2<<20) + `"}`), 413, "payload_too_large"},
+		{"IDLetters", "GET", "/api/v1/record/abc", "", nil, 400, "validation_error"},
+		{"IDLeadingZero", "GET", "/api/v1/record/01", "", nil, 400, "validation_error"},
+		{"IDZero", "GET", "/api/v1/record/0", "", nil, 400, "validation_error"},
+		{"IDNegative", "GET", "/api/v1/record/-1", "", nil, 400, "validation_error"},
+		{"IDPlus", "GET", "/api/v1/record/+1", "", nil, 400, "validation_error"},
+		{"IDExponent", "GET", "/api/v1/record/1e3", "", nil, 400, "validation_error"},
+		{"IDOverflow", "GET", "/api/v1/record/18446744073709551616", "", nil, 400, "validation_error"},
+		{"IDUnknown", "GET", "/api/v1/record/18446744073709551615", "", nil, 404, "not_found"},
+		{"ListBadLimit", "GET", "/api/v1/records?limit=1000", "", nil, 400, "validation_error"},
+		{"ListBadCursor", "GET", "/api/v1/records?cursor=x", "", nil, 400, "validation_error"},
+		{"UploadEmptyBody", "POST", audioPath, "multipart/form-data; boundary=xyz", nil, 400, "validation_error"},
+		{"UploadNoBoundary", "POST", audioPath, "multipart/form-data", okBytes, 400, "validation_error"},
+		{"UploadNotMultipart", "POST", audioPath, "audio/wav", small, 415, "unsupported_media_type"},
+		{"UploadNoFileField", "POST", audioPath, ctOther, otherField.Bytes(), 400, "validation_error"},
+		{"UploadTruncated", "POST", audioPath, ctOK, okBytes[:len(okBytes)/2], 400, "validation_error"},
+		{"UploadUnknownRecord", "POST", "/api/v1/record/999/audio", ctOK, okBytes, 404, "not_found"},
+		{"UploadBadID", "POST", "/api/v1/record/x/audio", ctOK, okBytes, 400, "validation_error"},
+		{"UploadSecond", "POST", fmt.Sprintf("/api/v1/record/%d/audio", full), ctOK, okBytes, 409, "conflict"},
+		{"AudioNone", "GET", audioPath, "", nil, 404, "not_found"},
+		{"UnknownRoute", "GET", "/api/v1/nothing", "", nil, 404, "not_found"},
+		{"WrongMethod", "DELETE", recPath, "", nil, 404, "not_found"},
+	}
+	for _, name := range []string{"empty.wav", "text.txt", "riff-not-wave.wav", "truncated-header.wav", "png-as-audio.mp3"} {
+		data := mustRead(t, audioDir+"bad/"+name)
+		for _, declared := range []string{"", "audio/wav", "audio/mpeg"} {
+			ct, b := multipartBody(t, "file", name, declared, data)
+			status, code := 415, "unsupported_media_type"
+			if len(data) == 0 {
+				status, code = 400, "validation_error"
+			}
+			cases = append(cases, badCase{"Upload_" + name + "_" + declared, "POST", audioPath, ct, b.Bytes(), status, code})
+		}
+	}
+	ctMismatch, mismatch := multipartBody(t, "file", "a.mp3", "audio/mpeg", small)
+	ctImage, image := multipartBody(t, "file", "a.png", "image/png", small)
+	ctBig, big := multipartBody(t, "file", "a.wav", "audio/wav", wav)
+	cases = append(cases,
+		badCase{"UploadMismatch", "POST", audioPath, ctMismatch, mismatch.Bytes(), 415, "unsupported_media_type"},
+		badCase{"UploadImageType", "POST", audioPath, ctImage, image.Bytes(), 415, "unsupported_media_type"},
+		badCase{"UploadTooLarge", "POST", audioPath, ctBig, big.Bytes(), 413, "payload_too_large"},
+	)
+
+	before := ts.snapshot(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, body := ts.do(t, c.method, c.path, c.ct, bytes.NewReader(c.body))
+			wantError(t, resp, body, c.status, c.code)
+			if after := ts.snapshot(t); after != before {
+				t.Fatalf("bad input changed the store:\nbefore:\n%safter:\n%s", before, after)
+			}
+		})
+	}
+	// The record that received all this is still usable.
+	if resp, body := ts.upload(t, id, "audio/wav", small); resp.StatusCode != 201 {
+		t.Fatalf("good upload after bad ones: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestServerErrors(t *testing.T) {
+	t.Run("DiskFull", func(t *testing.T) {
+		ts := mustServe(t, withDiskFull())
+		id := ts.mustCreate(t, "x")
+		resp, body := ts.upload(t, id, "audio/wav", mustRead(t, audioDir+"tone.wav"))
+		wantError(t, resp, body, 507, "insufficient_storage")
+		if strings.Contains(string(body), "/data") || strings.Contains(ts.log.String(), "/data/blobs") {
+			t.Fatalf("a path leaked: %s\n%s", body, ts.log.String())
+		}
+	})
+	t.Run("CorruptBlob", func(t *testing.T) {
+		ts := mustServe(t)
+		id := ts.mustCreate(t, "x")
+		ts.upload(t, id, "audio/wav", mustRead(t, audioDir+"tone.wav"))
+		var blob string
+		filepath.WalkDir(filepath.Join(ts.dir, "blobs"), func(p string, d fs.DirEntry, err error) error {
+			if strings.HasSuffix(p, ".bin") {
+				blob = p
+			}
+			return nil
+		})
+		b := mustRead(t, blob)
+		b[200] ^= 0x01
+		os.WriteFile(blob, b, 0o600)
+		resp, body := ts.do(t, "GET", fmt.Sprintf("/api/v1/record/%d/audio", id), "", nil)
+		wantError(t, resp, body, 500, "internal_error")
+		var e apiErr
+		mustUnmarshal(t, body, &e)
+		if e.Error.Message != "internal error" {
+			t.Fatalf("500 message shows internals: %q", e.Error.Message)
+		}
+		logs := ts.log.String()
+		if !strings.Contains(logs, "corrupt") || strings.Contains(logs, ts.dir) {
+			t.Fatalf("log should name the cause without a path:\n%s", logs)
+		}
+	})
+	t.Run("DatabaseClosed", func(t *testing.T) {
+		ts := mustServe(t)
+		ts.db.Close()
+		resp, body := ts.do(t, "GET", "/api/v1/records", "", nil)
+		wantError(t, resp, body, 503, "unavailable")
+		resp, body = ts.do(t, "GET", "/readyz", "", nil)
+		wantError(t, resp, body, 503, "unavailable")
+		if resp, _ := ts.do(t, "GET", "/healthz", "", nil); resp.StatusCode != 200 {
+			t.Fatalf("healthz=%d, want 200 (the process lives)", resp.StatusCode)
+		}
+	})
+}
+
+// TestNoRedirects: httprouter's automatic redirects are off, so no request
+// is answered with a Location pointing elsewhere.
+func TestNoRedirects(t *testing.T) {
+	ts := mustServe(t)
+	for _, p := range []string{"//evil.example/", "//evil.example/api/v1/records", "/api/v1/records/", "/API/v1/records", "/api/v1/../v1/records", "/api//v1/records", "/api/v1/record/1/"} {
+		// Write the request line by hand: a client would clean the path or
+		// send a scheme-relative one in absolute form.
+		conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: tyst.test\r\nConnection: close\r\n\r\n", p)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		conn.Close()
+		if resp.StatusCode != 404 || resp.Header.Get("Location") != "" {
+			t.Fatalf("%s: status=%d Location=%q, want 404 without Location", p, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	ts := mustServe(t)
+	for _, p := range []string{"/healthz", "/api/v1/records", "/api/v1/nothing", "/api/v1/record/x"} {
+		resp, _ := ts.do(t, "GET", p, "", nil)
+		for h, want := range map[string]string{
+			"X-Content-Type-Options": "nosniff",
+			"Referrer-Policy":        "no-referrer",
+			"X-Frame-Options":        "DENY",
+		} {
+			if got := resp.Header.Get(h); got != want {
+				t.Fatalf("%s: %s=%q, want %q", p, h, got, want)
+			}
+		}
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Fatalf("%s: CSP=%q", p, csp)
+		}
+		if len(resp.Header.Get("X-Request-ID")) < 16 {
+			t.Fatalf("%s: no request id", p)
+		}
+	}
+}
+
+// TestPrivacyCanaries puts canary strings in every input — title, file
+// name, part headers, User-Agent, forwarding headers, query, path and the
+// audio bytes — then searches all log output and every byte under the data
+// directory. The title may exist only as ciphertext.
+func TestPrivacyCanaries(t *testing.T) {
+	ts := mustServe(t)
+	canaries := map[string]string{
+		"title":    "CANARY-TITLE-b6f1",
+		"filename": "CANARY-FILENAME-93ac",
+		"ua":       "CANARY-UA-11d0",
+		"ip":       "203.0.113.77",
+		"query":    "CANARY-QUERY-58e2",
+		"path":     "CANARY-PATH-4c1d",
+		"audio":    "CANARY-AUDIO-a0e7",
+	}
+	hdr := []string{"User-Agent", "Mozilla/5.0 " + canaries["ua"], "X-Forwarded-For", canaries["ip"], "X-Real-IP", canaries["ip"]}
+
+	resp, body := ts.do(t, "POST", "/api/v1/record?q="+canaries["query"], "application/json",
+		strings.NewReader(fmt.Sprintf(`{"title":"Intervju %s","language":"sv"}`, canaries["title"])), hdr...)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	var created struct {
+		TranscriptID uint64 `json:"transcript_id"`
+	}
+	mustUnmarshal(t, body, &created)
+
+	audio := append(bigWAV(2<<20), []byte(canaries["audio"])...)
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	ph := textproto.MIMEHeader{}
+	ph.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename="%s.wav"`, canaries["filename"]))
+	ph.Set("Content-Type", "audio/wav")
+	pw, _ := mw.CreatePart(ph)
+	pw.Write(audio)
+	mw.WriteField("note", canaries["filename"])
+	mw.Close()
+	resp, body = ts.do(t, "POST", fmt.Sprintf("/api/v1/record/%d/audio?name=%s", created.TranscriptID, canaries["query"]), mw.FormDataContentType(), &buf, hdr...)
+	if resp.StatusCode != 201 {
+		t.Fatalf("upload: %d %s", resp.StatusCode, body)
+	}
+	ts.do(t, "GET", fmt.Sprintf("/api/v1/record/%d/audio", created.TranscriptID), "", nil, hdr...)
+	ts.do(t, "GET", fmt.Sprintf("/api/v1/record/%d", created.TranscriptID), "", nil, hdr...)
+	ts.do(t, "GET", "/api/v1/record/"+canaries["path"], "", nil, hdr...)
+	ts.do(t, "GET", "/api/v1/"+canaries["path"], "", nil, hdr...)
+	ts.do(t, "POST", "/api/v1/record", "application/json", strings.NewReader(`{"title":"`+canaries["title"]+`","x":1}`), hdr...)
+
+	ts.db.Close() // flush everything to disk before reading it
+	logs := ts.log.String()
+	if !strings.Contains(logs, `"route":"/api/v1/record/:id/audio"`) {
+		t.Fatalf("the log has no access lines to search:\n%s", logs)
+	}
+	for what, c := range canaries {
+		if strings.Contains(logs, c) {
+			t.Errorf("log holds the %s canary", what)
+		}
+	}
+	files := 0
+	filepath.WalkDir(ts.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		files++
+		b := mustRead(t, p)
+		for what, c := range canaries {
+			if bytes.Contains(b, []byte(c)) || strings.Contains(p, c) {
+				t.Errorf("%s holds the %s canary", filepath.Base(p), what)
+			}
+		}
+		return nil
+	})
+	if files < 2 {
+		t.Fatalf("searched only %d files", files)
+	}
+	events, _ := json.Marshal(mustAudit(t, ts))
+	for what, c := range canaries {
+		if bytes.Contains(events, []byte(c)) {
+			t.Errorf("audit holds the %s canary", what)
+		}
+	}
+}
+
+func mustAudit(t *testing.T, ts *testServer) []store.AuditEvent {
+	t.Helper()
+	// Reopen read-only through a fresh store to read the audit log.
+	keys, _ := store.NewKeyring(store.GenerateKey())
+	db, err := store.Open(ts.dir, store.Options{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	events, err := db.AuditEvents(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) == 0 {
+		t.Fatal("no audit events")
+	}
+	return events
+}
