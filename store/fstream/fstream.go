@@ -19,6 +19,7 @@ package fstream
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/aes"
 	"crypto/rand"
 	"crypto/sha256"
@@ -181,6 +182,15 @@ func open(line []byte, keys []*fernet.Key) (chunk, error) {
 	// whole number of cipher blocks after the fixed fields.
 	raw := base64.URLEncoding.DecodedLen(len(line))
 	if len(line)%4 != 0 || raw < fernetOverhead+aes.BlockSize {
+		return chunk{}, ErrCorrupt
+	}
+	// fernet-go decodes leniently: it skips "\r" and ignores what follows
+	// padding. Only the canonical line is accepted, so a file has exactly
+	// one valid form and both readers agree on it.
+	if bytes.IndexByte(line, '\r') >= 0 {
+		return chunk{}, ErrCorrupt
+	}
+	if i := bytes.IndexByte(line, '='); i >= 0 && i < len(line)-2 || i == len(line)-2 && line[len(line)-1] != '=' {
 		return chunk{}, ErrCorrupt
 	}
 	plain := fernet.VerifyAndDecrypt(line, 0, keys)

@@ -166,6 +166,10 @@ func TestTamper(t *testing.T) {
 	enc := mustEncrypt(t, key, plain)
 	other := mustEncrypt(t, key, randomBytes(t, 3*fstream.ChunkSize+10))
 	ls, ols := lines(enc), lines(other)
+	padded := mustEncrypt(t, key, nil) // its one token ends in "="
+	if !bytes.HasSuffix(padded, []byte("=\n")) {
+		t.Fatal("test needs a token with padding")
+	}
 	join := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 	cases := map[string][]byte{
@@ -180,6 +184,8 @@ func TestTamper(t *testing.T) {
 		"FlippedBit":   flip(enc, int(fstream.LineSize)+100),
 		"Empty":        {},
 		"LastReplaced": join(ls[0], ls[1], ls[2], ols[3]),
+		"CRLF":         bytes.ReplaceAll(enc, []byte("\n"), []byte("\r\n")),
+		"AfterPadding": bytes.Replace(padded, []byte("=\n"), []byte("=AAAA\n"), 1),
 	}
 	for name, bad := range cases {
 		t.Run(name, func(t *testing.T) {
