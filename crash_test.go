@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"tyst/store"
+)
+
+// buildTyst builds the real binary into a temp dir.
+func buildTyst(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "tyst")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startTyst starts `tyst serve` and returns the process and its base URL.
+func startTyst(t *testing.T, bin, data, key string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data", data)
+	cmd.Env = append(os.Environ(), "PROJECT_FILES_KEY="+key)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "tyst serving" {
+				addr <- line.Addr
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return cmd, "http://" + a
+	case <-time.After(15 * time.Second):
+		t.Fatal("tyst serve did not start")
+	}
+	return nil, ""
+}
+
+// TestKilledMidUpload kills the real server with SIGKILL while an upload
+// streams in, restarts it, and checks that the record has no audio, no temp
+// file or blob is left, and the record still takes its audio.
+func TestKilledMidUpload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	clearKeyEnv(t)
+	bin := buildTyst(t)
+	data := t.TempDir()
+	key := store.GenerateKey()
+	cmd, base := startTyst(t, bin, data, key)
+
+	resp, err := http.Post(base+"/api/v1/record", "application/json", strings.NewReader(`{"title":"t"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	wav, err := os.ReadFile("testdata/audio/tone.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		fmt.Fprint(pw, "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.wav\"\r\nContent-Type: audio/wav\r\n\r\n")
+		pw.Write(wav)
+		chunk := make([]byte, 64<<10)
+		for i := 0; i < 80; i++ { // 5 MiB, then the server dies mid-stream
+			if _, err := pw.Write(chunk); err != nil {
+				return
+			}
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		pw.Write(chunk) // blocks until the connection breaks
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", base+"/api/v1/record/1/audio", pr)
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("upload finished with %d although the server was killed", resp.StatusCode)
+	}
+	cmd.Wait()
+	tmp, _ := os.ReadDir(filepath.Join(data, "blobs", "tmp"))
+	if len(tmp) == 0 {
+		t.Fatal("the kill left no temp file: the test did not kill mid-upload")
+	}
+
+	_, base = startTyst(t, bin, data, key)
+	tmp, _ = os.ReadDir(filepath.Join(data, "blobs", "tmp"))
+	if len(tmp) != 0 {
+		t.Fatalf("%d temp files left after restart", len(tmp))
+	}
+	resp, err = http.Get(base + "/api/v1/record/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		Status string          `json:"status"`
+		Audio  json.RawMessage `json:"audio"`
+	}
+	json.NewDecoder(resp.Body).Decode(&rec)
+	resp.Body.Close()
+	if rec.Status != "new" || string(rec.Audio) != "null" {
+		t.Fatalf("record after the crash: %+v", rec)
+	}
+	pr2, pw2 := io.Pipe()
+	go func() {
+		fmt.Fprint(pw2, "--b\r\nContent-Disposition: form-data; name=\"file\"\r\nContent-Type: audio/wav\r\n\r\n")
+		pw2.Write(wav)
+		fmt.Fprint(pw2, "\r\n--b--\r\n")
+		pw2.Close()
+	}()
+	req, _ = http.NewRequest("POST", base+"/api/v1/record/1/audio", pr2)
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("upload after restart: %d", resp.StatusCode)
+	}
+}
