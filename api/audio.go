@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"time"
@@ -57,15 +59,17 @@ func (s *Server) handleAudioUpload(w http.ResponseWriter, r *http.Request, ps ht
 	if err != nil {
 		return err
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" {
 		return apiError(store.CodeUnsupported, "upload must be multipart/form-data with the audio in a field named file")
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, s.maxUpload+multipartOverhead)
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return apiError(store.CodeValidation, "upload must be multipart/form-data with the audio in a field named file")
+	if params["boundary"] == "" {
+		return apiError(store.CodeValidation, "multipart upload has no boundary")
 	}
+	// multipart.Reader reads through a 4 KiB buffer; a larger one saves
+	// tens of thousands of read calls on a 200 MB upload.
+	body := http.MaxBytesReader(w, r.Body, s.maxUpload+multipartOverhead)
+	mr := multipart.NewReader(bufio.NewReaderSize(body, 256<<10), params["boundary"])
 	for range maxParts {
 		part, err := mr.NextPart()
 		switch {

@@ -109,6 +109,13 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 	if err != nil {
 		return nil, err
 	}
+	// One upload per record at a time: two uploads of the same audio to the
+	// same record would write the same blob name, and the loser's cleanup
+	// would remove the winner's blob.
+	if !db.claimUpload(id) {
+		return nil, errorf(CodeConflict, "an upload for this record is in progress")
+	}
+	defer db.releaseUpload(id)
 
 	body := bufio.NewReaderSize(sourceReader{n.Body}, 64<<10)
 	head, err := body.Peek(sniff.HeadSize)
@@ -186,6 +193,22 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 	return row.decode(key)
 }
 
+func (db *DB) claimUpload(id uint64) bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.uploading[id] {
+		return false
+	}
+	db.uploading[id] = true
+	return true
+}
+
+func (db *DB) releaseUpload(id uint64) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	delete(db.uploading, id)
+}
+
 func sourceErr(err error) error {
 	var e *Error
 	if errors.As(err, &e) {
@@ -243,7 +266,9 @@ func (db *DB) writeBlob(key *fernet.Key, src io.Reader, max int64) (*blobWrite, 
 	}
 	sum := sha256.New()
 	name := blobNamer(key)
-	n, err := io.Copy(io.MultiWriter(fw, sum, name), io.LimitReader(src, max+1))
+	// 256 KiB at a time: fewer, larger passes through both hashes and the
+	// stream writer than io.Copy's 32 KiB.
+	n, err := io.CopyBuffer(io.MultiWriter(fw, sum, name), io.LimitReader(src, max+1), make([]byte, 256<<10))
 	if err == nil {
 		err = fw.Close()
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -58,6 +59,9 @@ type DB struct {
 	log       *slog.Logger
 	retention time.Duration
 	wrapBlob  func(io.Writer) io.Writer
+
+	mu        sync.Mutex
+	uploading map[uint64]bool // records with an upload in flight
 }
 
 // ErrLocked is the cause when another process holds the database.
@@ -101,6 +105,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		log:       opts.Logger,
 		retention: opts.Retention,
 		wrapBlob:  opts.WrapBlobWriter,
+		uploading: map[uint64]bool{},
 	}
 	if db.now == nil {
 		db.now = time.Now

@@ -540,3 +540,37 @@ func TestAuditChain(t *testing.T) {
 		t.Fatalf("err=%v, want ErrCorrupt", err)
 	}
 }
+
+// TestDB_AttachAudio_Race: uploads racing for one record end with exactly
+// one audio, conflicts for the rest, and no stray blob.
+func TestDB_AttachAudio_Race(t *testing.T) {
+	db, env := mustOpenDB(t)
+	rec := mustCreate(t, db, "t")
+	wav := mustReadFile(t, wavFile)
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := db.AttachAudio(ctx, rec.ID, store.NewAudio{Body: bytes.NewReader(wav)})
+			errs <- err
+		}()
+	}
+	ok, conflicts := 0, 0
+	for range n {
+		switch err := <-errs; store.ErrorCode(err) {
+		case store.CodeConflict:
+			conflicts++
+		default:
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok++
+		}
+	}
+	if ok != 1 || conflicts != n-1 {
+		t.Fatalf("ok=%d conflicts=%d, want 1 and %d", ok, conflicts, n-1)
+	}
+	if files := blobFiles(t, env.dir); len(files) != 1 {
+		t.Fatalf("%d blobs, want 1", len(files))
+	}
+}
