@@ -258,19 +258,22 @@ func (db *DB) writeBlob(key *fernet.Key, src io.Reader, max int64) (*blobWrite, 
 	if db.wrapBlob != nil {
 		out = db.wrapBlob(out)
 	}
-	counted := &countWriter{w: out}
+	disk := newAsyncWriter(out)
+	counted := &countWriter{w: disk}
 	fw, err := fstream.NewWriter(counted, key)
 	if err != nil {
+		disk.Close()
 		w.discard()
 		return nil, err
 	}
 	sum := sha256.New()
 	name := blobNamer(key)
-	// 256 KiB at a time: fewer, larger passes through both hashes and the
-	// stream writer than io.Copy's 32 KiB.
-	n, err := io.CopyBuffer(io.MultiWriter(fw, sum, name), io.LimitReader(src, max+1), make([]byte, 256<<10))
+	n, err := copyHashed(fw, src, max, sum, name)
 	if err == nil {
 		err = fw.Close()
+	}
+	if cerr := disk.Close(); err == nil {
+		err = cerr
 	}
 	switch {
 	case err != nil:
