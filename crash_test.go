@@ -1,65 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"tyst/store"
 )
-
-// buildTyst builds the real binary into a temp dir.
-func buildTyst(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "tyst")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// startTyst starts `tyst serve` and returns the process and its base URL.
-func startTyst(t *testing.T, bin, data, key string) (*exec.Cmd, string) {
-	t.Helper()
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data", data)
-	cmd.Env = append(os.Environ(), "PROJECT_FILES_KEY="+key)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "tyst serving" {
-				addr <- line.Addr
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return cmd, "http://" + a
-	case <-time.After(15 * time.Second):
-		t.Fatal("tyst serve did not start")
-	}
-	return nil, ""
-}
 
 // TestKilledMidUpload kills the real server with SIGKILL while an upload
 // streams in, restarts it, and checks that the record has no audio, no temp
@@ -69,10 +22,14 @@ func TestKilledMidUpload(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	clearKeyEnv(t)
-	bin := buildTyst(t)
+	bin, err := buildBinary(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	data := t.TempDir()
 	key := store.GenerateKey()
-	cmd, base := startTyst(t, bin, data, key)
+	srv := startServer(t, bin, data, key)
+	base := srv.base
 
 	resp, err := http.Post(base+"/api/v1/record", "application/json", strings.NewReader(`{"title":"t"}`))
 	if err != nil {
@@ -94,7 +51,7 @@ func TestKilledMidUpload(t *testing.T) {
 				return
 			}
 		}
-		cmd.Process.Signal(syscall.SIGKILL)
+		srv.cmd.Process.Signal(syscall.SIGKILL)
 		pw.Write(chunk) // blocks until the connection breaks
 		pw.Close()
 	}()
@@ -104,13 +61,13 @@ func TestKilledMidUpload(t *testing.T) {
 		resp.Body.Close()
 		t.Fatalf("upload finished with %d although the server was killed", resp.StatusCode)
 	}
-	cmd.Wait()
+	<-srv.done
 	tmp, _ := os.ReadDir(filepath.Join(data, "blobs", "tmp"))
 	if len(tmp) == 0 {
 		t.Fatal("the kill left no temp file: the test did not kill mid-upload")
 	}
 
-	_, base = startTyst(t, bin, data, key)
+	base = startServer(t, bin, data, key).base
 	tmp, _ = os.ReadDir(filepath.Join(data, "blobs", "tmp"))
 	if len(tmp) != 0 {
 		t.Fatalf("%d temp files left after restart", len(tmp))

@@ -296,3 +296,31 @@ func waitForAddr(t *testing.T, stderr *lockedBuffer, done chan error) string {
 	t.Fatalf("serve did not start:\n%s", stderr.String())
 	return ""
 }
+
+// TestServe_WarnsOfUnconfiguredKey: after the operator switches from the
+// generated key to their own, serve says which key id the old items need.
+func TestServe_WarnsOfUnconfiguredKey(t *testing.T) {
+	clearKeyEnv(t)
+	data := filepath.Join(t.TempDir(), "d")
+	for i, key := range []string{"", store.GenerateKey()} {
+		t.Setenv("PROJECT_FILES_KEY", key)
+		ctx, cancel := context.WithCancel(t.Context())
+		var stderr lockedBuffer
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data", data}, strings.NewReader(""), io.Discard, &stderr)
+		}()
+		addr := waitForAddr(t, &stderr, done)
+		if i == 0 {
+			resp, err := http.Post("http://"+addr+"/api/v1/record", "application/json", strings.NewReader(`{"title":"t"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		} else if !strings.Contains(stderr.String(), "not configured: add it to PROJECT_FILES_OLD_KEYS") {
+			t.Fatalf("no warning about the generated key's items:\n%s", stderr.String())
+		}
+		cancel()
+		<-done
+	}
+}

@@ -79,6 +79,15 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close()
+	usage, err := db.KeyUsage(ctx)
+	if err != nil {
+		return err
+	}
+	for id, n := range usage {
+		if !keys.Known(id) && n > 0 {
+			log.Warn("stored items are wrapped by a newsroom key that is not configured: add it to PROJECT_FILES_OLD_KEYS", "key_id", id, "items", n)
+		}
+	}
 
 	srv := &http.Server{
 		Handler: api.New(api.Config{

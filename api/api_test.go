@@ -739,3 +739,35 @@ func mustAudit(t *testing.T, ts *testServer) []store.AuditEvent {
 	}
 	return events
 }
+
+// TestUpload_IdleTimeout: an upload that stops sending is ended with a 400
+// and leaves nothing behind; the record still takes its audio afterwards.
+func TestUpload_IdleTimeout(t *testing.T) {
+	ts := mustServe(t, func(_ *store.Options, c *api.Config) { c.UploadIdleTimeout = 300 * time.Millisecond })
+	id := ts.mustCreate(t, "stall")
+	before := ts.snapshot(t)
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	wav := mustRead(t, audioDir+"tone.wav")
+	part := "--b\r\nContent-Disposition: form-data; name=\"file\"\r\nContent-Type: audio/wav\r\n\r\n"
+	fmt.Fprintf(conn, "POST /api/v1/record/%d/audio HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: %d\r\n\r\n%s",
+		id, len(part)+len(wav)+8, part)
+	conn.Write(wav[:20000]) // then nothing more
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled upload: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	wantError(t, resp, body, 400, "validation_error")
+	if after := ts.snapshot(t); after != before {
+		t.Fatalf("stalled upload changed the store:\n%s\n%s", before, after)
+	}
+	if resp, body := ts.upload(t, id, "audio/wav", wav); resp.StatusCode != 201 {
+		t.Fatalf("upload after a stall: %d %s", resp.StatusCode, body)
+	}
+}

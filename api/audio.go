@@ -69,7 +69,8 @@ func (s *Server) handleAudioUpload(w http.ResponseWriter, r *http.Request, ps ht
 	// multipart.Reader reads through a 4 KiB buffer; a larger one saves
 	// tens of thousands of read calls on a 200 MB upload.
 	body := http.MaxBytesReader(w, r.Body, s.maxUpload+multipartOverhead)
-	mr := multipart.NewReader(bufio.NewReaderSize(body, 256<<10), params["boundary"])
+	idle := &idleReader{r: body, rc: http.NewResponseController(w), idle: s.uploadIdle}
+	mr := multipart.NewReader(bufio.NewReaderSize(idle, 256<<10), params["boundary"])
 	for range maxParts {
 		part, err := mr.NextPart()
 		switch {
@@ -99,6 +100,20 @@ func (s *Server) handleAudioUpload(w http.ResponseWriter, r *http.Request, ps ht
 		})
 	}
 	return apiError(store.CodeValidation, "upload has too many fields")
+}
+
+// idleReader gives up on an upload that sends nothing for idle: a stalled
+// client must not hold a connection and a temp file for ever, while a slow
+// field link that keeps sending may take as long as it needs.
+type idleReader struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	i.rc.SetReadDeadline(time.Now().Add(i.idle)) // unsupported writers: no limit
+	return i.r.Read(p)
 }
 
 // errCapture remembers the first read error, which http.ServeContent drops

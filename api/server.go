@@ -42,17 +42,24 @@ type Config struct {
 	Logger         *slog.Logger // discards when nil
 	Version        string
 	MaxUploadBytes int64 // store.DefaultMaxUpload when zero
+	// UploadIdleTimeout ends an upload that sends nothing for this long;
+	// DefaultUploadIdleTimeout when zero.
+	UploadIdleTimeout time.Duration
 }
+
+// DefaultUploadIdleTimeout is how long an upload may send nothing.
+const DefaultUploadIdleTimeout = time.Minute
 
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
-	records   Records
-	log       *slog.Logger
-	version   string
-	maxUpload int64
-	router    *httprouter.Router
-	routes    []string // "METHOD /pattern", for the OpenAPI and route tests
-	handler   http.Handler
+	records    Records
+	log        *slog.Logger
+	version    string
+	maxUpload  int64
+	uploadIdle time.Duration
+	router     *httprouter.Router
+	routes     []string // "METHOD /pattern", for the OpenAPI and route tests
+	handler    http.Handler
 }
 
 // handlerFunc is a route handler that returns its error instead of writing it.
@@ -72,6 +79,10 @@ func New(cfg Config) *Server {
 	}
 	if s.maxUpload <= 0 {
 		s.maxUpload = store.DefaultMaxUpload
+	}
+	s.uploadIdle = cfg.UploadIdleTimeout
+	if s.uploadIdle <= 0 {
+		s.uploadIdle = DefaultUploadIdleTimeout
 	}
 	// With these on, httprouter answers "GET //evil.example/" with a
 	// redirect to another host; tyst answers 404 instead.

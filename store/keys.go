@@ -1,10 +1,12 @@
 package store
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/fernet/fernet-go"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Keyring holds the newsroom keys: the primary one, which wraps, and old
@@ -207,4 +210,48 @@ func (kr *Keyring) unwrap(wrapped []byte) (*fernet.Key, error) {
 	var k fernet.Key
 	copy(k[:], b)
 	return &k, nil
+}
+
+// KeyUsage returns how many stored items each newsroom key id covers: the
+// wrapped record keys and the sealed project names. An id that is not in
+// the keyring means items that cannot be read until its key is configured
+// (PROJECT_FILES_OLD_KEYS).
+func (db *DB) KeyUsage(ctx context.Context) (usage map[string]int, err error) {
+	defer func() { err = boundary("key usage", err) }()
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	usage = map[string]int{}
+	for _, id := range db.keys.ids {
+		usage[id] = 0
+	}
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		count := func(bucket []byte) error {
+			return tx.Bucket(bucket).ForEach(func(_, v []byte) error {
+				var item struct {
+					KeyID string `json:"key_id"`
+				}
+				if err := json.Unmarshal(v, &item); err != nil {
+					return err
+				}
+				usage[item.KeyID]++
+				return nil
+			})
+		}
+		if err := count(bucketRecords); err != nil {
+			return err
+		}
+		return count(bucketProjects)
+	})
+	return usage, err
+}
+
+// Known reports whether id names a key of the ring.
+func (kr *Keyring) Known(id string) bool {
+	for _, k := range kr.ids {
+		if k == id {
+			return true
+		}
+	}
+	return false
 }

@@ -574,3 +574,22 @@ func TestDB_AttachAudio_Race(t *testing.T) {
 		t.Fatalf("%d blobs, want 1", len(files))
 	}
 }
+
+func TestDB_KeyUsage(t *testing.T) {
+	db, env := mustOpenDB(t)
+	mustCreate(t, db, "a")
+	mustCreate(t, db, "b")
+	db.Close()
+	oldID := env.keys.PrimaryID()
+	rotated, _ := store.NewKeyring(store.GenerateKey())
+	db2 := mustOpenEnv(t, env, store.Options{Keys: rotated})
+	db2.CreateRecord(ctx, store.NewRecord{Title: "c"})
+	usage, err := db2.KeyUsage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two records and two projects under the old key, one and one under the new.
+	if usage[oldID] != 4 || usage[rotated.PrimaryID()] != 2 || rotated.Known(oldID) {
+		t.Fatalf("usage=%v", usage)
+	}
+}
