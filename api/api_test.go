@@ -518,6 +518,13 @@ func TestBadInput(t *testing.T) {
 			cases = append(cases, badCase{"Upload_" + name + "_" + declared, "POST", audioPath, ct, b.Bytes(), status, code})
 		}
 	}
+	var many bytes.Buffer
+	mwMany := multipart.NewWriter(&many)
+	for i := range 20 {
+		mwMany.WriteField(fmt.Sprintf("f%d", i), "x")
+	}
+	mwMany.Close()
+	cases = append(cases, badCase{"UploadTooManyParts", "POST", audioPath, mwMany.FormDataContentType(), many.Bytes(), 400, "validation_error"})
 	ctMismatch, mismatch := multipartBody(t, "file", "a.mp3", "audio/mpeg", small)
 	ctImage, image := multipartBody(t, "file", "a.png", "image/png", small)
 	ctBig, big := multipartBody(t, "file", "a.wav", "audio/wav", wav)
@@ -698,8 +705,18 @@ func TestPrivacyCanaries(t *testing.T) {
 	}
 	files := 0
 	filepath.WalkDir(ts.dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil {
 			return err
+		}
+		info, _ := d.Info()
+		if want := fs.FileMode(0o600); d.IsDir() {
+			want = 0o700
+			if got := info.Mode().Perm(); got != want {
+				t.Errorf("directory %s has mode %v, want %v", filepath.Base(p), got, want)
+			}
+			return nil
+		} else if got := info.Mode().Perm(); got != want {
+			t.Errorf("file %s has mode %v, want %v", filepath.Base(p), got, want)
 		}
 		files++
 		b := mustRead(t, p)

@@ -51,10 +51,11 @@ type recordListResponse struct {
 }
 
 type projectResponse struct {
-	ProjectID uint64 `json:"project_id"`
-	Name      string `json:"name"`
-	CreatedAt string `json:"created_at"`
-	Records   int    `json:"records"`
+	ProjectID  uint64 `json:"project_id"`
+	Name       string `json:"name"`
+	CreatedAt  string `json:"created_at"`
+	Records    int    `json:"records"`
+	Unreadable bool   `json:"unreadable,omitempty"`
 }
 
 type projectListResponse struct {
@@ -159,7 +160,7 @@ func (s *Server) handleProjectList(w http.ResponseWriter, r *http.Request, _ htt
 	}
 	resp := projectListResponse{Projects: make([]projectResponse, 0, len(ps))}
 	for _, p := range ps {
-		resp.Projects = append(resp.Projects, projectResponse{ProjectID: p.ID, Name: p.Name, CreatedAt: timeString(p.CreatedAt), Records: p.Records})
+		resp.Projects = append(resp.Projects, projectResponse{ProjectID: p.ID, Name: p.Name, CreatedAt: timeString(p.CreatedAt), Records: p.Records, Unreadable: p.Unreadable})
 	}
 	return writeJSON(w, http.StatusOK, resp)
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -25,6 +26,9 @@ const (
 const (
 	StatusNew   = "new"   // created, no audio yet
 	StatusAudio = "audio" // audio stored
+	// StatusUnreadable marks a listed record whose key is not configured or
+	// whose data is damaged; Record returns an internal error for it.
+	StatusUnreadable = "unreadable"
 )
 
 // MaxTitleRunes is the longest title accepted.
@@ -72,6 +76,8 @@ type Project struct {
 	Name      string
 	CreatedAt time.Time
 	Records   int
+	// Unreadable is true when the name's key is not configured; Name is "".
+	Unreadable bool
 }
 
 // LogValue logs a project as its id only.
@@ -326,7 +332,12 @@ func (db *DB) Records(ctx context.Context, before uint64, limit int) (recs []*Re
 				return err
 			}
 			rec, err := db.decodeRecord(tx, row)
-			if err != nil {
+			if errors.Is(err, ErrKeyMissing) || errors.Is(err, ErrCorrupt) {
+				// One record that cannot be read must not hide the others.
+				db.log.Warn("record unreadable", "record_id", row.ID, "key_id", row.KeyID, "err", err.Error())
+				rec = db.recordFrom(row, nil, "", "", nil)
+				rec.Status = StatusUnreadable
+			} else if err != nil {
 				return err
 			}
 			recs = append(recs, rec)
@@ -360,11 +371,14 @@ func (db *DB) Projects(ctx context.Context) (ps []*Project, err error) {
 			if err := json.Unmarshal(v, &row); err != nil {
 				return err
 			}
-			name, err := db.keys.open(row.Name)
-			if err != nil {
-				return fmt.Errorf("project %d: %w", row.ID, err)
+			p := &Project{ID: row.ID, CreatedAt: row.CreatedAt, Records: counts[row.ID]}
+			if name, err := db.keys.open(row.Name); err == nil {
+				p.Name = string(name)
+			} else {
+				db.log.Warn("project name unreadable", "project_id", row.ID, "key_id", row.KeyID)
+				p.Unreadable = true
 			}
-			ps = append(ps, &Project{ID: row.ID, Name: string(name), CreatedAt: row.CreatedAt, Records: counts[row.ID]})
+			ps = append(ps, p)
 			return nil
 		})
 	})

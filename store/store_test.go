@@ -593,3 +593,29 @@ func TestDB_KeyUsage(t *testing.T) {
 		t.Fatalf("usage=%v", usage)
 	}
 }
+
+// TestDB_Records_Unreadable: a record under a key that is not configured is
+// listed as unreadable instead of hiding every other record.
+func TestDB_Records_Unreadable(t *testing.T) {
+	db, env := mustOpenDB(t)
+	old := mustCreate(t, db, "old")
+	db.Close()
+	rotated, _ := store.NewKeyring(store.GenerateKey())
+	db2 := mustOpenEnv(t, env, store.Options{Keys: rotated})
+	fresh, err := db2.CreateRecord(ctx, store.NewRecord{ProjectID: old.ProjectID, Title: "new"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _, err := db2.Records(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].ID != fresh.ID || recs[0].Title != "new" ||
+		recs[1].ID != old.ID || recs[1].Status != store.StatusUnreadable || recs[1].Title != "" {
+		t.Fatalf("records=%+v %+v", recs[0], recs[1])
+	}
+	ps, err := db2.Projects(ctx)
+	if err != nil || len(ps) != 1 || !ps[0].Unreadable || ps[0].Name != "" || ps[0].Records != 2 {
+		t.Fatalf("projects=%+v err=%v", ps, err)
+	}
+}
