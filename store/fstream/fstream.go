@@ -21,12 +21,15 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"time"
 
@@ -78,9 +81,13 @@ func EncryptedSize(n int64) int64 {
 
 // Writer encrypts what is written to it into the stream format. Close writes
 // the last chunk; without Close the file is incomplete and reads as corrupt.
+//
+// Writer builds each Fernet token in buffers it reuses (sealer), so a long
+// stream allocates nothing per chunk; the tokens are standard Fernet, which
+// the tests check against the spec's known answers and fernet-go.
 type Writer struct {
 	w      io.Writer
-	key    *fernet.Key
+	seal   *sealer
 	fileID [FileIDSize]byte
 	buf    []byte // header + up to ChunkSize bytes of data
 	index  uint64
@@ -91,7 +98,7 @@ type Writer struct {
 // NewWriter returns a Writer that encrypts under key into w, with a new random
 // file id.
 func NewWriter(w io.Writer, key *fernet.Key) (*Writer, error) {
-	sw := &Writer{w: w, key: key, buf: make([]byte, HeaderSize, HeaderSize+ChunkSize)}
+	sw := &Writer{w: w, seal: newSealer(key), buf: make([]byte, HeaderSize, HeaderSize+ChunkSize)}
 	if _, err := io.ReadFull(rand.Reader, sw.fileID[:]); err != nil {
 		return nil, fmt.Errorf("fstream: file id: %w", err)
 	}
@@ -141,21 +148,78 @@ func (sw *Writer) Close() error {
 }
 
 func (sw *Writer) flush(last bool) error {
-	h := sw.buf[:HeaderSize]
-	putHeader(h, last, sw.index, sw.fileID)
-	tok, err := fernet.EncryptAndSignAtTime(sw.buf, sw.key, epoch)
+	putHeader(sw.buf[:HeaderSize], last, sw.index, sw.fileID)
+	line, err := sw.seal.line(sw.buf)
 	if err != nil {
 		sw.err = fmt.Errorf("fstream: encrypt: %w", err)
 		return sw.err
 	}
-	tok = append(tok, '\n')
-	if _, err := sw.w.Write(tok); err != nil {
+	if _, err := sw.w.Write(line); err != nil {
 		sw.err = err
 		return err
 	}
 	sw.index++
 	sw.buf = sw.buf[:HeaderSize]
 	return nil
+}
+
+// sealer makes Fernet tokens (spec version 0x80: AES-128-CBC with PKCS #7
+// padding, then HMAC-SHA256 over version, time, IV and ciphertext) with the
+// epoch as their time, into buffers it reuses.
+type sealer struct {
+	block cipher.Block
+	mac   hash.Hash
+	raw   []byte // version | time | iv | ciphertext | hmac
+	out   []byte // base64url(raw) + "\n"
+	iv    [aes.BlockSize]byte
+}
+
+func newSealer(key *fernet.Key) *sealer {
+	block, err := aes.NewCipher(key[16:]) // Fernet: second half encrypts
+	if err != nil {
+		panic("fstream: aes: " + err.Error()) // a 16-byte key cannot fail
+	}
+	return &sealer{block: block, mac: hmac.New(sha256.New, key[:16])}
+}
+
+// line returns the token for plain followed by "\n", valid until the next
+// call.
+func (s *sealer) line(plain []byte) ([]byte, error) {
+	if _, err := io.ReadFull(rand.Reader, s.iv[:]); err != nil {
+		return nil, err
+	}
+	return s.lineAt(plain, s.iv, epoch), nil
+}
+
+// lineAt is line with a given IV and time, for the spec's known answers.
+func (s *sealer) lineAt(plain []byte, iv [aes.BlockSize]byte, ts time.Time) []byte {
+	const payOffset = 1 + 8 + aes.BlockSize
+	padded := len(plain)/aes.BlockSize*aes.BlockSize + aes.BlockSize
+	n := payOffset + padded + sha256.Size
+	if cap(s.raw) < n {
+		s.raw = make([]byte, n)
+	}
+	raw := s.raw[:payOffset+padded]
+	raw[0] = 0x80
+	binary.BigEndian.PutUint64(raw[1:9], uint64(ts.Unix()))
+	copy(raw[9:payOffset], iv[:])
+	pay := raw[payOffset:]
+	copy(pay, plain)
+	for i := len(plain); i < padded; i++ {
+		pay[i] = byte(padded - len(plain))
+	}
+	cipher.NewCBCEncrypter(s.block, iv[:]).CryptBlocks(pay, pay)
+	s.mac.Reset()
+	s.mac.Write(raw)
+	raw = s.mac.Sum(raw) // appends in place: cap(s.raw) >= n
+	enc := base64.URLEncoding.EncodedLen(len(raw))
+	if cap(s.out) < enc+1 {
+		s.out = make([]byte, enc+1)
+	}
+	line := s.out[:enc+1]
+	base64.URLEncoding.Encode(line, raw)
+	line[enc] = '\n'
+	return line
 }
 
 func putHeader(h []byte, last bool, index uint64, fileID [FileIDSize]byte) {

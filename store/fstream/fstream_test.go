@@ -310,3 +310,20 @@ func BenchmarkWriter(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkReadSeeker(b *testing.B) {
+	key := mustKey(b)
+	enc := mustEncrypt(b, key, randomBytes(b, 8*fstream.ChunkSize))
+	buf := make([]byte, 64<<10)
+	b.SetBytes(8 * fstream.ChunkSize)
+	b.ReportAllocs()
+	for b.Loop() {
+		rs, err := fstream.NewReadSeeker(bytes.NewReader(enc), int64(len(enc)), []*fernet.Key{key})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.CopyBuffer(io.Discard, rs, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
