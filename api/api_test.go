@@ -48,9 +48,10 @@ func (s *syncBuffer) String() string {
 
 type testServer struct {
 	*httptest.Server
-	db  *store.DB
-	dir string
-	log *syncBuffer
+	db    *store.DB
+	dir   string
+	log   *syncBuffer
+	token string // an admin's API token, sent by do unless a test sets Authorization
 }
 
 type serverOption func(*store.Options, *api.Config)
@@ -90,13 +91,32 @@ func mustServe(tb testing.TB, opts ...serverOption) *testServer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cfg.Records = db
+	cfg.Records, cfg.Accounts = db, db
 	srv := httptest.NewServer(api.New(cfg))
 	tb.Cleanup(func() {
 		srv.Close()
 		db.Close()
 	})
-	return &testServer{Server: srv, db: db, dir: dir, log: logs}
+	ts := &testServer{Server: srv, db: db, dir: dir, log: logs}
+	ts.token = ts.mustUser(tb, "admin", store.RoleAdmin, "")
+	return ts
+}
+
+// testPassword is the password of every test account.
+const testPassword = "correct horse battery"
+
+// mustUser creates an account and returns an API token for it (scope "" or
+// store.ScopeStream).
+func (ts *testServer) mustUser(tb testing.TB, name, role, scope string) string {
+	tb.Helper()
+	if _, err := ts.db.CreateUser(tb.Context(), store.NewUser{Username: name, Password: testPassword, Role: role}); err != nil && store.ErrorCode(err) != store.CodeConflict {
+		tb.Fatal(err)
+	}
+	tok, _, err := ts.db.CreateToken(tb.Context(), name, scope)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
 }
 
 // do sends a request and returns the response with its body read.
@@ -109,7 +129,12 @@ func (ts *testServer) do(tb testing.TB, method, path, contentType string, body i
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	req.Header.Set("Authorization", "Bearer "+ts.token)
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i+1] == "" {
+			req.Header.Del(hdr[i])
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := ts.Client().Do(req)
@@ -760,7 +785,7 @@ func mustAudit(t *testing.T, ts *testServer) []store.AuditEvent {
 // TestUpload_IdleTimeout: an upload that stops sending is ended with a 400
 // and leaves nothing behind; the record still takes its audio afterwards.
 func TestUpload_IdleTimeout(t *testing.T) {
-	ts := mustServe(t, func(_ *store.Options, c *api.Config) { c.UploadIdleTimeout = 300 * time.Millisecond })
+	ts := mustServe(t, func(_ *store.Options, c *api.Config) { c.BodyIdleTimeout = 300 * time.Millisecond })
 	id := ts.mustCreate(t, "stall")
 	before := ts.snapshot(t)
 	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
@@ -770,8 +795,8 @@ func TestUpload_IdleTimeout(t *testing.T) {
 	defer conn.Close()
 	wav := mustRead(t, audioDir+"tone.wav")
 	part := "--b\r\nContent-Disposition: form-data; name=\"file\"\r\nContent-Type: audio/wav\r\n\r\n"
-	fmt.Fprintf(conn, "POST /api/v1/record/%d/audio HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: %d\r\n\r\n%s",
-		id, len(part)+len(wav)+8, part)
+	fmt.Fprintf(conn, "POST /api/v1/record/%d/audio HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: %d\r\n\r\n%s",
+		id, ts.token, len(part)+len(wav)+8, part)
 	conn.Write(wav[:20000]) // then nothing more
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)

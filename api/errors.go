@@ -52,6 +52,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, route string
 			msg = "internal error"
 		}
 	}
+	if r.ContentLength != 0 {
+		// The body may be unread. Without this the server would wait to
+		// drain it before answering, and a client that stalls its body
+		// would hold the connection.
+		w.Header().Set("Connection", "close")
+	}
 	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg, RequestID: requestID(r.Context())}})
 }
 

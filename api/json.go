@@ -31,11 +31,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 
 // decodeJSON reads one JSON object of at most maxJSONBody bytes into v,
 // refusing unknown fields and trailing data.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		return apiError(store.CodeUnsupported, "request body must be JSON: send Content-Type: application/json")
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	body := &idleReader{r: http.MaxBytesReader(w, r.Body, maxJSONBody), rc: http.NewResponseController(w), idle: s.bodyIdle}
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {

@@ -86,7 +86,7 @@ func newRecordResponse(r *store.Record) recordResponse {
 
 func (s *Server) handleRecordCreate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	var req recordCreateRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	if err := s.decodeJSON(w, r, &req); err != nil {
 		return err
 	}
 	n := store.NewRecord{Title: req.Title, Sensitivity: req.Sensitivity, Language: req.Language}

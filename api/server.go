@@ -39,27 +39,40 @@ type Records interface {
 // Config configures a Server.
 type Config struct {
 	Records        Records
+	Accounts       Accounts
 	Logger         *slog.Logger // discards when nil
 	Version        string
 	MaxUploadBytes int64 // store.DefaultMaxUpload when zero
-	// UploadIdleTimeout ends an upload that sends nothing for this long;
-	// DefaultUploadIdleTimeout when zero.
-	UploadIdleTimeout time.Duration
+	// BodyIdleTimeout ends a request (an upload, a JSON body) whose body
+	// sends nothing for this long; DefaultBodyIdleTimeout when zero.
+	BodyIdleTimeout time.Duration
+	// SecureCookies marks the session cookie Secure (serve sets it under TLS).
+	SecureCookies bool
+	// SessionTTL is the cookie lifetime; store.DefaultSessionTTL when zero.
+	SessionTTL time.Duration
+	// Now is the clock of the login rate limits; time.Now when nil.
+	Now func() time.Time
 }
 
-// DefaultUploadIdleTimeout is how long an upload may send nothing.
-const DefaultUploadIdleTimeout = time.Minute
+// DefaultBodyIdleTimeout is how long a request body may send nothing.
+const DefaultBodyIdleTimeout = time.Minute
 
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
-	records    Records
-	log        *slog.Logger
-	version    string
-	maxUpload  int64
-	uploadIdle time.Duration
-	router     *httprouter.Router
-	routes     []string // "METHOD /pattern", for the OpenAPI and route tests
-	handler    http.Handler
+	records   Records
+	accounts  Accounts
+	log       *slog.Logger
+	version   string
+	maxUpload int64
+	bodyIdle  time.Duration
+	// Login rate limits: failures per username and per client address.
+	userLimit, clientLimit *limiter
+	secureCookies          bool
+	sessionTTL             time.Duration
+	router                 *httprouter.Router
+	routes                 []string // "METHOD /pattern", for the OpenAPI and route tests
+	rules                  []rule   // who may call routes[i]
+	handler                http.Handler
 }
 
 // handlerFunc is a route handler that returns its error instead of writing it.
@@ -68,11 +81,14 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, ps httprouter.Para
 // New returns a Server with every route registered.
 func New(cfg Config) *Server {
 	s := &Server{
-		records:   cfg.Records,
-		log:       cfg.Logger,
-		version:   cfg.Version,
-		maxUpload: cfg.MaxUploadBytes,
-		router:    httprouter.New(),
+		records:       cfg.Records,
+		accounts:      cfg.Accounts,
+		secureCookies: cfg.SecureCookies,
+		sessionTTL:    cfg.SessionTTL,
+		log:           cfg.Logger,
+		version:       cfg.Version,
+		maxUpload:     cfg.MaxUploadBytes,
+		router:        httprouter.New(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -80,9 +96,18 @@ func New(cfg Config) *Server {
 	if s.maxUpload <= 0 {
 		s.maxUpload = store.DefaultMaxUpload
 	}
-	s.uploadIdle = cfg.UploadIdleTimeout
-	if s.uploadIdle <= 0 {
-		s.uploadIdle = DefaultUploadIdleTimeout
+	if s.sessionTTL <= 0 {
+		s.sessionTTL = store.DefaultSessionTTL
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	s.userLimit = newLimiter(now, loginWindow, maxUserFailures)
+	s.clientLimit = newLimiter(now, loginWindow, maxClientFailures)
+	s.bodyIdle = cfg.BodyIdleTimeout
+	if s.bodyIdle <= 0 {
+		s.bodyIdle = DefaultBodyIdleTimeout
 	}
 	// With these on, httprouter answers "GET //evil.example/" with a
 	// redirect to another host; tyst answers 404 instead.
@@ -98,27 +123,65 @@ func New(cfg Config) *Server {
 		s.writeError(w, r, "", apiError(store.CodeInternal, "internal error"))
 	}
 	s.registerRoutes()
-	s.handler = s.middleware(s.router)
+	// Refuse cross-origin state-changing requests (CSRF): browsers send
+	// Sec-Fetch-Site or Origin, which must match the host. Scripts and
+	// devices send neither and pass.
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, "", apiError(store.CodeForbidden, "cross-origin request refused"))
+	}))
+	s.handler = s.middleware(csrf.Handler(s.router))
 	return s
 }
 
-// registerRoutes composes every route in one place.
+// Login rate limits (DESIGN §6).
+const (
+	loginWindow       = 15 * time.Minute
+	maxUserFailures   = 5  // per username and window
+	maxClientFailures = 20 // per client address and window
+)
+
+// registerRoutes composes every route in one place, with who may call it.
 func (s *Server) registerRoutes() {
-	s.route("GET", "/healthz", s.handleHealthz)
-	s.route("GET", "/readyz", s.handleReadyz)
-	s.route("GET", "/api/v1/openapi.json", s.handleOpenAPI)
-	s.route("POST", "/api/v1/record", s.handleRecordCreate)
-	s.route("GET", "/api/v1/records", s.handleRecordList)
-	s.route("GET", "/api/v1/record/:id", s.handleRecordGet)
-	s.route("GET", "/api/v1/projects", s.handleProjectList)
-	s.route("POST", "/api/v1/record/:id/audio", s.handleAudioUpload)
-	s.route("GET", "/api/v1/record/:id/audio", s.handleAudioGet)
+	s.route("GET", "/healthz", public, s.handleHealthz)
+	s.route("GET", "/readyz", public, s.handleReadyz)
+	s.route("GET", "/api/v1/setup", public, s.handleSetupState)
+	s.route("POST", "/api/v1/setup", public, s.handleSetup)
+	s.route("POST", "/api/v1/session", public, s.handleLogin)
+	s.route("DELETE", "/api/v1/session", self, s.handleLogout)
+	s.route("GET", "/api/v1/me", self, s.handleMe)
+	s.route("POST", "/api/v1/me/totp", self, s.handleTOTPBegin)
+	s.route("POST", "/api/v1/me/totp/confirm", self, s.handleTOTPConfirm)
+	s.route("GET", "/api/v1/openapi.json", viewer, s.handleOpenAPI)
+	s.route("POST", "/api/v1/record", editorOrSt, s.handleRecordCreate)
+	s.route("GET", "/api/v1/records", viewer, s.handleRecordList)
+	s.route("GET", "/api/v1/record/:id", viewer, s.handleRecordGet)
+	s.route("GET", "/api/v1/projects", viewer, s.handleProjectList)
+	s.route("POST", "/api/v1/record/:id/audio", editorOrSt, s.handleAudioUpload)
+	s.route("GET", "/api/v1/record/:id/audio", viewer, s.handleAudioGet)
+	s.route("GET", "/api/v1/users", admin, s.handleUserList)
+	s.route("POST", "/api/v1/users", admin, s.handleUserCreate)
+	s.route("PATCH", "/api/v1/users/:id", admin, s.handleUserUpdate)
+	s.route("GET", "/api/v1/tokens", admin, s.handleTokenList)
+	s.route("POST", "/api/v1/tokens", admin, s.handleTokenCreate)
+	s.route("DELETE", "/api/v1/tokens/:id", admin, s.handleTokenRevoke)
+	s.route("GET", "/api/v1/settings", admin, s.handleSettingsGet)
+	s.route("PUT", "/api/v1/settings", admin, s.handleSettingsUpdate)
 }
 
-func (s *Server) route(method, pattern string, h handlerFunc) {
+func (s *Server) route(method, pattern string, ru rule, h handlerFunc) {
 	s.routes = append(s.routes, method+" "+pattern)
+	s.rules = append(s.rules, ru)
 	s.router.Handle(method, pattern, func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		setRoute(r.Context(), pattern)
+		if ru.role != "" {
+			p, err := s.authorize(r, ru)
+			if err != nil {
+				s.writeError(w, r, pattern, err)
+				return
+			}
+			r = r.WithContext(store.WithPrincipal(r.Context(), p))
+		}
 		if err := h(w, r, ps); err != nil {
 			s.writeError(w, r, pattern, err)
 		}

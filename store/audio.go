@@ -92,7 +92,7 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 	}
 	var wrapped []byte
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		row, err := loadRecord(tx, id)
+		row, err := loadRecord(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -159,7 +159,7 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 		MIMEType: mimeType, DurationMS: duration, SHA256: sealedSum, CreatedAt: db.now().UTC(),
 	}
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		rec, err := loadRecord(tx, id)
+		rec, err := loadRecord(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -325,7 +325,7 @@ func (db *DB) OpenAudio(ctx context.Context, id uint64) (ar *AudioReader, err er
 	var row assetRow
 	var wrapped []byte
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		rec, err := loadRecord(tx, id)
+		rec, err := loadRecord(ctx, tx, id)
 		if err != nil {
 			return err
 		}

@@ -18,6 +18,17 @@ const (
 	ActionTranscriptCreated = "transcript_created"
 	ActionAudioUploaded     = "audio_uploaded"
 	ActionAudioAccessed     = "audio_accessed"
+	ActionSetupCompleted    = "setup_completed"
+	ActionLogin             = "login"
+	ActionLoginFailed       = "login_failed"
+	ActionLogout            = "logout"
+	ActionUserCreated       = "user_created"
+	ActionUserUpdated       = "user_updated"
+	ActionTokenCreated      = "token_created"
+	ActionTokenRevoked      = "token_revoked"
+	ActionTOTPEnabled       = "totp_enabled"
+	ActionRecoveryCodeUsed  = "recovery_code_used"
+	ActionSettingsUpdated   = "settings_updated"
 )
 
 // auditMeta is the allow-list of metadata keys per action (DESIGN §11).
@@ -28,6 +39,17 @@ var auditMeta = map[string]map[string]bool{
 	ActionTranscriptCreated: {"sensitivity": true},
 	ActionAudioUploaded:     {"size_bytes": true, "mime_type": true},
 	ActionAudioAccessed:     {},
+	ActionSetupCompleted:    {"user_id": true},
+	ActionLogin:             {"method": true},
+	ActionLoginFailed:       {"reason": true},
+	ActionLogout:            {},
+	ActionUserCreated:       {"user_id": true, "role": true},
+	ActionUserUpdated:       {"user_id": true, "role": true, "disabled": true, "password_reset": true, "totp_reset": true},
+	ActionTokenCreated:      {"token_id": true, "user_id": true, "scope": true},
+	ActionTokenRevoked:      {"token_id": true},
+	ActionTOTPEnabled:       {},
+	ActionRecoveryCodeUsed:  {"remaining": true},
+	ActionSettingsUpdated:   {"require_admin_totp": true},
 }
 
 var safeValue = regexp.MustCompile(`^[a-z0-9/._-]{0,40}$`)
@@ -43,19 +65,6 @@ type AuditEvent struct {
 	Meta      map[string]any `json:"meta,omitempty"`
 	Prev      string         `json:"prev"`
 	Hash      string         `json:"hash,omitempty"`
-}
-
-type actorKey struct{}
-
-// WithActor returns a context whose operations are audited as done by the
-// user with id actor.
-func WithActor(ctx context.Context, actor uint64) context.Context {
-	return context.WithValue(ctx, actorKey{}, actor)
-}
-
-func actorOf(ctx context.Context) uint64 {
-	id, _ := ctx.Value(actorKey{}).(uint64)
-	return id
 }
 
 var auditHeadKey = []byte("audit_head")
@@ -89,7 +98,9 @@ func (db *DB) appendAudit(ctx context.Context, tx *bolt.Tx, ev AuditEvent) error
 	meta := tx.Bucket(bucketMeta)
 	ev.Seq = seq
 	ev.Time = db.now().UTC()
-	ev.ActorID = actorOf(ctx)
+	if p := PrincipalFrom(ctx); p != nil && ev.ActorID == 0 {
+		ev.ActorID = p.UserID
+	}
 	ev.Prev = string(meta.Get(auditHeadKey))
 	ev.Hash = ""
 	ev.Hash, err = eventHash(ev)

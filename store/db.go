@@ -24,7 +24,13 @@ var (
 	bucketAssets        = []byte("assets")
 	bucketAudit         = []byte("audit")
 	bucketAuditByRecord = []byte("audit_by_record")
-	allBuckets          = [][]byte{bucketMeta, bucketProjects, bucketRecords, bucketAssets, bucketAudit, bucketAuditByRecord}
+	bucketUsers         = []byte("users")
+	bucketUsersByName   = []byte("users_by_name")
+	bucketSessions      = []byte("sessions")
+	bucketTokens        = []byte("tokens")
+	bucketTokenHashes   = []byte("token_hashes")
+	allBuckets          = [][]byte{bucketMeta, bucketProjects, bucketRecords, bucketAssets, bucketAudit, bucketAuditByRecord,
+		bucketUsers, bucketUsersByName, bucketSessions, bucketTokens, bucketTokenHashes}
 )
 
 const (
@@ -43,6 +49,8 @@ type Options struct {
 	// LockTimeout is how long Open waits for another process's lock on the
 	// database before it fails; 1 s when zero.
 	LockTimeout time.Duration
+	// SessionTTL is how long a login lasts; DefaultSessionTTL when zero.
+	SessionTTL time.Duration
 	// WrapBlobWriter, when set, wraps every blob file as it is written. Tests
 	// inject a failing disk with it; production leaves it nil.
 	WrapBlobWriter func(io.Writer) io.Writer
@@ -51,14 +59,15 @@ type Options struct {
 // DB is tyst's store: the bbolt database and the blob directory beside it.
 // Its methods are safe for concurrent use.
 type DB struct {
-	bolt      *bolt.DB
-	dir       string
-	blobs     *blobDir
-	keys      *Keyring
-	now       func() time.Time
-	log       *slog.Logger
-	retention time.Duration
-	wrapBlob  func(io.Writer) io.Writer
+	bolt       *bolt.DB
+	dir        string
+	blobs      *blobDir
+	keys       *Keyring
+	now        func() time.Time
+	log        *slog.Logger
+	retention  time.Duration
+	sessionTTL time.Duration
+	wrapBlob   func(io.Writer) io.Writer
 
 	mu        sync.Mutex
 	uploading map[uint64]bool // records with an upload in flight
@@ -115,6 +124,10 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	if db.retention == 0 {
 		db.retention = DefaultRetention
+	}
+	db.sessionTTL = opts.SessionTTL
+	if db.sessionTTL == 0 {
+		db.sessionTTL = DefaultSessionTTL
 	}
 	if err := db.init(); err != nil {
 		bdb.Close()

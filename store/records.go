@@ -95,6 +95,7 @@ type recordRow struct {
 	WrappedKey  []byte    `json:"wrapped_key"`
 	Sealed      []byte    `json:"sealed"`
 	AssetID     uint64    `json:"asset_id,omitempty"`
+	CreatedBy   uint64    `json:"created_by,omitempty"` // user id; 0 for the system
 }
 
 // recordSecrets is the plaintext of recordRow.Sealed.
@@ -161,6 +162,9 @@ func (db *DB) CreateRecord(ctx context.Context, n NewRecord) (rec *Record, err e
 	}
 	now := db.now().UTC()
 	row := recordRow{CreatedAt: now, Sensitivity: n.Sensitivity, KeyID: keyID, WrappedKey: wrapped, Sealed: sealed}
+	if p := PrincipalFrom(ctx); p != nil {
+		row.CreatedBy = p.UserID
+	}
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
 		projects := tx.Bucket(bucketProjects)
 		if n.ProjectID != 0 {
@@ -240,14 +244,15 @@ func (db *DB) recordFrom(row recordRow, key *fernet.Key, title, language string,
 	}
 }
 
-// loadRecord reads record id in tx; not_found when absent.
-func loadRecord(tx *bolt.Tx, id uint64) (recordRow, error) {
+// loadRecord reads record id in tx; not_found when absent or when ctx's
+// principal may not see it, so its existence is not revealed.
+func loadRecord(ctx context.Context, tx *bolt.Tx, id uint64) (recordRow, error) {
 	var row recordRow
 	ok, err := getJSON(tx.Bucket(bucketRecords), itob(id), &row)
 	if err != nil {
 		return row, err
 	}
-	if !ok {
+	if !ok || !canSee(ctx, row) {
 		return row, errorf(CodeNotFound, "record not found")
 	}
 	return row, nil
@@ -285,7 +290,7 @@ func (db *DB) Record(ctx context.Context, id uint64) (rec *Record, err error) {
 		return nil, err
 	}
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		row, err := loadRecord(tx, id)
+		row, err := loadRecord(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -331,6 +336,9 @@ func (db *DB) Records(ctx context.Context, before uint64, limit int) (recs []*Re
 			if err := json.Unmarshal(v, &row); err != nil {
 				return err
 			}
+			if !canSee(ctx, row) {
+				continue
+			}
 			rec, err := db.decodeRecord(tx, row)
 			if errors.Is(err, ErrKeyMissing) || errors.Is(err, ErrCorrupt) {
 				// One record that cannot be read must not hide the others.
@@ -360,7 +368,9 @@ func (db *DB) Projects(ctx context.Context) (ps []*Project, err error) {
 			if err := json.Unmarshal(v, &row); err != nil {
 				return err
 			}
-			counts[row.ProjectID]++
+			if canSee(ctx, row) {
+				counts[row.ProjectID]++
+			}
 			return nil
 		})
 		if err != nil {

@@ -1,0 +1,160 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"tyst/store"
+)
+
+// Accounts is what the API needs for logins and account management. Each
+// method returns *store.Error values whose codes the API maps to statuses.
+type Accounts interface {
+	HasUsers(ctx context.Context) (bool, error)
+	// CompleteSetup returns forbidden (closed), unauthorized (bad token), validation_error.
+	CompleteSetup(ctx context.Context, token string, n store.NewUser) (*store.User, error)
+	// Login returns unauthorized for any failure.
+	Login(ctx context.Context, username, password, code string) (string, *store.User, error)
+	// Authenticate returns unauthorized for an unknown, expired or revoked secret.
+	Authenticate(ctx context.Context, secret string) (*store.Principal, error)
+	Logout(ctx context.Context) error
+	User(ctx context.Context, id uint64) (*store.User, error)
+	Users(ctx context.Context) ([]*store.User, error)
+	// CreateUser returns validation_error, conflict.
+	CreateUser(ctx context.Context, n store.NewUser) (*store.User, error)
+	// UpdateUser returns not_found, validation_error, conflict (last admin).
+	UpdateUser(ctx context.Context, id uint64, up store.UserUpdate) (*store.User, error)
+	// CreateToken returns not_found (user), validation_error.
+	CreateToken(ctx context.Context, username, scope string) (string, *store.Token, error)
+	Tokens(ctx context.Context) ([]*store.Token, error)
+	// RevokeToken returns not_found.
+	RevokeToken(ctx context.Context, id uint64) error
+	// BeginTOTP returns conflict when a factor is enrolled.
+	BeginTOTP(ctx context.Context, issuer string) (string, error)
+	// ConfirmTOTP returns validation_error (wrong code), conflict (nothing pending).
+	ConfirmTOTP(ctx context.Context, code string) ([]string, error)
+	Settings(ctx context.Context) (store.Settings, error)
+	UpdateSettings(ctx context.Context, st store.Settings) error
+}
+
+// sessionCookie is the name of the login cookie.
+const sessionCookie = "tyst_session"
+
+// rule says who may call a route.
+type rule struct {
+	role   string // "" for public routes, else the least role
+	stream bool   // stream-scoped tokens may call it
+	self   bool   // account self-service: open to an admin who must still enrol TOTP
+}
+
+var (
+	public     = rule{}
+	viewer     = rule{role: store.RoleViewer}
+	editor     = rule{role: store.RoleEditor}
+	editorOrSt = rule{role: store.RoleEditor, stream: true}
+	admin      = rule{role: store.RoleAdmin}
+	self       = rule{role: store.RoleViewer, self: true}
+)
+
+// authorize finds the request's principal (Bearer token or session cookie)
+// and checks it against r. 401 without valid credentials, 403 for a role or
+// scope that may not call the route.
+func (s *Server) authorize(r *http.Request, ru rule) (*store.Principal, error) {
+	var secret string
+	if h := r.Header.Get("Authorization"); h != "" {
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || tok == "" {
+			return nil, apiError(store.CodeUnauthorized, "Authorization must be: Bearer <token>")
+		}
+		secret = tok
+	} else if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		secret = c.Value
+	} else {
+		return nil, apiError(store.CodeUnauthorized, "log in or send an API token")
+	}
+	p, err := s.accounts.Authenticate(r.Context(), secret)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case p.Scope == store.ScopeStream && !ru.stream:
+		return nil, apiError(store.CodeForbidden, "a stream token may only create records, upload and stream")
+	case p.NeedsTOTP && !ru.self:
+		return nil, apiError(store.CodeForbidden, "admins must enrol a second factor first: POST /api/v1/me/totp")
+	case !store.RoleAtLeast(p.Role, ru.role):
+		return nil, apiError(store.CodeForbidden, "your role may not do this")
+	}
+	return p, nil
+}
+
+// limiter counts failed logins per key in fixed windows. Keys are hashes,
+// so the table holds no username or address.
+type limiter struct {
+	mu     sync.Mutex
+	now    func() time.Time
+	window time.Duration
+	max    int
+	hits   map[[32]byte]*hits
+}
+
+type hits struct {
+	start time.Time
+	n     int
+}
+
+func newLimiter(now func() time.Time, window time.Duration, max int) *limiter {
+	return &limiter{now: now, window: window, max: max, hits: map[[32]byte]*hits{}}
+}
+
+const maxLimiterKeys = 100_000
+
+// blocked reports whether key has used up its failures in this window.
+func (l *limiter) blocked(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := l.hits[sha256.Sum256([]byte(key))]
+	return h != nil && l.now().Sub(h.start) < l.window && h.n >= l.max
+}
+
+// fail counts a failure for key.
+func (l *limiter) fail(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if len(l.hits) >= maxLimiterKeys {
+		for k, h := range l.hits {
+			if now.Sub(h.start) >= l.window {
+				delete(l.hits, k)
+			}
+		}
+	}
+	k := sha256.Sum256([]byte(key))
+	h := l.hits[k]
+	if h == nil || now.Sub(h.start) >= l.window {
+		h = &hits{start: now}
+		l.hits[k] = h
+	}
+	h.n++
+}
+
+// reset forgets key (after a successful login).
+func (l *limiter) reset(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.hits, sha256.Sum256([]byte(key)))
+}
+
+// clientKey is the client's address for rate limiting only; it is hashed
+// and never logged. Behind a proxy every client shares the proxy's address.
+func clientKey(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return "client:" + host
+}
