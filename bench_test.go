@@ -55,8 +55,7 @@ const (
 
 func benchUpload(b *testing.B, bin string, size int64) {
 	srv := startServer(b, bin, b.TempDir(), store.GenerateKey(), "TYST_MAX_UPLOAD_MB=256")
-	client := &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: 5 * time.Minute}
-	defer client.CloseIdleConnections()
+	client := &http.Client{Transport: bearer{firstAdmin(b, srv.base, srv.tail.String), &http.Transport{DisableCompression: true}}, Timeout: 5 * time.Minute}
 	fileDir := b.TempDir()
 
 	b.SetBytes(size)

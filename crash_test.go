@@ -30,8 +30,9 @@ func TestKilledMidUpload(t *testing.T) {
 	key := store.GenerateKey()
 	srv := startServer(t, bin, data, key)
 	base := srv.base
+	client := authClient(firstAdmin(t, base, srv.tail.String))
 
-	resp, err := http.Post(base+"/api/v1/record", "application/json", strings.NewReader(`{"title":"t"}`))
+	resp, err := client.Post(base+"/api/v1/record", "application/json", strings.NewReader(`{"title":"t"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func TestKilledMidUpload(t *testing.T) {
 	}()
 	req, _ := http.NewRequest("POST", base+"/api/v1/record/1/audio", pr)
 	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
-	if resp, err := http.DefaultClient.Do(req); err == nil {
+	if resp, err := client.Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatalf("upload finished with %d although the server was killed", resp.StatusCode)
 	}
@@ -72,7 +73,7 @@ func TestKilledMidUpload(t *testing.T) {
 	if len(tmp) != 0 {
 		t.Fatalf("%d temp files left after restart", len(tmp))
 	}
-	resp, err = http.Get(base + "/api/v1/record/1")
+	resp, err = client.Get(base + "/api/v1/record/1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestKilledMidUpload(t *testing.T) {
 	}()
 	req, _ = http.NewRequest("POST", base+"/api/v1/record/1/audio", pr2)
 	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
-	resp, err = http.DefaultClient.Do(req)
+	resp, err = client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

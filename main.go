@@ -33,6 +33,8 @@ Usage: tyst <command> [flags]
 
 Commands:
   serve     run the server (default 127.0.0.1:8080, data in ./tyst-data)
+  user      add an account: user add --username U --role R --password-stdin
+  token     create an API token: token create --username U [--scope stream]
   keygen    print a new newsroom key (Fernet, base64url)
   decrypt   decrypt a file of tyst's stream format (stdin to stdout)
   version   print the version
@@ -54,6 +56,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch cmd {
 	case "serve":
 		return runServe(ctx, rest, stderr)
+	case "user":
+		return runUser(ctx, rest, stdin, stdout, stderr)
+	case "token":
+		return runToken(ctx, rest, stdout, stderr)
 	case "keygen":
 		return runKeygen(rest, stdout, stderr)
 	case "decrypt":

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -150,4 +151,64 @@ func doRead(tb testing.TB, client *http.Client, req *http.Request) (*http.Respon
 		tb.Fatal(err)
 	}
 	return resp, body
+}
+
+var setupTokenRE = regexp.MustCompile(`#token=(tyst_setup_[A-Za-z0-9_-]+)`)
+
+// firstAdmin completes the first-run setup of the server at base with the
+// setup token found in its output (logs returns it so far), logs in, and
+// returns an API token of that admin.
+func firstAdmin(tb testing.TB, base string, logs func() string) string {
+	tb.Helper()
+	var setup string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := setupTokenRE.FindStringSubmatch(logs()); m != nil {
+			setup = m[1]
+			break
+		}
+	}
+	if setup == "" {
+		tb.Fatalf("no setup link in the server's output:\n%s", logs())
+	}
+	post := func(path, body string, cookie *http.Cookie) (*http.Response, []byte) {
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		return doRead(tb, http.DefaultClient, req)
+	}
+	const password = "first admin password"
+	if resp, body := post("/api/v1/setup", `{"token":"`+setup+`","username":"admin","password":"`+password+`"}`, nil); resp.StatusCode != 201 {
+		tb.Fatalf("setup: %d %s", resp.StatusCode, body)
+	}
+	resp, body := post("/api/v1/session", `{"username":"admin","password":"`+password+`"}`, nil)
+	if resp.StatusCode != 200 || len(resp.Cookies()) == 0 {
+		tb.Fatalf("login: %d %s", resp.StatusCode, body)
+	}
+	resp, body = post("/api/v1/tokens", `{"username":"admin"}`, resp.Cookies()[0])
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if resp.StatusCode != 201 || json.Unmarshal(body, &tok) != nil || tok.Token == "" {
+		tb.Fatalf("token: %d %s", resp.StatusCode, body)
+	}
+	return tok.Token
+}
+
+// bearer adds an API token to every request.
+type bearer struct {
+	token string
+	rt    http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.rt.RoundTrip(r)
+}
+
+// authClient is an HTTP client that sends token.
+func authClient(token string) *http.Client {
+	return &http.Client{Transport: bearer{token, http.DefaultTransport}}
 }

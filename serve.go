@@ -13,16 +13,52 @@ import (
 	"syscall"
 	"time"
 
+	"tyst/adminsock"
 	"tyst/api"
 	"tyst/store"
 )
 
 type serveConfig struct {
-	listen        string
-	dataDir       string
-	keyFile       string
-	maxUploadMB   int64
-	retentionDays int
+	listen         string
+	dataDir        string
+	keyFile        string
+	maxUploadMB    int64
+	retentionDays  int
+	tlsCert        string
+	tlsKey         string
+	allowPlainHTTP bool
+}
+
+// validate checks the settings that need no I/O; errors name the setting,
+// never its value.
+func (c *serveConfig) validate() error {
+	switch {
+	case c.maxUploadMB < 1:
+		return &usageError{"--max-upload-mb must be at least 1"}
+	case c.retentionDays < 1:
+		return &usageError{"--retention-days must be at least 1"}
+	case (c.tlsCert == "") != (c.tlsKey == ""):
+		return &usageError{"--tls-cert and --tls-key go together"}
+	}
+	host, _, err := net.SplitHostPort(c.listen)
+	if err != nil {
+		return &usageError{"--listen must be host:port, e.g. 127.0.0.1:8080"}
+	}
+	if !isLoopback(host) && c.tlsCert == "" && !c.allowPlainHTTP {
+		return &usageError{"--listen is not a loopback address: passwords and audio would cross the network in the clear. " +
+			"Give --tls-cert and --tls-key, or --allow-plain-http when a TLS proxy in front of tyst terminates TLS"}
+	}
+	return nil
+}
+
+// isLoopback reports whether host names only this machine. An empty host
+// listens on every interface.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -41,14 +77,14 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	fs.Int64Var(&cfg.maxUploadMB, "max-upload-mb", maxMB, "largest audio upload in MiB (TYST_MAX_UPLOAD_MB)")
 	fs.IntVar(&cfg.retentionDays, "retention-days", int(retention), "days a record is kept (RECORDER_RETENTION_DAYS)")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", envOr("TYST_TLS_CERT", ""), "TLS certificate file, PEM (TYST_TLS_CERT)")
+	fs.StringVar(&cfg.tlsKey, "tls-key", envOr("TYST_TLS_KEY", ""), "TLS private key file, PEM (TYST_TLS_KEY)")
+	fs.BoolVar(&cfg.allowPlainHTTP, "allow-plain-http", envOr("TYST_ALLOW_PLAIN_HTTP", "") == "1", "allow a non-loopback --listen without TLS, behind a TLS proxy (TYST_ALLOW_PLAIN_HTTP=1)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if cfg.maxUploadMB < 1 {
-		return &usageError{"--max-upload-mb must be at least 1"}
-	}
-	if cfg.retentionDays < 1 {
-		return &usageError{"--retention-days must be at least 1"}
+	if err := cfg.validate(); err != nil {
+		return err
 	}
 	// Plaintext audio passes through memory; a core dump would put it on disk.
 	if err := syscall.Setrlimit(syscall.RLIMIT_CORE, &syscall.Rlimit{}); err != nil {
@@ -79,6 +115,21 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close()
+	adminLn, err := adminsock.Listen(cfg.dataDir)
+	if err != nil {
+		return err
+	}
+	adminCtx, stopAdmin := context.WithCancel(ctx)
+	adminDone := make(chan struct{})
+	go func() {
+		defer close(adminDone)
+		if err := adminsock.Serve(adminCtx, adminLn, db, log.With("component", "admin")); err != nil {
+			log.Error("admin socket stopped", "err", err)
+		}
+	}()
+	// Deferred after db.Close, so it runs before it: admin requests in flight
+	// finish and the socket file is removed, then the database closes.
+	defer func() { stopAdmin(); <-adminDone }()
 	usage, err := db.KeyUsage(ctx)
 	if err != nil {
 		return err
@@ -91,8 +142,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 
 	srv := &http.Server{
 		Handler: api.New(api.Config{
-			Records: db, Logger: log.With("component", "api"), Version: version,
-			MaxUploadBytes: cfg.maxUploadMB << 20,
+			Records: db, Accounts: db, Logger: log.With("component", "api"), Version: version,
+			MaxUploadBytes: cfg.maxUploadMB << 20, SecureCookies: cfg.tlsCert != "",
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -102,9 +153,23 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on --listen address: %w", errors.Unwrap(err))
 	}
-	log.Info("tyst serving", "addr", ln.Addr().String(), "version", version, "key_source", string(src), "key_id", keys.PrimaryID())
+	scheme := "http"
+	if cfg.tlsCert != "" {
+		scheme = "https"
+	}
+	log.Info("tyst serving", "addr", ln.Addr().String(), "scheme", scheme, "version", version, "key_source", string(src), "key_id", keys.PrimaryID())
+	if err := announceSetup(ctx, db, scheme+"://"+ln.Addr().String(), stderr); err != nil {
+		ln.Close()
+		return err
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if cfg.tlsCert != "" {
+			errc <- srv.ServeTLS(ln, cfg.tlsCert, cfg.tlsKey)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -116,6 +181,26 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	return nil
+}
+
+// announceSetup prints the one-time setup link while no account exists.
+// It goes to stderr as plain text, not into the structured log: it is a
+// secret, valid until the first admin is created.
+func announceSetup(ctx context.Context, db *store.DB, base string, stderr io.Writer) error {
+	has, err := db.HasUsers(ctx)
+	if err != nil || has {
+		return err
+	}
+	token, err := db.NewSetupToken(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "\ntyst: no accounts yet. Create the first admin (the token works once, until then):\n"+
+		"  %s/setup#token=%s\n"+
+		"  or: curl -H 'Content-Type: application/json' -d '{\"token\":\"%s\",\"username\":\"admin\",\"password\":\"…\"}' %s/api/v1/setup\n"+
+		"  or offline: tyst user add --data DIR --username admin --role admin --password-stdin\n\n",
+		base, token, token, base)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -129,7 +130,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	}
 	secret, u, err := s.accounts.Login(r.Context(), req.Username, req.Password, req.TOTP)
 	if err != nil {
-		if store.ErrorCode(err) == store.CodeUnauthorized {
+		if store.ErrorCode(err) == store.CodeUnauthorized && !errors.Is(err, store.ErrSecondFactorRequired) {
 			s.userLimit.fail(userKey)
 			s.clientLimit.fail(client)
 		}

@@ -19,38 +19,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"tyst/internal/testlog"
 
 	"tyst/api"
 	"tyst/store"
 )
 
-// syncBuffer is a log sink that tests can read while the server writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
 type testServer struct {
 	*httptest.Server
 	db    *store.DB
 	dir   string
-	log   *syncBuffer
+	log   *testlog.Buffer
 	token string // an admin's API token, sent by do unless a test sets Authorization
 }
 
@@ -79,7 +61,7 @@ func mustServe(tb testing.TB, opts ...serverOption) *testServer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	dir := tb.TempDir()
 	sopts := store.Options{Keys: keys, Logger: logger}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -145,6 +146,11 @@ type tokenRow struct {
 type Settings struct {
 	RequireAdminTOTP bool `json:"require_admin_totp"`
 }
+
+// ErrSecondFactorRequired is the cause of the unauthorized answer to a
+// correct password of an account with TOTP when no code was sent: the
+// first step of a two-step login, not a failure.
+var ErrSecondFactorRequired = errors.New("store: second factor required")
 
 var (
 	setupTokenKey = []byte("setup_token")
@@ -448,7 +454,7 @@ func (db *DB) Login(ctx context.Context, username, password, code string) (secre
 	method := "password"
 	if row.TOTPEnabled {
 		if strings.TrimSpace(code) == "" {
-			return "", nil, errorf(CodeUnauthorized, "second factor required: send totp")
+			return "", nil, &Error{Code: CodeUnauthorized, Message: "second factor required: send totp", Err: ErrSecondFactorRequired}
 		}
 		method = "totp"
 	}

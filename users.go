@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"tyst/adminsock"
+	"tyst/store"
+)
+
+const (
+	userUsage  = "user add --data DIR --username U --role admin|editor|viewer --password-stdin [--key-file F]"
+	tokenUsage = "token create --data DIR --username U [--scope stream] [--key-file F]"
+	// offlineLockTimeout is how long a command waits for the database when
+	// no server answered on the admin socket.
+	offlineLockTimeout = 2 * time.Second
+	maxPasswordLine    = 4 << 10
+)
+
+// runUser handles `tyst user add`: it asks a running server over the admin
+// socket, or opens the database itself. The password comes from stdin only.
+// Nothing is printed on stdout; stderr gets the new user's id.
+func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "add" {
+		return subcommandError("user", userUsage, args, stderr)
+	}
+	fs := newFlagSet("user add", userUsage, stderr)
+	dataDir := fs.String("data", envOr("TYST_DATA_DIR", "./tyst-data"), "data directory (TYST_DATA_DIR)")
+	keyFile := fs.String("key-file", envOr("TYST_KEY_FILE", ""), "file holding the newsroom key (TYST_KEY_FILE), when no server runs; else PROJECT_FILES_KEY; else <data>/files.key")
+	username := fs.String("username", "", "the new account's name: 2 to 64 of a-z, 0-9, dot, dash, underscore")
+	role := fs.String("role", "", "admin, editor or viewer")
+	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of stdin (required: passwords never go on the command line)")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	switch {
+	case *username == "":
+		return &usageError{"--username is required"}
+	case !store.RoleAtLeast(*role, store.RoleViewer):
+		return &usageError{"--role must be admin, editor or viewer"}
+	case !*fromStdin:
+		return &usageError{"give --password-stdin and the password on stdin: passwords never go on the command line"}
+	}
+	password, err := readPassword(stdin)
+	if err != nil {
+		return err
+	}
+
+	req := adminsock.Request{Op: adminsock.OpUserAdd, Username: *username, Role: *role, Password: password}
+	resp, err := adminsock.Call(*dataDir, req)
+	if errors.Is(err, adminsock.ErrNoServer) {
+		resp.UserID, err = offline(*dataDir, *keyFile, true, stderr, func(db *store.DB) (uint64, error) {
+			u, err := db.CreateUser(ctx, store.NewUser{Username: *username, Role: *role, Password: password})
+			if err != nil {
+				return 0, err
+			}
+			return u.ID, nil
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("user add: %w", err)
+	}
+	_, err = fmt.Fprintf(stderr, "user created (id %d)\n", resp.UserID)
+	return err
+}
+
+// runToken handles `tyst token create`: it asks a running server over the
+// admin socket, or opens the database itself. Only the token goes to
+// stdout, so scripts can use $(tyst token create ...).
+func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return subcommandError("token", tokenUsage, args, stderr)
+	}
+	fs := newFlagSet("token create", tokenUsage, stderr)
+	dataDir := fs.String("data", envOr("TYST_DATA_DIR", "./tyst-data"), "data directory (TYST_DATA_DIR)")
+	keyFile := fs.String("key-file", envOr("TYST_KEY_FILE", ""), "file holding the newsroom key (TYST_KEY_FILE), when no server runs; else PROJECT_FILES_KEY; else <data>/files.key")
+	username := fs.String("username", "", "the account the token acts as")
+	scope := fs.String("scope", "", `"stream" limits the token to creating records, uploading and streaming; empty gives the account's full role`)
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	switch {
+	case *username == "":
+		return &usageError{"--username is required"}
+	case *scope != "" && *scope != store.ScopeStream:
+		return &usageError{"--scope must be stream or empty"}
+	}
+
+	req := adminsock.Request{Op: adminsock.OpTokenCreate, Username: *username, Scope: *scope}
+	resp, err := adminsock.Call(*dataDir, req)
+	if errors.Is(err, adminsock.ErrNoServer) {
+		resp.TokenID, err = offline(*dataDir, *keyFile, false, stderr, func(db *store.DB) (uint64, error) {
+			secret, t, err := db.CreateToken(ctx, *username, *scope)
+			if err != nil {
+				return 0, err
+			}
+			resp.Token = secret
+			return t.ID, nil
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("token create: %w", err)
+	}
+	_, err = fmt.Fprintln(stdout, resp.Token)
+	return err
+}
+
+// subcommandError answers a missing or unknown subcommand of cmd.
+func subcommandError(cmd, synopsis string, args []string, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintf(stderr, "Usage: tyst %s\n", synopsis)
+		return flag.ErrHelp
+	}
+	fmt.Fprintf(stderr, "Usage: tyst %s\n", synopsis)
+	if len(args) == 0 {
+		return &usageError{cmd + ": no subcommand given"}
+	}
+	return &usageError{fmt.Sprintf("%s: unknown subcommand %q", cmd, args[0])}
+}
+
+// readPassword returns the first line of stdin without its line ending.
+func readPassword(stdin io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(stdin, maxPasswordLine)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("password cannot be read from stdin: %w", err)
+	}
+	line = strings.TrimSuffix(line, "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", &usageError{"--password-stdin: no password on the first line of stdin"}
+	}
+	return line, nil
+}
+
+// offline opens the database itself, because no server answered on the
+// admin socket, and runs do on it. create says whether a missing data
+// directory may be created (user add may set up a new one; token create
+// needs an existing one).
+func offline(dataDir, keyFile string, create bool, stderr io.Writer, do func(*store.DB) (uint64, error)) (uint64, error) {
+	if create {
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return 0, errors.New("data directory (--data / TYST_DATA_DIR) cannot be created: permission denied or not a directory")
+		}
+	} else if st, err := os.Stat(dataDir); err != nil || !st.IsDir() {
+		return 0, errors.New("data directory (--data / TYST_DATA_DIR) does not exist or is not a directory")
+	}
+	keys, src, err := store.LoadKeyring(store.KeyConfig{
+		Env: os.Getenv("PROJECT_FILES_KEY"), File: keyFile,
+		OldKeys: os.Getenv("PROJECT_FILES_OLD_KEYS"), DataDir: dataDir,
+	})
+	if err != nil {
+		return 0, err
+	}
+	if src == store.KeyFromDataDir {
+		fmt.Fprintln(stderr, "warning: no newsroom key given (PROJECT_FILES_KEY or --key-file): using files.key in the data directory, as `tyst serve` would")
+	}
+	db, err := store.Open(dataDir, store.Options{Keys: keys, LockTimeout: offlineLockTimeout})
+	if errors.Is(err, store.ErrLocked) {
+		return 0, errors.New("the database is held by another tyst process, but no server answered on its admin socket (admin.sock in the data directory): if a server is starting or stopping, try again")
+	}
+	if err != nil {
+		return 0, err
+	}
+	id, err := do(db)
+	if cerr := db.Close(); err == nil && cerr != nil {
+		return 0, fmt.Errorf("database cannot be closed: %w", cerr)
+	}
+	return id, err
+}

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"tyst/internal/testlog"
+
+	"tyst/adminsock"
+	"tyst/store"
+)
+
+const (
+	userCanary     = "canary-reporter"
+	passwordCanary = "CANARY-pass-phrase-42"
+)
+
+// runUserCmd runs `tyst user ...` in-process as main would (run's switch
+// will send "user" here) and returns stdout, stderr and the exit code.
+func runUserCmd(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	var stdout, stderr testlog.Buffer
+	err := runUser(t.Context(), args, strings.NewReader(stdin), &stdout, &stderr)
+	return finishCmd(err, &stdout, &stderr)
+}
+
+// runTokenCmd runs `tyst token ...` in-process.
+func runTokenCmd(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var stdout, stderr testlog.Buffer
+	err := runToken(t.Context(), args, &stdout, &stderr)
+	return finishCmd(err, &stdout, &stderr)
+}
+
+func finishCmd(err error, stdout, stderr *testlog.Buffer) (string, string, int) {
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stderr, "tyst:", err)
+	}
+	return stdout.String(), stderr.String(), exitCode(err)
+}
+
+// mustOpenStore opens the data directory with key, as serve would.
+func mustOpenStore(t *testing.T, dir, key string) *store.DB {
+	t.Helper()
+	kr, err := store.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(dir, store.Options{Keys: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func TestUserAddAndTokenCreate_Offline(t *testing.T) {
+	clearKeyEnv(t)
+	key := store.GenerateKey()
+	t.Setenv("PROJECT_FILES_KEY", key)
+	dir := filepath.Join(t.TempDir(), "data") // user add sets up a new data directory
+	var outputs strings.Builder
+
+	out, errOut, code := runUserCmd(t, passwordCanary+"\n", "add", "--data", dir, "--username", userCanary, "--role", "editor", "--password-stdin")
+	outputs.WriteString(out + errOut)
+	if code != 0 || out != "" || !strings.Contains(errOut, "user created (id 1)") {
+		t.Fatalf("user add: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
+	tokens := map[string]string{}
+	for _, scope := range []string{"", store.ScopeStream} {
+		args := []string{"create", "--data", dir, "--username", userCanary}
+		if scope != "" {
+			args = append(args, "--scope", scope)
+		}
+		out, errOut, code := runTokenCmd(t, args...)
+		outputs.WriteString(errOut)
+		if code != 0 || !strings.HasSuffix(out, "\n") || strings.Count(out, "\n") != 1 || len(out) < 20 {
+			t.Fatalf("token create: exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+		tokens[scope] = strings.TrimSuffix(out, "\n")
+	}
+	for _, canary := range []string{userCanary, passwordCanary, tokens[""], tokens[store.ScopeStream]} {
+		if strings.Contains(outputs.String(), canary) {
+			t.Fatalf("output shows %q:\n%s", canary, outputs.String())
+		}
+	}
+
+	db := mustOpenStore(t, dir, key)
+	defer db.Close()
+	for scope, tok := range tokens {
+		p, err := db.Authenticate(t.Context(), tok)
+		if err != nil {
+			t.Fatalf("scope %q: %v", scope, err)
+		}
+		if p.UserID != 1 || p.Role != store.RoleEditor || p.Scope != scope {
+			t.Fatalf("principal %+v, want user 1, editor, scope %q", p, scope)
+		}
+	}
+	if _, _, err := db.Login(t.Context(), userCanary, passwordCanary, ""); err != nil {
+		t.Fatalf("login with the stdin password: %v", err)
+	}
+}
+
+func TestUserAdd_Errors(t *testing.T) {
+	clearKeyEnv(t)
+	t.Setenv("PROJECT_FILES_KEY", store.GenerateKey())
+	dir := t.TempDir()
+	add := func(stdin string, args ...string) (string, string, int) {
+		return runUserCmd(t, stdin, append([]string{"add", "--data", dir}, args...)...)
+	}
+	if _, errOut, code := add(passwordCanary+"\n", "--username", "taken-name", "--role", "admin", "--password-stdin"); code != 0 {
+		t.Fatalf("first add: exit %d, %q", code, errOut)
+	}
+	for name, c := range map[string]struct {
+		stdin   string
+		args    []string
+		code    int
+		mention string
+	}{
+		"ErrTaken":      {passwordCanary + "\n", []string{"--username", "taken-name", "--role", "viewer", "--password-stdin"}, 1, "taken"},
+		"ErrBadRole":    {passwordCanary + "\n", []string{"--username", userCanary, "--role", "root", "--password-stdin"}, 2, "--role"},
+		"ErrNoStdin":    {passwordCanary + "\n", []string{"--username", userCanary, "--role", "viewer"}, 2, "--password-stdin"},
+		"ErrEmptyStdin": {"", []string{"--username", userCanary, "--role", "viewer", "--password-stdin"}, 2, "stdin"},
+		"ErrShortPass":  {"short\n", []string{"--username", userCanary, "--role", "viewer", "--password-stdin"}, 1, "validation_error"},
+		"ErrBadName":    {passwordCanary + "\n", []string{"--username", "A B", "--role", "viewer", "--password-stdin"}, 1, "username"},
+		"ErrNoUsername": {passwordCanary + "\n", []string{"--role", "viewer", "--password-stdin"}, 2, "--username"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, errOut, code := add(c.stdin, c.args...)
+			if code != c.code || out != "" || !strings.Contains(errOut, c.mention) {
+				t.Fatalf("exit %d (want %d), stdout %q, stderr %q (want a mention of %s)", code, c.code, out, errOut, c.mention)
+			}
+			if strings.Contains(errOut, passwordCanary) {
+				t.Fatalf("stderr shows the password: %q", errOut)
+			}
+		})
+	}
+	t.Run("ErrNoSubcommand", func(t *testing.T) {
+		if _, errOut, code := runUserCmd(t, "", "remove"); code != 2 || !strings.Contains(errOut, "unknown subcommand") {
+			t.Fatalf("exit %d, %q", code, errOut)
+		}
+		if _, _, code := runUserCmd(t, ""); code != 2 {
+			t.Fatalf("no subcommand: exit %d", code)
+		}
+	})
+	db := mustOpenStore(t, dir, os.Getenv("PROJECT_FILES_KEY"))
+	defer db.Close()
+	if users, _ := db.Users(t.Context()); len(users) != 1 {
+		t.Fatalf("%d users after failed adds, want 1", len(users))
+	}
+}
+
+func TestToken_Errors(t *testing.T) {
+	clearKeyEnv(t)
+	t.Setenv("PROJECT_FILES_KEY", store.GenerateKey())
+	dir := t.TempDir()
+	for name, c := range map[string]struct {
+		args    []string
+		code    int
+		mention string
+	}{
+		"ErrNoSuchUser": {[]string{"create", "--data", dir, "--username", userCanary}, 1, "not_found"},
+		"ErrBadScope":   {[]string{"create", "--data", dir, "--username", userCanary, "--scope", "all"}, 2, "--scope"},
+		"ErrNoUsername": {[]string{"create", "--data", dir}, 2, "--username"},
+		"ErrNoDataDir":  {[]string{"create", "--data", filepath.Join(dir, "missing"), "--username", userCanary}, 1, "does not exist"},
+		"ErrUnknownSub": {[]string{"revoke"}, 2, "unknown subcommand"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, errOut, code := runTokenCmd(t, c.args...)
+			if code != c.code || out != "" || !strings.Contains(errOut, c.mention) {
+				t.Fatalf("exit %d (want %d), stdout %q, stderr %q (want a mention of %s)", code, c.code, out, errOut, c.mention)
+			}
+			if strings.Contains(errOut, userCanary) || strings.Contains(errOut, dir) {
+				t.Fatalf("stderr shows the username or a path: %q", errOut)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("token create made a data directory: %v", err)
+	}
+}
+
+func TestUserAndToken_Help(t *testing.T) {
+	for _, c := range []struct {
+		run     func() (string, string, int)
+		mention string
+	}{
+		{func() (string, string, int) { return runUserCmd(t, "", "add", "--help") }, "-password-stdin"},
+		{func() (string, string, int) { return runUserCmd(t, "", "--help") }, "user add"},
+		{func() (string, string, int) { return runTokenCmd(t, "create", "--help") }, "-scope"},
+		{func() (string, string, int) { return runTokenCmd(t, "--help") }, "token create"},
+	} {
+		if _, errOut, code := c.run(); code != 0 || !strings.Contains(errOut, c.mention) {
+			t.Fatalf("--help: exit %d, %q lacks %s", code, errOut, c.mention)
+		}
+	}
+}
+
+// TestTokenCreate_RunningServer: while a server holds the database, token
+// create and user add go over the admin socket. The "server" is the store
+// and adminsock.Serve, as serve wires them.
+func TestTokenCreate_RunningServer(t *testing.T) {
+	clearKeyEnv(t)
+	serverKey := store.GenerateKey()
+	t.Setenv("PROJECT_FILES_KEY", store.GenerateKey()) // the CLI's key does not matter over the socket
+	dir := t.TempDir()
+	db := mustOpenStore(t, dir, serverKey)
+	defer db.Close()
+	ln, err := adminsock.Listen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testlog.Buffer
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- adminsock.Serve(ctx, ln, db, slog.New(slog.NewJSONHandler(&logs, nil))) }()
+	stopAdmin := func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Serve did not stop")
+		}
+	}
+	defer cancel()
+
+	out, errOut, code := runUserCmd(t, passwordCanary+"\n", "add", "--data", dir, "--username", userCanary, "--role", "viewer", "--password-stdin")
+	if code != 0 || out != "" || !strings.Contains(errOut, "user created (id 1)") {
+		t.Fatalf("user add: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, errOut, code := runUserCmd(t, passwordCanary+"\n", "add", "--data", dir, "--username", userCanary, "--role", "viewer", "--password-stdin"); code != 1 || !strings.Contains(errOut, "taken") {
+		t.Fatalf("duplicate over the socket: exit %d, %q", code, errOut)
+	}
+	out, errOut, code = runTokenCmd(t, "create", "--data", dir, "--username", userCanary, "--scope", "stream")
+	if code != 0 || strings.Count(out, "\n") != 1 {
+		t.Fatalf("token create: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	token := strings.TrimSuffix(out, "\n")
+	p, err := db.Authenticate(t.Context(), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.UserID != 1 || p.Role != store.RoleViewer || p.Scope != store.ScopeStream {
+		t.Fatalf("principal %+v", p)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "files.key")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the CLI touched the keys while a server ran: %v", err)
+	}
+	stopAdmin()
+	for _, canary := range []string{userCanary, passwordCanary, token} {
+		if strings.Contains(logs.String(), canary) || strings.Contains(errOut, canary) {
+			t.Fatalf("logs or stderr show %q:\n%s", canary, logs.String())
+		}
+	}
+
+	// The socket is gone but the database is still held: a clear error, not a hang.
+	start := time.Now()
+	out, errOut, code = runTokenCmd(t, "create", "--data", dir, "--username", userCanary)
+	if code != 1 || out != "" || !strings.Contains(errOut, "held by another tyst process") {
+		t.Fatalf("locked database: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("locked database took %v", d)
+	}
+}
