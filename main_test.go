@@ -352,7 +352,7 @@ func TestServe_TLS(t *testing.T) {
 	_, port, _ := net.SplitHostPort(srv.addr)
 	base := "https://127.0.0.1:" + port
 	insecure := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // our own self-signed test certificate
-	m := setupTokenRE.FindStringSubmatch(waitFor(t, stderr, "#token="))
+	m := setupTokenRE.FindStringSubmatch(waitFor(t, stderr, "tyst_setup_"))
 	if m == nil || !strings.Contains(stderr.String(), "https://") {
 		t.Fatalf("no https setup link:\n%s", stderr.String())
 	}

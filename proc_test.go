@@ -153,7 +153,7 @@ func doRead(tb testing.TB, client *http.Client, req *http.Request) (*http.Respon
 	return resp, body
 }
 
-var setupTokenRE = regexp.MustCompile(`#token=(tyst_setup_[A-Za-z0-9_-]+)`)
+var setupTokenRE = regexp.MustCompile(`"token":"(tyst_setup_[A-Za-z0-9_-]+)"`)
 
 // firstAdmin completes the first-run setup of the server at base with the
 // setup token found in its output (logs returns it so far), logs in, and
