@@ -354,7 +354,7 @@ func TestServe_TLS(t *testing.T) {
 	insecure := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // our own self-signed test certificate
 	m := setupTokenRE.FindStringSubmatch(waitFor(t, stderr, "tyst_setup_"))
 	if m == nil || !strings.Contains(stderr.String(), "https://") {
-		t.Fatalf("no https setup link:\n%s", stderr.String())
+		t.Fatalf("no https setup line:\n%s", stderr.String())
 	}
 	client := &http.Client{Transport: insecure}
 	post := func(path, body string) *http.Response {

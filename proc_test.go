@@ -168,7 +168,7 @@ func firstAdmin(tb testing.TB, base string, logs func() string) string {
 		}
 	}
 	if setup == "" {
-		tb.Fatalf("no setup link in the server's output:\n%s", logs())
+		tb.Fatalf("no setup token in the server's output:\n%s", logs())
 	}
 	post := func(path, body string, cookie *http.Cookie) (*http.Response, []byte) {
 		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))

@@ -184,7 +184,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	return nil
 }
 
-// announceSetup prints the one-time setup link while no account exists.
+// announceSetup prints the one-time setup token while no account exists.
 // It goes to stderr as plain text, not into the structured log: it is a
 // secret, valid until the first admin is created.
 func announceSetup(ctx context.Context, db *store.DB, base string, stderr io.Writer) error {
