@@ -212,3 +212,23 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 func authClient(token string) *http.Client {
 	return &http.Client{Transport: bearer{token, http.DefaultTransport}}
 }
+
+// offlineToken creates an editor and its API token in data with the real
+// binary before any server runs, so the server itself never hashes a
+// password (its peak memory is then the upload's alone).
+func offlineToken(tb testing.TB, bin, data, key string) string {
+	tb.Helper()
+	env := append(os.Environ(), "PROJECT_FILES_KEY="+key)
+	add := exec.Command(bin, "user", "add", "--data", data, "--username", "bench", "--role", "editor", "--password-stdin")
+	add.Env, add.Stdin = env, strings.NewReader("bench password 1234\n")
+	if out, err := add.CombinedOutput(); err != nil {
+		tb.Fatalf("user add: %v\n%s", err, out)
+	}
+	tok := exec.Command(bin, "token", "create", "--data", data, "--username", "bench")
+	tok.Env = env
+	out, err := tok.Output()
+	if err != nil {
+		tb.Fatalf("token create: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}

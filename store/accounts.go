@@ -178,6 +178,22 @@ func (n *NewUser) validate() error {
 	return nil
 }
 
+// maxConcurrentHashes bounds the argon2id computations running at once:
+// each takes 19 MiB, so a burst of logins cannot exhaust a small box.
+const maxConcurrentHashes = 2
+
+// withHashSlot runs f, an argon2id computation, when a slot is free.
+func (db *DB) withHashSlot(f func()) {
+	db.hashSlots <- struct{}{}
+	defer func() { <-db.hashSlots }()
+	f()
+}
+
+func (db *DB) hashPassword(password string) (hash string, err error) {
+	db.withHashSlot(func() { hash, err = auth.HashPassword(password) })
+	return hash, err
+}
+
 // HasUsers reports whether any account exists (setup is then closed).
 func (db *DB) HasUsers(ctx context.Context) (ok bool, err error) {
 	defer func() { err = boundary("has users", err) }()
@@ -212,7 +228,7 @@ func (db *DB) CompleteSetup(ctx context.Context, token string, n NewUser) (u *Us
 	if err := n.validate(); err != nil {
 		return nil, err
 	}
-	hash, err := auth.HashPassword(n.Password)
+	hash, err := db.hashPassword(n.Password)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +277,7 @@ func (db *DB) CreateUser(ctx context.Context, n NewUser) (u *User, err error) {
 	if err := n.validate(); err != nil {
 		return nil, err
 	}
-	hash, err := auth.HashPassword(n.Password)
+	hash, err := db.hashPassword(n.Password)
 	if err != nil {
 		return nil, err
 	}
@@ -342,7 +358,7 @@ func (db *DB) UpdateUser(ctx context.Context, id uint64, up UserUpdate) (u *User
 		if err := auth.CheckPassword(*up.Password); err != nil {
 			return nil, errorf(CodeValidation, err.Error())
 		}
-		if hash, err = auth.HashPassword(*up.Password); err != nil {
+		if hash, err = db.hashPassword(*up.Password); err != nil {
 			return nil, err
 		}
 	}
@@ -445,10 +461,12 @@ func (db *DB) Login(ctx context.Context, username, password, code string) (secre
 		if ErrorCode(verr) != CodeNotFound {
 			return "", nil, verr
 		}
-		auth.DummyVerify(password) // unknown usernames take as long as known ones
+		db.withHashSlot(func() { auth.DummyVerify(password) }) // unknown usernames take as long as known ones
 		return "", nil, db.loginFailed(ctx, bad, "credentials")
 	}
-	if !auth.VerifyPassword(row.PasswordHash, password) || row.Disabled {
+	var match bool
+	db.withHashSlot(func() { match = auth.VerifyPassword(row.PasswordHash, password) })
+	if !match || row.Disabled {
 		return "", nil, db.loginFailed(ctx, bad, "credentials")
 	}
 	method := "password"

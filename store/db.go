@@ -71,6 +71,7 @@ type DB struct {
 
 	mu        sync.Mutex
 	uploading map[uint64]bool // records with an upload in flight
+	hashSlots chan struct{}   // see maxConcurrentHashes
 }
 
 // ErrLocked is the cause when another process holds the database.
@@ -115,6 +116,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		retention: opts.Retention,
 		wrapBlob:  opts.WrapBlobWriter,
 		uploading: map[uint64]bool{},
+		hashSlots: make(chan struct{}, maxConcurrentHashes),
 	}
 	if db.now == nil {
 		db.now = time.Now
