@@ -1,0 +1,92 @@
+package store_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"tyst/store"
+)
+
+// TestAccounts_SecretsOnlyHashed: passwords, session ids, API tokens, TOTP
+// secrets and recovery codes never stand in the database file.
+func TestAccounts_SecretsOnlyHashed(t *testing.T) {
+	db, env := mustOpenDB(t)
+	const password = "CANARY-password-1234"
+	if _, err := db.CreateUser(ctx, store.NewUser{Username: "editor", Password: password, Role: store.RoleEditor}); err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := db.CreateToken(ctx, "editor", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	session, u, err := db.Login(ctx, "editor", password, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := db.Authenticate(ctx, session)
+	if err != nil || p.UserID != u.ID || p.Role != store.RoleEditor {
+		t.Fatalf("principal=%+v err=%v", p, err)
+	}
+	uri, err := db.BeginTOTP(store.WithPrincipal(ctx, p), "tyst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, err := os.ReadFile(filepath.Join(env.dir, "tyst.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := uri[bytes.Index([]byte(uri), []byte("secret="))+7:]
+	secret = secret[:bytes.IndexByte([]byte(secret), '&')]
+	for what, s := range map[string]string{"password": password, "token": token, "session": session, "totp secret": secret} {
+		if bytes.Contains(raw, []byte(s)) {
+			t.Errorf("the database holds the %s", what)
+		}
+	}
+}
+
+func TestAccounts_Authenticate(t *testing.T) {
+	env := newEnv(t)
+	opts := testOptions(t, env)
+	opts.SessionTTL = time.Hour
+	db := mustOpenEnv(t, env, opts)
+	if _, err := db.CreateUser(ctx, store.NewUser{Username: "viewer", Password: "a long password", Role: store.RoleViewer}); err != nil {
+		t.Fatal(err)
+	}
+	session, _, err := db.Login(ctx, "viewer", "a long password", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		secret  string
+		advance time.Duration
+		code    store.Code
+	}{
+		"Unknown": {"tyst_s_nope", 0, store.CodeUnauthorized},
+		"Empty":   {"", 0, store.CodeUnauthorized},
+		"Expired": {session, time.Hour, store.CodeUnauthorized},
+	} {
+		t.Run(name, func(t *testing.T) {
+			env.now = env.now.Add(c.advance)
+			_, err := db.Authenticate(ctx, c.secret)
+			wantCode(t, err, c.code)
+		})
+	}
+	t.Run("WrongPasswordSameErrorAsUnknownUser", func(t *testing.T) {
+		_, _, e1 := db.Login(ctx, "viewer", "wrong password!", "")
+		_, _, e2 := db.Login(ctx, "nobody", "wrong password!", "")
+		if store.ErrorMessage(e1) != store.ErrorMessage(e2) || store.ErrorCode(e1) != store.CodeUnauthorized {
+			t.Fatalf("%v / %v: a wrong password and an unknown user must look alike", e1, e2)
+		}
+	})
+	t.Run("UsernameCaseAndSpace", func(t *testing.T) {
+		if _, _, err := db.Login(ctx, "  VIEWER ", "a long password", ""); err != nil {
+			t.Fatalf("login with case and spaces: %v", err)
+		}
+		_, err := db.CreateUser(ctx, store.NewUser{Username: "Viewer", Password: "a long password", Role: store.RoleViewer})
+		wantCode(t, err, store.CodeConflict)
+	})
+}
