@@ -378,6 +378,12 @@ func TestServe_TLS(t *testing.T) {
 			t.Fatalf("plain HTTP on the TLS port: %d, want Go's 400 refusal", resp.StatusCode)
 		}
 	}
+	// net/http logs that failed handshake with the client's address; the
+	// log must say only what happened.
+	waitFor(t, stderr, "tls handshake failed")
+	if strings.Contains(stderr.String(), "127.0.0.1:") && strings.Contains(stderr.String(), "handshake error from") {
+		t.Fatalf("the log names the client:\n%s", stderr.String())
+	}
 	srv.stop(t)
 
 	plain := serveInProcess(t, "--listen", "0.0.0.0:0", "--data", filepath.Join(dir, "d2"), "--allow-plain-http")

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,6 +29,8 @@ type serveConfig struct {
 	tlsCert        string
 	tlsKey         string
 	allowPlainHTTP bool
+	secureCookies  bool
+	clientIPHeader string
 }
 
 // validate checks the settings that need no I/O; errors name the setting,
@@ -80,6 +84,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.tlsCert, "tls-cert", envOr("TYST_TLS_CERT", ""), "TLS certificate file, PEM (TYST_TLS_CERT)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", envOr("TYST_TLS_KEY", ""), "TLS private key file, PEM (TYST_TLS_KEY)")
 	fs.BoolVar(&cfg.allowPlainHTTP, "allow-plain-http", envOr("TYST_ALLOW_PLAIN_HTTP", "") == "1", "allow a non-loopback --listen without TLS, behind a TLS proxy (TYST_ALLOW_PLAIN_HTTP=1)")
+	fs.BoolVar(&cfg.secureCookies, "secure-cookies", envOr("TYST_SECURE_COOKIES", "") == "1", "mark the session cookie Secure; on by itself with --tls-cert; set it behind a TLS proxy (TYST_SECURE_COOKIES=1)")
+	fs.StringVar(&cfg.clientIPHeader, "client-ip-header", envOr("TYST_CLIENT_IP_HEADER", ""), "header in which a trusted proxy passes the client address, for login limits only, e.g. X-Forwarded-For (TYST_CLIENT_IP_HEADER)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -143,11 +149,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	srv := &http.Server{
 		Handler: api.New(api.Config{
 			Records: db, Accounts: db, Logger: log.With("component", "api"), Version: version,
-			MaxUploadBytes: cfg.maxUploadMB << 20, SecureCookies: cfg.tlsCert != "",
+			MaxUploadBytes: cfg.maxUploadMB << 20, SecureCookies: cfg.tlsCert != "" || cfg.secureCookies,
+			ClientIPHeader: cfg.clientIPHeader,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
+		ErrorLog:          stdlog.New(httpErrorLog{log.With("component", "http")}, "", 0),
 	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -201,6 +208,23 @@ func announceSetup(ctx context.Context, db *store.DB, base string, stderr io.Wri
 		"  or offline: tyst user add --data DIR --username admin --role admin --password-stdin\n\n",
 		token, base)
 	return nil
+}
+
+// httpErrorLog takes net/http's own error lines, which name client
+// addresses ("TLS handshake error from 203.0.113.5:40590: …"), and logs
+// only what kind of error it was.
+type httpErrorLog struct{ log *slog.Logger }
+
+func (h httpErrorLog) Write(p []byte) (int, error) {
+	kind := "http server error"
+	switch {
+	case bytes.Contains(p, []byte("TLS handshake error")):
+		kind = "tls handshake failed"
+	case bytes.Contains(p, []byte("panic")):
+		kind = "http handler panic"
+	}
+	h.log.Warn(kind)
+	return len(p), nil
 }
 
 // envInt reads a whole number from the environment variable name.

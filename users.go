@@ -154,12 +154,13 @@ func offline(dataDir, keyFile string, create bool, stderr io.Writer, do func(*st
 	keys, src, err := store.LoadKeyring(store.KeyConfig{
 		Env: os.Getenv("PROJECT_FILES_KEY"), File: keyFile,
 		OldKeys: os.Getenv("PROJECT_FILES_OLD_KEYS"), DataDir: dataDir,
+		NoGenerate: true, // a key made here would not be the server's
 	})
 	if err != nil {
 		return 0, err
 	}
 	if src == store.KeyFromDataDir {
-		fmt.Fprintln(stderr, "warning: no newsroom key given (PROJECT_FILES_KEY or --key-file): using files.key in the data directory, as `tyst serve` would")
+		fmt.Fprintln(stderr, "warning: no newsroom key given (PROJECT_FILES_KEY or --key-file): using the generated files.key in the data directory, as `tyst serve` does")
 	}
 	db, err := store.Open(dataDir, store.Options{Keys: keys, LockTimeout: offlineLockTimeout})
 	if errors.Is(err, store.ErrLocked) {

@@ -3,8 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,28 +21,17 @@ const (
 	passwordCanary = "CANARY-pass-phrase-42"
 )
 
-// runUserCmd runs `tyst user ...` in-process as main would (run's switch
-// will send "user" here) and returns stdout, stderr and the exit code.
+// runUserCmd runs `tyst user ...` in-process and returns stdout, stderr and
+// the exit code.
 func runUserCmd(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
-	var stdout, stderr testlog.Buffer
-	err := runUser(t.Context(), args, strings.NewReader(stdin), &stdout, &stderr)
-	return finishCmd(err, &stdout, &stderr)
+	return runCmd(t, strings.NewReader(stdin), append([]string{"user"}, args...)...)
 }
 
 // runTokenCmd runs `tyst token ...` in-process.
 func runTokenCmd(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	var stdout, stderr testlog.Buffer
-	err := runToken(t.Context(), args, &stdout, &stderr)
-	return finishCmd(err, &stdout, &stderr)
-}
-
-func finishCmd(err error, stdout, stderr *testlog.Buffer) (string, string, int) {
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stderr, "tyst:", err)
-	}
-	return stdout.String(), stderr.String(), exitCode(err)
+	return runCmd(t, nil, append([]string{"token"}, args...)...)
 }
 
 // mustOpenStore opens the data directory with key, as serve would.
@@ -271,5 +259,19 @@ func TestTokenCreate_RunningServer(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("locked database took %v", d)
+	}
+}
+
+// TestUserAdd_NoKey: offline, without a key, the tools refuse rather than
+// make a key of their own that the server would not use.
+func TestUserAdd_NoKey(t *testing.T) {
+	clearKeyEnv(t)
+	dir := t.TempDir()
+	_, errOut, code := runUserCmd(t, "a long enough password\n", "add", "--data", dir, "--username", "ed", "--role", "editor", "--password-stdin")
+	if code != 1 || !strings.Contains(errOut, "no newsroom key") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "files.key")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("files.key was made: %v", err)
 	}
 }

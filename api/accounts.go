@@ -109,7 +109,16 @@ func (s *Server) handleSetup(w http.ResponseWriter, r *http.Request, _ httproute
 	if err := s.decodeJSON(w, r, &req); err != nil {
 		return err
 	}
+	// The setup token is long and random; the client limit still keeps
+	// anyone from hammering the endpoint.
+	client := s.clientKey(r)
+	if !s.clientLimit.take(client) {
+		return apiError(store.CodeRateLimited, "too many failed attempts: wait 15 minutes")
+	}
 	u, err := s.accounts.CompleteSetup(r.Context(), req.Token, store.NewUser{Username: req.Username, Password: req.Password})
+	if c := store.ErrorCode(err); c != store.CodeUnauthorized && c != store.CodeForbidden {
+		s.clientLimit.refund(client)
+	}
 	if err != nil {
 		return err
 	}
@@ -124,16 +133,21 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 		return err
 	}
 	userKey := "user:" + strings.ToLower(strings.TrimSpace(req.Username))
-	client := clientKey(r)
-	if s.userLimit.blocked(userKey) || s.clientLimit.blocked(client) {
+	client := s.clientKey(r)
+	if !s.userLimit.take(userKey) {
+		return apiError(store.CodeRateLimited, "too many failed logins: wait 15 minutes")
+	}
+	if !s.clientLimit.take(client) {
+		s.userLimit.refund(userKey)
 		return apiError(store.CodeRateLimited, "too many failed logins: wait 15 minutes")
 	}
 	secret, u, err := s.accounts.Login(r.Context(), req.Username, req.Password, req.TOTP)
+	failed := store.ErrorCode(err) == store.CodeUnauthorized && !errors.Is(err, store.ErrSecondFactorRequired)
+	if !failed {
+		s.clientLimit.refund(client)
+		s.userLimit.refund(userKey)
+	}
 	if err != nil {
-		if store.ErrorCode(err) == store.CodeUnauthorized && !errors.Is(err, store.ErrSecondFactorRequired) {
-			s.userLimit.fail(userKey)
-			s.clientLimit.fail(client)
-		}
 		return err
 	}
 	s.userLimit.reset(userKey)

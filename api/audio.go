@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"math"
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"time"
 
@@ -106,13 +109,18 @@ func (s *Server) handleAudioUpload(w http.ResponseWriter, r *http.Request, ps ht
 // client must not hold a connection and a temp file for ever, while a slow
 // field link that keeps sending may take as long as it needs.
 type idleReader struct {
-	r    io.Reader
-	rc   *http.ResponseController
-	idle time.Duration
+	r     io.Reader
+	rc    *http.ResponseController
+	idle  time.Duration
+	until time.Time // when set, the whole body must have arrived by then
 }
 
 func (i *idleReader) Read(p []byte) (int, error) {
-	i.rc.SetReadDeadline(time.Now().Add(i.idle)) // unsupported writers: no limit
+	d := time.Now().Add(i.idle)
+	if !i.until.IsZero() && i.until.Before(d) {
+		d = i.until
+	}
+	i.rc.SetReadDeadline(d) // unsupported writers: no limit
 	return i.r.Read(p)
 }
 
@@ -131,12 +139,50 @@ func (e *errCapture) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// readFailure describes a failed audio read for the log without the
+// error's text, which may hold a path.
+func readFailure(err error) string {
+	if errors.Is(err, store.ErrCorrupt) {
+		return "stored audio is corrupt"
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return "read failed: " + pe.Op + ": " + pe.Err.Error()
+	}
+	return "read failed"
+}
+
 // handleAudioGet serves the decrypted audio with Range support, so a
-// browser's player can seek. Every request is audited (audio_accessed).
+// browser's player can seek. Every request that serves audio is audited
+// (audio_accessed); a range past the end is answered before the audio is
+// opened, so it is not.
 func (s *Server) handleAudioGet(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	id, err := parseID(ps.ByName("id"))
 	if err != nil {
 		return err
+	}
+	rec, err := s.records.Record(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if rec.Audio == nil {
+		return apiError(store.CodeNotFound, "record has no audio")
+	}
+	etag := `"` + strings.ToLower(rec.Audio.SHA256[:32]) + `"`
+	if ir := r.Header.Get("If-Range"); ir != "" && ir != etag {
+		r.Header.Del("Range") // ServeContent would ignore it too; no 416 then
+	}
+	size := rec.Audio.SizeBytes
+	switch start, end, kind := parseRange(r.Header.Values("Range"), size); kind {
+	case rangeIgnored:
+		r.Header.Del("Range")
+	case rangeSingle:
+		r.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", start, end))
+	case rangeUnsatisfiable:
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+		return writeJSON(w, http.StatusRequestedRangeNotSatisfiable, errorBody{Error: errorDetail{
+			Code: store.CodeValidation, Message: "range not satisfiable", RequestID: requestID(r.Context()),
+		}})
 	}
 	ar, err := s.records.OpenAudio(r.Context(), id)
 	if err != nil {
@@ -146,12 +192,89 @@ func (s *Server) handleAudioGet(w http.ResponseWriter, r *http.Request, ps httpr
 	h := w.Header()
 	h.Set("Content-Type", ar.MIMEType)
 	h.Set("Content-Disposition", fmt.Sprintf(`inline; filename="audio-%d.%s"`, id, sniff.Ext(ar.MIMEType)))
-	h.Set("ETag", `"`+strings.ToLower(ar.SHA256[:32])+`"`)
+	h.Set("ETag", etag)
 	body := &errCapture{ReadSeeker: ar}
 	http.ServeContent(w, r, "", time.Time{}, body)
 	if body.err != nil {
 		// The status is already sent; the client sees a cut body.
-		s.log.Error("audio read failed", keyRoute, "/api/v1/record/:id/audio", keyRequestID, requestID(r.Context()), keyErr, body.err.Error())
+		s.log.Error("audio read failed", keyRoute, "/api/v1/record/:id/audio", keyRequestID, requestID(r.Context()), keyErr, readFailure(body.err))
 	}
 	return nil
+}
+
+// rangeKind is what parseRange makes of a Range header.
+type rangeKind int
+
+const (
+	rangeIgnored       rangeKind = iota // absent, a list of ranges, or malformed
+	rangeSingle                         // one range that overlaps the file
+	rangeUnsatisfiable                  // one range that starts at or past the end
+)
+
+// parseRange reads a Range header of exactly one byte range (RFC 9110
+// §14.1.2: "bytes=a-b", "bytes=a-", "bytes=-n") against a file of size
+// bytes and returns it clamped to the file, both ends inclusive.
+//
+// Anything else is ignored, as RFC 9110 §14.2 allows, and the whole file is
+// served: http.ServeContent would serve every range of a list, and each may
+// cost the decryption of a whole chunk of the stream format, so a header of
+// many small ranges would amplify one request into minutes of CPU.
+func parseRange(values []string, size int64) (start, end int64, kind rangeKind) {
+	if len(values) != 1 {
+		return 0, 0, rangeIgnored
+	}
+	unit, set, ok := strings.Cut(values[0], "=")
+	if !ok || !strings.EqualFold(textproto.TrimString(unit), "bytes") {
+		return 0, 0, rangeIgnored
+	}
+	first, last, ok := strings.Cut(set, "-")
+	if !ok {
+		return 0, 0, rangeIgnored
+	}
+	first, last = textproto.TrimString(first), textproto.TrimString(last)
+	if first == "" { // suffix: the last n bytes
+		n, ok := parseDigits(last)
+		switch {
+		case !ok:
+			return 0, 0, rangeIgnored
+		case n == 0:
+			return 0, 0, rangeUnsatisfiable
+		}
+		return max(size-n, 0), size - 1, rangeSingle
+	}
+	a, ok := parseDigits(first)
+	if !ok {
+		return 0, 0, rangeIgnored
+	}
+	b := int64(math.MaxInt64)
+	if last != "" {
+		if b, ok = parseDigits(last); !ok || b < a {
+			return 0, 0, rangeIgnored
+		}
+	}
+	if a >= size {
+		return 0, 0, rangeUnsatisfiable
+	}
+	return a, min(b, size-1), rangeSingle
+}
+
+// parseDigits parses 1*DIGIT; a number too large for int64 saturates, as
+// it still lies past the end of any file.
+func parseDigits(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if d := int64(c - '0'); n > (math.MaxInt64-d)/10 {
+			n = math.MaxInt64
+		} else {
+			n = n*10 + d
+		}
+	}
+	return n, true
 }

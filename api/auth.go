@@ -113,16 +113,12 @@ func newLimiter(now func() time.Time, window time.Duration, max int) *limiter {
 
 const maxLimiterKeys = 100_000
 
-// blocked reports whether key has used up its failures in this window.
-func (l *limiter) blocked(key string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	h := l.hits[sha256.Sum256([]byte(key))]
-	return h != nil && l.now().Sub(h.start) < l.window && h.n >= l.max
-}
-
-// fail counts a failure for key.
-func (l *limiter) fail(key string) {
+// take counts an attempt for key and reports whether it may go ahead: false
+// once key has used up its attempts in this window. Counting before the
+// password is checked keeps parallel attempts from all slipping through
+// while the first ones are still being checked; refund gives back an
+// attempt that did not fail.
+func (l *limiter) take(key string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -139,7 +135,20 @@ func (l *limiter) fail(key string) {
 		h = &hits{start: now}
 		l.hits[k] = h
 	}
+	if h.n >= l.max {
+		return false
+	}
 	h.n++
+	return true
+}
+
+// refund gives back an attempt of key that did not fail.
+func (l *limiter) refund(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if h := l.hits[sha256.Sum256([]byte(key))]; h != nil && h.n > 0 {
+		h.n--
+	}
 }
 
 // reset forgets key (after a successful login).
@@ -150,8 +159,18 @@ func (l *limiter) reset(key string) {
 }
 
 // clientKey is the client's address for rate limiting only; it is hashed
-// and never logged. Behind a proxy every client shares the proxy's address.
-func clientKey(r *http.Request) string {
+// and never logged. Behind a proxy every client has the proxy's address,
+// unless ClientIPHeader names the header in which the proxy passes the
+// client's (its last value, the one the trusted proxy appended).
+func (s *Server) clientKey(r *http.Request) string {
+	if s.clientIPHeader != "" {
+		if v := r.Header.Values(s.clientIPHeader); len(v) > 0 {
+			parts := strings.Split(v[len(v)-1], ",")
+			if last := strings.TrimSpace(parts[len(parts)-1]); last != "" {
+				return "client:" + last
+			}
+		}
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr

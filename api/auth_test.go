@@ -151,7 +151,7 @@ func matrixRequest(tb testing.TB, route string, recordID, userID, tokenID uint64
 func TestAuthorizationMatrix(t *testing.T) {
 	ts := mustServe(t)
 	wav := mustRead(t, audioDir+"tone.wav")
-	ts.mustUser(t, "viewer", store.RoleViewer, "")
+	viewerToken := ts.mustUser(t, "viewer", store.RoleViewer, "")
 	editorToken := ts.mustUser(t, "editor", store.RoleEditor, "")
 	streamToken := ts.mustUser(t, "editor", store.RoleEditor, store.ScopeStream)
 	ts.mustUser(t, "owner", store.RoleEditor, "")
@@ -213,6 +213,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"editor", func() []string { return asCookie(sessions["editor"]) }, byRole("editor")},
 		{"admin", func() []string { return asCookie(sessions["admin"]) }, byRole("admin")},
 		{"token", func() []string { return asToken(editorToken) }, byRole("editor")},
+		{"viewer-token", func() []string { return asToken(viewerToken) }, byRole("viewer")},
+		{"admin-token", func() []string { return asToken(ts.token) }, byRole("admin")},
 		{"stream-token", func() []string { return asToken(streamToken) }, func(class string) int {
 			if class == "public" || class == "editor+stream" {
 				return 0
@@ -242,8 +244,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 				want = 403 // accounts exist: setup is closed for everyone
 			}
 			switch {
-			case want == 0 && (resp.StatusCode == 401 || resp.StatusCode == 403):
-				t.Errorf("%s as %s: %d %s, want the handler's answer", route, c.name, resp.StatusCode, got)
+			case want == 0 && (resp.StatusCode == 401 || resp.StatusCode == 403 || resp.StatusCode >= 500):
+				t.Errorf("%s as %s: %d %s, want the handler's answer (not 401, 403 or 5xx)", route, c.name, resp.StatusCode, got)
 			case want != 0 && resp.StatusCode != want:
 				t.Errorf("%s as %s: %d %s, want %d", route, c.name, resp.StatusCode, got, want)
 			}
@@ -683,5 +685,61 @@ func TestAccountCanaries(t *testing.T) {
 	}
 	if failed != 2 || logins != 1 {
 		t.Fatalf("login_failed=%d login=%d, want 2 and 1", failed, logins)
+	}
+}
+
+// TestLoginRateLimit_Parallel: attempts sent at once cannot all slip
+// through while the first ones are still being checked.
+func TestLoginRateLimit_Parallel(t *testing.T) {
+	ts := mustServe(t)
+	ts.mustUser(t, "editor", store.RoleEditor, "")
+	const n = 30
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, resp, _ := ts.login(t, "editor", fmt.Sprintf("wrong password %d", i), "")
+			statuses <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	checked := 0
+	for s := range statuses {
+		switch s {
+		case 401:
+			checked++
+		case 429:
+		default:
+			t.Fatalf("status %d", s)
+		}
+	}
+	if checked > 5 {
+		t.Fatalf("%d of %d parallel guesses were checked, want at most 5", checked, n)
+	}
+}
+
+// TestLoginRateLimit_ClientHeader: behind a proxy that passes the client's
+// address, one client's failures do not lock out the others.
+func TestLoginRateLimit_ClientHeader(t *testing.T) {
+	ts := mustServe(t, func(_ *store.Options, c *api.Config) { c.ClientIPHeader = "X-Forwarded-For" })
+	try := func(user, ip string) int {
+		body, _ := json.Marshal(map[string]string{"username": user, "password": "wrong password!"})
+		resp, _ := ts.do(t, "POST", "/api/v1/session", "application/json", bytes.NewReader(body), "Authorization", "", "X-Forwarded-For", "10.9.9.9, "+ip)
+		return resp.StatusCode
+	}
+	for i := range 20 {
+		try(fmt.Sprintf("u%d", i), "192.0.2.1")
+	}
+	if got := try("someone", "192.0.2.1"); got != 429 {
+		t.Fatalf("the guessing client: %d, want 429", got)
+	}
+	if got := try("someone", "192.0.2.2"); got != 401 {
+		t.Fatalf("another client behind the same proxy: %d, want 401 (checked, not blocked)", got)
+	}
+	if strings.Contains(ts.log.String(), "192.0.2.") {
+		t.Fatal("a client address reached the log")
 	}
 }

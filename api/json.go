@@ -8,12 +8,16 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"tyst/store"
 )
 
 // maxJSONBody is the largest JSON request body (DESIGN §5).
 const maxJSONBody = 1 << 20
+
+// maxJSONBodyTime is how long a JSON body may take to arrive in all.
+const maxJSONBodyTime = 30 * time.Second
 
 // writeJSON marshals v before writing the header, so a marshalling failure
 // can still be a 500.
@@ -35,7 +39,10 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		return apiError(store.CodeUnsupported, "request body must be JSON: send Content-Type: application/json")
 	}
-	body := &idleReader{r: http.MaxBytesReader(w, r.Body, maxJSONBody), rc: http.NewResponseController(w), idle: s.bodyIdle}
+	// A JSON body is small: it gets the idle limit and, so that a trickle
+	// cannot hold the connection either, a limit for the whole body.
+	body := &idleReader{r: http.MaxBytesReader(w, r.Body, maxJSONBody), rc: http.NewResponseController(w),
+		idle: s.bodyIdle, until: time.Now().Add(min(s.bodyIdle, maxJSONBodyTime))}
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)

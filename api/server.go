@@ -52,6 +52,10 @@ type Config struct {
 	SessionTTL time.Duration
 	// Now is the clock of the login rate limits; time.Now when nil.
 	Now func() time.Time
+	// ClientIPHeader, when set, names the header in which a trusted proxy in
+	// front passes the client's address (e.g. X-Forwarded-For), for the
+	// per-client login limit. Never logged.
+	ClientIPHeader string
 }
 
 // DefaultBodyIdleTimeout is how long a request body may send nothing.
@@ -68,6 +72,7 @@ type Server struct {
 	// Login rate limits: failures per username and per client address.
 	userLimit, clientLimit *limiter
 	secureCookies          bool
+	clientIPHeader         string
 	sessionTTL             time.Duration
 	router                 *httprouter.Router
 	routes                 []string // "METHOD /pattern", for the OpenAPI and route tests
@@ -81,14 +86,15 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, ps httprouter.Para
 // New returns a Server with every route registered.
 func New(cfg Config) *Server {
 	s := &Server{
-		records:       cfg.Records,
-		accounts:      cfg.Accounts,
-		secureCookies: cfg.SecureCookies,
-		sessionTTL:    cfg.SessionTTL,
-		log:           cfg.Logger,
-		version:       cfg.Version,
-		maxUpload:     cfg.MaxUploadBytes,
-		router:        httprouter.New(),
+		records:        cfg.Records,
+		accounts:       cfg.Accounts,
+		secureCookies:  cfg.SecureCookies,
+		clientIPHeader: cfg.ClientIPHeader,
+		sessionTTL:     cfg.SessionTTL,
+		log:            cfg.Logger,
+		version:        cfg.Version,
+		maxUpload:      cfg.MaxUploadBytes,
+		router:         httprouter.New(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -100,20 +100,75 @@ type User struct {
 // LogValue logs a user as its id only: usernames stay out of logs.
 func (u *User) LogValue() slog.Value { return slog.Uint64Value(u.ID) }
 
+// userRow is an account in memory. In the database only the id, role,
+// flags and times stand in the clear; the username, password hash, TOTP
+// secret and recovery-code hashes are sealed under the newsroom key
+// (storedUser), and the username index is keyed by it, so a copy of the
+// data directory without the key shows no names and nothing to crack.
 type userRow struct {
-	ID           uint64    `json:"id"`
-	Username     string    `json:"username"`
-	Role         string    `json:"role"`
-	PasswordHash string    `json:"password_hash"`
-	Disabled     bool      `json:"disabled,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	// The TOTP secret is sealed under the newsroom key (id TOTPKeyID).
+	ID           uint64
+	Username     string
+	Role         string
+	PasswordHash string
+	Disabled     bool
+	CreatedAt    time.Time
+	TOTP         []byte // the enrolled secret
+	TOTPPending  []byte // a secret waiting for ConfirmTOTP
+	TOTPEnabled  bool
+	TOTPLastStep int64    // the last step used: a code works once
+	Recovery     [][]byte // SHA-256 of each unused recovery code
+}
+
+// storedUser is a userRow as stored.
+type storedUser struct {
+	ID          uint64    `json:"id"`
+	Role        string    `json:"role"`
+	Disabled    bool      `json:"disabled,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	TOTPEnabled bool      `json:"totp_enabled,omitempty"`
+	KeyID       string    `json:"key_id"`
+	Sealed      []byte    `json:"sealed"`
+}
+
+type userSecrets struct {
+	Username     string   `json:"username"`
+	PasswordHash string   `json:"password_hash"`
 	TOTP         []byte   `json:"totp,omitempty"`
 	TOTPPending  []byte   `json:"totp_pending,omitempty"`
-	TOTPKeyID    string   `json:"totp_key_id,omitempty"`
-	TOTPEnabled  bool     `json:"totp_enabled,omitempty"`
 	TOTPLastStep int64    `json:"totp_last_step,omitempty"`
-	Recovery     [][]byte `json:"recovery,omitempty"` // SHA-256 of each unused code
+	Recovery     [][]byte `json:"recovery,omitempty"`
+}
+
+func (db *DB) putUser(tx *bolt.Tx, u userRow) error {
+	raw, err := json.Marshal(userSecrets{Username: u.Username, PasswordHash: u.PasswordHash, TOTP: u.TOTP,
+		TOTPPending: u.TOTPPending, TOTPLastStep: u.TOTPLastStep, Recovery: u.Recovery})
+	if err != nil {
+		return err
+	}
+	sealed, keyID, err := db.keys.seal(raw)
+	if err != nil {
+		return err
+	}
+	return putJSON(tx.Bucket(bucketUsers), itob(u.ID), storedUser{ID: u.ID, Role: u.Role, Disabled: u.Disabled,
+		CreatedAt: u.CreatedAt, TOTPEnabled: u.TOTPEnabled, KeyID: keyID, Sealed: sealed})
+}
+
+func (db *DB) decodeUser(v []byte) (userRow, error) {
+	var st storedUser
+	if err := json.Unmarshal(v, &st); err != nil {
+		return userRow{}, err
+	}
+	raw, err := db.keys.open(st.Sealed)
+	if err != nil {
+		return userRow{}, fmt.Errorf("user %d: %w", st.ID, ErrKeyMissing)
+	}
+	var sec userSecrets
+	if err := json.Unmarshal(raw, &sec); err != nil {
+		return userRow{}, err
+	}
+	return userRow{ID: st.ID, Username: sec.Username, Role: st.Role, PasswordHash: sec.PasswordHash, Disabled: st.Disabled,
+		CreatedAt: st.CreatedAt, TOTP: sec.TOTP, TOTPPending: sec.TOTPPending, TOTPEnabled: st.TOTPEnabled,
+		TOTPLastStep: sec.TOTPLastStep, Recovery: sec.Recovery}, nil
 }
 
 func (u userRow) user() *User {
@@ -182,15 +237,23 @@ func (n *NewUser) validate() error {
 // each takes 19 MiB, so a burst of logins cannot exhaust a small box.
 const maxConcurrentHashes = 2
 
-// withHashSlot runs f, an argon2id computation, when a slot is free.
-func (db *DB) withHashSlot(f func()) {
-	db.hashSlots <- struct{}{}
+// withHashSlot runs f, an argon2id computation, when a slot is free, or
+// gives up when ctx ends first (a client that went away holds no slot).
+func (db *DB) withHashSlot(ctx context.Context, f func()) error {
+	select {
+	case db.hashSlots <- struct{}{}:
+	case <-ctx.Done():
+		return &Error{Code: CodeUnavailable, Message: "request cancelled", Err: ctx.Err()}
+	}
 	defer func() { <-db.hashSlots }()
 	f()
+	return nil
 }
 
-func (db *DB) hashPassword(password string) (hash string, err error) {
-	db.withHashSlot(func() { hash, err = auth.HashPassword(password) })
+func (db *DB) hashPassword(ctx context.Context, password string) (hash string, err error) {
+	if serr := db.withHashSlot(ctx, func() { hash, err = auth.HashPassword(password) }); serr != nil {
+		return "", serr
+	}
 	return hash, err
 }
 
@@ -228,20 +291,20 @@ func (db *DB) CompleteSetup(ctx context.Context, token string, n NewUser) (u *Us
 	if err := n.validate(); err != nil {
 		return nil, err
 	}
-	hash, err := db.hashPassword(n.Password)
+	// Check before the costly hash, so closed setup or a wrong token costs
+	// nothing; check again in the transaction that uses the token.
+	if err := db.bolt.View(func(tx *bolt.Tx) error { return checkSetup(tx, token) }); err != nil {
+		return nil, err
+	}
+	hash, err := db.hashPassword(ctx, n.Password)
 	if err != nil {
 		return nil, err
 	}
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		if k, _ := tx.Bucket(bucketUsers).Cursor().First(); k != nil {
-			return errorf(CodeForbidden, "setup is closed: accounts exist")
+		if err := checkSetup(tx, token); err != nil {
+			return err
 		}
-		meta := tx.Bucket(bucketMeta)
-		want := meta.Get(setupTokenKey)
-		if want == nil || subtle.ConstantTimeCompare(want, auth.SecretHash(token)) != 1 {
-			return errorf(CodeUnauthorized, "setup token is not valid")
-		}
-		if err := meta.Delete(setupTokenKey); err != nil {
+		if err := tx.Bucket(bucketMeta).Delete(setupTokenKey); err != nil {
 			return err
 		}
 		row, err := db.putNewUser(tx, n, hash)
@@ -254,21 +317,35 @@ func (db *DB) CompleteSetup(ctx context.Context, token string, n NewUser) (u *Us
 	return u, err
 }
 
+// checkSetup returns forbidden once accounts exist and unauthorized unless
+// token is the setup token.
+func checkSetup(tx *bolt.Tx, token string) error {
+	if k, _ := tx.Bucket(bucketUsers).Cursor().First(); k != nil {
+		return errorf(CodeForbidden, "setup is closed: accounts exist")
+	}
+	want := tx.Bucket(bucketMeta).Get(setupTokenKey)
+	if want == nil || subtle.ConstantTimeCompare(want, auth.SecretHash(token)) != 1 {
+		return errorf(CodeUnauthorized, "setup token is not valid")
+	}
+	return nil
+}
+
 func (db *DB) putNewUser(tx *bolt.Tx, n NewUser, hash string) (userRow, error) {
 	names := tx.Bucket(bucketUsersByName)
-	if names.Get([]byte(n.Username)) != nil {
-		return userRow{}, errorf(CodeConflict, "username is taken")
+	for _, k := range db.keys.nameIndexes(n.Username) {
+		if names.Get(k) != nil {
+			return userRow{}, errorf(CodeConflict, "username is taken")
+		}
 	}
-	users := tx.Bucket(bucketUsers)
-	id, err := users.NextSequence()
+	id, err := tx.Bucket(bucketUsers).NextSequence()
 	if err != nil {
 		return userRow{}, err
 	}
 	row := userRow{ID: id, Username: n.Username, Role: n.Role, PasswordHash: hash, CreatedAt: db.now().UTC()}
-	if err := putJSON(users, itob(id), row); err != nil {
+	if err := db.putUser(tx, row); err != nil {
 		return userRow{}, err
 	}
-	return row, names.Put([]byte(n.Username), itob(id))
+	return row, names.Put(db.keys.nameIndexes(n.Username)[0], itob(id))
 }
 
 // CreateUser adds an account. Returns validation_error, conflict (taken).
@@ -277,7 +354,7 @@ func (db *DB) CreateUser(ctx context.Context, n NewUser) (u *User, err error) {
 	if err := n.validate(); err != nil {
 		return nil, err
 	}
-	hash, err := db.hashPassword(n.Password)
+	hash, err := db.hashPassword(ctx, n.Password)
 	if err != nil {
 		return nil, err
 	}
@@ -292,21 +369,24 @@ func (db *DB) CreateUser(ctx context.Context, n NewUser) (u *User, err error) {
 	return u, err
 }
 
-func loadUser(tx *bolt.Tx, id uint64) (userRow, error) {
-	var row userRow
-	ok, err := getJSON(tx.Bucket(bucketUsers), itob(id), &row)
-	if err == nil && !ok {
-		err = errorf(CodeNotFound, "user not found")
-	}
-	return row, err
-}
-
-func loadUserByName(tx *bolt.Tx, name string) (userRow, error) {
-	id := tx.Bucket(bucketUsersByName).Get([]byte(strings.ToLower(strings.TrimSpace(name))))
-	if id == nil {
+func (db *DB) loadUser(tx *bolt.Tx, id uint64) (userRow, error) {
+	v := tx.Bucket(bucketUsers).Get(itob(id))
+	if v == nil {
 		return userRow{}, errorf(CodeNotFound, "user not found")
 	}
-	return loadUser(tx, btoi(id))
+	return db.decodeUser(v)
+}
+
+// loadUserByName finds an account by its (case-insensitive) username
+// through the keyed index, under any configured key.
+func (db *DB) loadUserByName(tx *bolt.Tx, name string) (userRow, error) {
+	names := tx.Bucket(bucketUsersByName)
+	for _, k := range db.keys.nameIndexes(name) {
+		if id := names.Get(k); id != nil {
+			return db.loadUser(tx, btoi(id))
+		}
+	}
+	return userRow{}, errorf(CodeNotFound, "user not found")
 }
 
 // Users returns every account.
@@ -314,8 +394,8 @@ func (db *DB) Users(ctx context.Context) (us []*User, err error) {
 	defer func() { err = boundary("users", err) }()
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketUsers).ForEach(func(_, v []byte) error {
-			var row userRow
-			if err := json.Unmarshal(v, &row); err != nil {
+			row, err := db.decodeUser(v)
+			if err != nil {
 				return err
 			}
 			us = append(us, row.user())
@@ -329,7 +409,7 @@ func (db *DB) Users(ctx context.Context) (us []*User, err error) {
 func (db *DB) User(ctx context.Context, id uint64) (u *User, err error) {
 	defer func() { err = boundary("user", err) }()
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		row, err := loadUser(tx, id)
+		row, err := db.loadUser(tx, id)
 		u = row.user()
 		return err
 	})
@@ -358,12 +438,12 @@ func (db *DB) UpdateUser(ctx context.Context, id uint64, up UserUpdate) (u *User
 		if err := auth.CheckPassword(*up.Password); err != nil {
 			return nil, errorf(CodeValidation, err.Error())
 		}
-		if hash, err = db.hashPassword(*up.Password); err != nil {
+		if hash, err = db.hashPassword(ctx, *up.Password); err != nil {
 			return nil, err
 		}
 	}
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		row, err := loadUser(tx, id)
+		row, err := db.loadUser(tx, id)
 		if err != nil {
 			return err
 		}
@@ -399,7 +479,7 @@ func (db *DB) UpdateUser(ctx context.Context, id uint64, up UserUpdate) (u *User
 				return err
 			}
 		}
-		if err := putJSON(tx.Bucket(bucketUsers), itob(id), row); err != nil {
+		if err := db.putUser(tx, row); err != nil {
 			return err
 		}
 		u = row.user()
@@ -411,7 +491,7 @@ func (db *DB) UpdateUser(ctx context.Context, id uint64, up UserUpdate) (u *User
 func activeAdmins(tx *bolt.Tx) (int, error) {
 	n := 0
 	err := tx.Bucket(bucketUsers).ForEach(func(_, v []byte) error {
-		var row userRow
+		var row storedUser
 		if err := json.Unmarshal(v, &row); err != nil {
 			return err
 		}
@@ -453,7 +533,7 @@ func (db *DB) Login(ctx context.Context, username, password, code string) (secre
 	var row userRow
 	verr := db.bolt.View(func(tx *bolt.Tx) error {
 		var err error
-		row, err = loadUserByName(tx, username)
+		row, err = db.loadUserByName(tx, username)
 		return err
 	})
 	bad := errorf(CodeUnauthorized, "wrong username or password")
@@ -461,11 +541,15 @@ func (db *DB) Login(ctx context.Context, username, password, code string) (secre
 		if ErrorCode(verr) != CodeNotFound {
 			return "", nil, verr
 		}
-		db.withHashSlot(func() { auth.DummyVerify(password) }) // unknown usernames take as long as known ones
+		if err := db.withHashSlot(ctx, func() { auth.DummyVerify(password) }); err != nil { // unknown usernames take as long as known ones
+			return "", nil, err
+		}
 		return "", nil, db.loginFailed(ctx, bad, "credentials")
 	}
 	var match bool
-	db.withHashSlot(func() { match = auth.VerifyPassword(row.PasswordHash, password) })
+	if err := db.withHashSlot(ctx, func() { match = auth.VerifyPassword(row.PasswordHash, password) }); err != nil {
+		return "", nil, err
+	}
 	if !match || row.Disabled {
 		return "", nil, db.loginFailed(ctx, bad, "credentials")
 	}
@@ -479,7 +563,7 @@ func (db *DB) Login(ctx context.Context, username, password, code string) (secre
 	secret = auth.NewSecret("tyst_s_")
 	now := db.now().UTC()
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		cur, err := loadUser(tx, row.ID) // again, inside the transaction
+		cur, err := db.loadUser(tx, row.ID) // again, inside the transaction
 		if err != nil {
 			return err
 		}
@@ -497,7 +581,7 @@ func (db *DB) Login(ctx context.Context, username, password, code string) (secre
 					return err
 				}
 			}
-			if err := putJSON(tx.Bucket(bucketUsers), itob(cur.ID), cur); err != nil {
+			if err := db.putUser(tx, cur); err != nil {
 				return err
 			}
 		}
@@ -531,11 +615,7 @@ func (db *DB) loginFailed(ctx context.Context, e error, reason string) error {
 // checkSecondFactor checks code as a TOTP code, then as a recovery code,
 // updating row (last step, used recovery code) for the caller to store.
 func (db *DB) checkSecondFactor(tx *bolt.Tx, row *userRow, code string, now time.Time) (ok, recovery bool, err error) {
-	secret, err := db.keys.open(row.TOTP)
-	if err != nil {
-		return false, false, fmt.Errorf("user %d totp: %w", row.ID, err)
-	}
-	if step, ok := auth.VerifyTOTP(secret, strings.TrimSpace(code), now, row.TOTPLastStep); ok {
+	if step, ok := auth.VerifyTOTP(row.TOTP, strings.TrimSpace(code), now, row.TOTPLastStep); ok {
 		row.TOTPLastStep = step
 		return true, false, nil
 	}
@@ -576,7 +656,7 @@ func (db *DB) Authenticate(ctx context.Context, secret string) (p *Principal, er
 		} else {
 			return errorf(CodeUnauthorized, "not logged in, or the session or token is not valid")
 		}
-		row, err := loadUser(tx, p.UserID)
+		row, err := db.loadUser(tx, p.UserID)
 		if ErrorCode(err) == CodeNotFound || row.Disabled {
 			return errorf(CodeUnauthorized, "account is disabled")
 		}
@@ -621,7 +701,7 @@ func (db *DB) CreateToken(ctx context.Context, username, scope string) (secret s
 	}
 	secret = auth.NewSecret("tyst_t_")
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		u, err := loadUserByName(tx, username)
+		u, err := db.loadUserByName(tx, username)
 		if err != nil {
 			return err
 		}
@@ -696,21 +776,17 @@ func (db *DB) BeginTOTP(ctx context.Context, issuer string) (uri string, err err
 		return "", errorf(CodeUnauthorized, "not logged in")
 	}
 	secret := auth.NewTOTPSecret()
-	sealed, keyID, err := db.keys.seal(secret)
-	if err != nil {
-		return "", err
-	}
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		row, err := loadUser(tx, p.UserID)
+		row, err := db.loadUser(tx, p.UserID)
 		if err != nil {
 			return err
 		}
 		if row.TOTPEnabled {
 			return errorf(CodeConflict, "a second factor is already enrolled; an admin can reset it")
 		}
-		row.TOTPPending, row.TOTPKeyID = sealed, keyID
+		row.TOTPPending = secret
 		uri = auth.TOTPURI(issuer, row.Username, secret)
-		return putJSON(tx.Bucket(bucketUsers), itob(row.ID), row)
+		return db.putUser(tx, row)
 	})
 	return uri, err
 }
@@ -726,18 +802,14 @@ func (db *DB) ConfirmTOTP(ctx context.Context, code string) (recovery []string, 
 	}
 	recovery = auth.NewRecoveryCodes(10)
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		row, err := loadUser(tx, p.UserID)
+		row, err := db.loadUser(tx, p.UserID)
 		if err != nil {
 			return err
 		}
 		if row.TOTPEnabled || row.TOTPPending == nil {
 			return errorf(CodeConflict, "no second factor is waiting for confirmation")
 		}
-		secret, err := db.keys.open(row.TOTPPending)
-		if err != nil {
-			return err
-		}
-		step, ok := auth.VerifyTOTP(secret, strings.TrimSpace(code), db.now(), 0)
+		step, ok := auth.VerifyTOTP(row.TOTPPending, strings.TrimSpace(code), db.now(), 0)
 		if !ok {
 			return errorf(CodeValidation, "code does not match: check the authenticator's clock and try the next code")
 		}
@@ -746,7 +818,7 @@ func (db *DB) ConfirmTOTP(ctx context.Context, code string) (recovery []string, 
 		for _, c := range recovery {
 			row.Recovery = append(row.Recovery, auth.SecretHash(auth.NormalizeRecoveryCode(c)))
 		}
-		if err := putJSON(tx.Bucket(bucketUsers), itob(row.ID), row); err != nil {
+		if err := db.putUser(tx, row); err != nil {
 			return err
 		}
 		return db.appendAudit(ctx, tx, AuditEvent{Action: ActionTOTPEnabled})

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,18 +12,20 @@ import (
 )
 
 // TestAccounts_SecretsOnlyHashed: passwords, session ids, API tokens, TOTP
-// secrets and recovery codes never stand in the database file.
+// secrets never stand in the database file; usernames and password hashes
+// only sealed under the newsroom key.
 func TestAccounts_SecretsOnlyHashed(t *testing.T) {
 	db, env := mustOpenDB(t)
 	const password = "CANARY-password-1234"
-	if _, err := db.CreateUser(ctx, store.NewUser{Username: "editor", Password: password, Role: store.RoleEditor}); err != nil {
+	const username = "canary-username-77"
+	if _, err := db.CreateUser(ctx, store.NewUser{Username: username, Password: password, Role: store.RoleEditor}); err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := db.CreateToken(ctx, "editor", "")
+	token, _, err := db.CreateToken(ctx, username, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	session, u, err := db.Login(ctx, "editor", password, "")
+	session, u, err := db.Login(ctx, username, password, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +44,8 @@ func TestAccounts_SecretsOnlyHashed(t *testing.T) {
 	}
 	secret := uri[bytes.Index([]byte(uri), []byte("secret="))+7:]
 	secret = secret[:bytes.IndexByte([]byte(secret), '&')]
-	for what, s := range map[string]string{"password": password, "token": token, "session": session, "totp secret": secret} {
+	for what, s := range map[string]string{"password": password, "token": token, "session": session, "totp secret": secret,
+		"username": username, "password hash": "$argon2id$"} {
 		if bytes.Contains(raw, []byte(s)) {
 			t.Errorf("the database holds the %s", what)
 		}
@@ -89,4 +93,46 @@ func TestAccounts_Authenticate(t *testing.T) {
 		_, err := db.CreateUser(ctx, store.NewUser{Username: "Viewer", Password: "a long password", Role: store.RoleViewer})
 		wantCode(t, err, store.CodeConflict)
 	})
+}
+
+// TestSensitive_NoTrace: another user sees no trace of a sensitive record:
+// not in lists, not through a next-page cursor, not in project lists or
+// counts; its creator and admins see it.
+func TestSensitive_NoTrace(t *testing.T) {
+	db, _ := mustOpenDB(t)
+	owner := store.WithPrincipal(ctx, &store.Principal{UserID: 10, Role: store.RoleEditor})
+	other := store.WithPrincipal(ctx, &store.Principal{UserID: 11, Role: store.RoleEditor})
+	admin := store.WithPrincipal(ctx, &store.Principal{UserID: 12, Role: store.RoleAdmin})
+	visible, err := db.CreateRecord(other, store.NewRecord{Title: "mine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := db.CreateRecord(owner, store.NewRecord{Title: "secret", Sensitivity: store.SensitivitySensitive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, next, err := db.Records(other, 0, 1)
+	if err != nil || len(recs) != 1 || recs[0].ID != visible.ID || next != 0 {
+		t.Fatalf("other's page: %v next=%d err=%v", recs, next, err)
+	}
+	if _, err := db.Record(other, secret.ID); store.ErrorCode(err) != store.CodeNotFound {
+		t.Fatalf("other reads it: %v", err)
+	}
+	ps, _ := db.Projects(other)
+	if len(ps) != 1 || ps[0].ID != visible.ProjectID {
+		t.Fatalf("other's projects: %+v", ps)
+	}
+	for name, c := range map[string]context.Context{"owner": owner, "admin": admin} {
+		if _, err := db.Record(c, secret.ID); err != nil {
+			t.Fatalf("%s cannot read it: %v", name, err)
+		}
+		ps, _ := db.Projects(c)
+		found := false
+		for _, p := range ps {
+			found = found || (p.ID == secret.ProjectID && p.Records == 1)
+		}
+		if !found {
+			t.Fatalf("%s does not see its project: %+v", name, ps)
+		}
+	}
 }

@@ -90,6 +90,15 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 	if n.MaxBytes <= 0 {
 		n.MaxBytes = DefaultMaxUpload
 	}
+	// One upload per record at a time, claimed before the record is read:
+	// two uploads of the same audio to one record write the same blob name,
+	// so a second upload that passed the check below while the first was
+	// still running would overwrite the first one's blob and then, refused
+	// by the transaction, remove it. Claim, then check.
+	if !db.claimUpload(id) {
+		return nil, errorf(CodeConflict, "an upload for this record is in progress")
+	}
+	defer db.releaseUpload(id)
 	var wrapped []byte
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		row, err := loadRecord(ctx, tx, id)
@@ -109,13 +118,6 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 	if err != nil {
 		return nil, err
 	}
-	// One upload per record at a time: two uploads of the same audio to the
-	// same record would write the same blob name, and the loser's cleanup
-	// would remove the winner's blob.
-	if !db.claimUpload(id) {
-		return nil, errorf(CodeConflict, "an upload for this record is in progress")
-	}
-	defer db.releaseUpload(id)
 
 	body := bufio.NewReaderSize(sourceReader{n.Body}, 64<<10)
 	head, err := body.Peek(sniff.HeadSize)

@@ -36,6 +36,7 @@ const (
 	keyFileName                = "files.key"
 	keyIDContext               = "tyst newsroom key id v1"
 	recordKeyContext           = "tyst blob name v1"
+	userIndexContext           = "tyst username index v1\x00"
 )
 
 // KeyConfig is what the operator gave for the newsroom keys.
@@ -44,6 +45,9 @@ type KeyConfig struct {
 	File    string // --key-file, may be empty; wins over Env
 	OldKeys string // PROJECT_FILES_OLD_KEYS, comma separated
 	DataDir string // where files.key is generated when neither is given
+	// NoGenerate makes a missing files.key an error instead of generating
+	// one: for tools that must use the key the server already uses.
+	NoGenerate bool
 }
 
 // LoadKeyring builds the keyring from cfg. With neither a key file nor a key
@@ -69,6 +73,9 @@ func LoadKeyring(cfg KeyConfig) (*Keyring, KeySource, error) {
 			return nil, "", fmt.Errorf("PROJECT_FILES_KEY is not a Fernet key (32 bytes, base64url)")
 		}
 	default:
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, keyFileName)); cfg.NoGenerate && errors.Is(err, fs.ErrNotExist) {
+			return nil, "", errors.New("no newsroom key: give --key-file or PROJECT_FILES_KEY, as the server gets it")
+		}
 		k, err := loadOrGenerate(filepath.Join(cfg.DataDir, keyFileName))
 		if err != nil {
 			return nil, "", err
@@ -213,7 +220,7 @@ func (kr *Keyring) unwrap(wrapped []byte) (*fernet.Key, error) {
 }
 
 // KeyUsage returns how many stored items each newsroom key id covers: the
-// wrapped record keys and the sealed project names. An id that is not in
+// wrapped record keys, the sealed accounts and the sealed project names. An id that is not in
 // the keyring means items that cannot be read until its key is configured
 // (PROJECT_FILES_OLD_KEYS).
 func (db *DB) KeyUsage(ctx context.Context) (usage map[string]int, err error) {
@@ -241,9 +248,26 @@ func (db *DB) KeyUsage(ctx context.Context) (usage map[string]int, err error) {
 		if err := count(bucketRecords); err != nil {
 			return err
 		}
+		if err := count(bucketUsers); err != nil {
+			return err
+		}
 		return count(bucketProjects)
 	})
 	return usage, err
+}
+
+// nameIndexes returns the keys of the username index for name under each
+// newsroom key, the primary first: an HMAC, so the index shows no names.
+func (kr *Keyring) nameIndexes(name string) [][]byte {
+	name = strings.ToLower(strings.TrimSpace(name))
+	out := make([][]byte, len(kr.keys))
+	for i, k := range kr.keys {
+		m := hmac.New(sha256.New, k[:])
+		m.Write([]byte(userIndexContext))
+		m.Write([]byte(name))
+		out[i] = m.Sum(nil)
+	}
+	return out
 }
 
 // Known reports whether id names a key of the ring.

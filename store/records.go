@@ -109,6 +109,7 @@ type recordSecrets struct {
 type projectRow struct {
 	ID        uint64    `json:"id"`
 	CreatedAt time.Time `json:"created_at"`
+	CreatedBy uint64    `json:"created_by,omitempty"`
 	KeyID     string    `json:"key_id"`
 	Name      []byte    `json:"name"`
 }
@@ -210,7 +211,11 @@ func (db *DB) createProject(ctx context.Context, tx *bolt.Tx, now time.Time) (ui
 	if err != nil {
 		return 0, err
 	}
-	if err := putJSON(b, itob(id), projectRow{ID: id, CreatedAt: now, KeyID: keyID, Name: sealed}); err != nil {
+	row := projectRow{ID: id, CreatedAt: now, KeyID: keyID, Name: sealed}
+	if p := PrincipalFrom(ctx); p != nil {
+		row.CreatedBy = p.UserID
+	}
+	if err := putJSON(b, itob(id), row); err != nil {
 		return 0, err
 	}
 	return id, db.appendAudit(ctx, tx, AuditEvent{Action: ActionProjectCreated, ProjectID: id})
@@ -328,16 +333,18 @@ func (db *DB) Records(ctx context.Context, before uint64, limit int) (recs []*Re
 			}
 		}
 		for ; k != nil; k, v = c.Prev() {
-			if len(recs) == limit {
-				next = recs[len(recs)-1].ID
-				return nil
-			}
 			var row recordRow
 			if err := json.Unmarshal(v, &row); err != nil {
 				return err
 			}
 			if !canSee(ctx, row) {
 				continue
+			}
+			if len(recs) == limit {
+				// A next page only when a record the caller may see
+				// follows: no hint of the ones it may not.
+				next = recs[len(recs)-1].ID
+				return nil
 			}
 			rec, err := db.decodeRecord(tx, row)
 			if errors.Is(err, ErrKeyMissing) || errors.Is(err, ErrCorrupt) {
@@ -355,7 +362,16 @@ func (db *DB) Records(ctx context.Context, before uint64, limit int) (recs []*Re
 	return recs, next, err
 }
 
-// Projects returns every project with its number of records.
+// canSeeProject: a project that holds none of the records the caller may
+// see shows only to its creator and admins, so a sensitive record's own
+// project does not betray that it exists.
+func canSeeProject(ctx context.Context, row projectRow, visible int) bool {
+	p := PrincipalFrom(ctx)
+	return p == nil || p.Role == RoleAdmin || visible > 0 || row.CreatedBy == p.UserID
+}
+
+// Projects returns the projects the caller may see, each with the number of
+// records in it the caller may see.
 func (db *DB) Projects(ctx context.Context) (ps []*Project, err error) {
 	defer func() { err = boundary("projects", err) }()
 	if err := ctxErr(ctx); err != nil {
@@ -380,6 +396,9 @@ func (db *DB) Projects(ctx context.Context) (ps []*Project, err error) {
 			var row projectRow
 			if err := json.Unmarshal(v, &row); err != nil {
 				return err
+			}
+			if !canSeeProject(ctx, row, counts[row.ID]) {
+				return nil
 			}
 			p := &Project{ID: row.ID, CreatedAt: row.CreatedAt, Records: counts[row.ID]}
 			if name, err := db.keys.open(row.Name); err == nil {
