@@ -18,10 +18,11 @@ type userResponse struct {
 	Disabled    bool   `json:"disabled"`
 	TOTPEnabled bool   `json:"totp_enabled"`
 	CreatedAt   string `json:"created_at"`
+	Unreadable  bool   `json:"unreadable,omitempty"`
 }
 
 func newUserResponse(u *store.User) userResponse {
-	return userResponse{UserID: u.ID, Username: u.Username, Role: u.Role, Disabled: u.Disabled, TOTPEnabled: u.TOTPEnabled, CreatedAt: timeString(u.CreatedAt)}
+	return userResponse{UserID: u.ID, Username: u.Username, Role: u.Role, Disabled: u.Disabled, TOTPEnabled: u.TOTPEnabled, CreatedAt: timeString(u.CreatedAt), Unreadable: u.Unreadable}
 }
 
 type setupStateResponse struct {
@@ -134,11 +135,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	}
 	userKey := "user:" + strings.ToLower(strings.TrimSpace(req.Username))
 	client := s.clientKey(r)
-	if !s.userLimit.take(userKey) {
+	// The client first: a blocked client adds nothing to the table.
+	if !s.clientLimit.take(client) {
 		return apiError(store.CodeRateLimited, "too many failed logins: wait 15 minutes")
 	}
-	if !s.clientLimit.take(client) {
-		s.userLimit.refund(userKey)
+	if !s.userLimit.take(userKey) {
+		s.clientLimit.refund(client)
 		return apiError(store.CodeRateLimited, "too many failed logins: wait 15 minutes")
 	}
 	secret, u, err := s.accounts.Login(r.Context(), req.Username, req.Password, req.TOTP)

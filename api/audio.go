@@ -73,6 +73,7 @@ func (s *Server) handleAudioUpload(w http.ResponseWriter, r *http.Request, ps ht
 	// tens of thousands of read calls on a 200 MB upload.
 	body := http.MaxBytesReader(w, r.Body, s.maxUpload+multipartOverhead)
 	idle := &idleReader{r: body, rc: http.NewResponseController(w), idle: s.bodyIdle}
+	defer idle.rc.SetReadDeadline(time.Time{}) // see decodeJSON
 	mr := multipart.NewReader(bufio.NewReaderSize(idle, 256<<10), params["boundary"])
 	for range maxParts {
 		part, err := mr.NextPart()

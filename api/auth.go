@@ -92,14 +92,18 @@ func (s *Server) authorize(r *http.Request, ru rule) (*store.Principal, error) {
 	return p, nil
 }
 
-// limiter counts failed logins per key in fixed windows. Keys are hashes,
-// so the table holds no username or address.
+// limiter counts login attempts per key in fixed windows. Keys are hashes,
+// so the table holds no username or address. The table is bounded: expired
+// entries are swept at most once a minute, and when it is full a new key is
+// refused, so a flood of made-up usernames cannot grow memory or slow every
+// login.
 type limiter struct {
 	mu     sync.Mutex
 	now    func() time.Time
 	window time.Duration
 	max    int
 	hits   map[[32]byte]*hits
+	swept  time.Time
 }
 
 type hits struct {
@@ -122,7 +126,8 @@ func (l *limiter) take(key string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	if len(l.hits) >= maxLimiterKeys {
+	if len(l.hits) >= maxLimiterKeys/2 && now.Sub(l.swept) >= time.Minute {
+		l.swept = now
 		for k, h := range l.hits {
 			if now.Sub(h.start) >= l.window {
 				delete(l.hits, k)
@@ -131,7 +136,11 @@ func (l *limiter) take(key string) bool {
 	}
 	k := sha256.Sum256([]byte(key))
 	h := l.hits[k]
-	if h == nil || now.Sub(h.start) >= l.window {
+	switch {
+	case h != nil && now.Sub(h.start) < l.window:
+	case h == nil && len(l.hits) >= maxLimiterKeys:
+		return false // full of live entries: an attack; refuse new keys
+	default:
 		h = &hits{start: now}
 		l.hits[k] = h
 	}
@@ -146,8 +155,11 @@ func (l *limiter) take(key string) bool {
 func (l *limiter) refund(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if h := l.hits[sha256.Sum256([]byte(key))]; h != nil && h.n > 0 {
-		h.n--
+	k := sha256.Sum256([]byte(key))
+	if h := l.hits[k]; h != nil {
+		if h.n--; h.n <= 0 {
+			delete(l.hits, k)
+		}
 	}
 }
 
@@ -161,19 +173,29 @@ func (l *limiter) reset(key string) {
 // clientKey is the client's address for rate limiting only; it is hashed
 // and never logged. Behind a proxy every client has the proxy's address,
 // unless ClientIPHeader names the header in which the proxy passes the
-// client's (its last value, the one the trusted proxy appended).
+// client's (its last value, the one the trusted proxy appended; only when
+// it is an IP address). IPv6 clients count per /64, the block one host
+// usually has.
 func (s *Server) clientKey(r *http.Request) string {
+	var ip net.IP
 	if s.clientIPHeader != "" {
 		if v := r.Header.Values(s.clientIPHeader); len(v) > 0 {
 			parts := strings.Split(v[len(v)-1], ",")
-			if last := strings.TrimSpace(parts[len(parts)-1]); last != "" {
-				return "client:" + last
-			}
+			ip = net.ParseIP(strings.TrimSpace(parts[len(parts)-1]))
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+	if ip == nil {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		ip = net.ParseIP(host)
 	}
-	return "client:" + host
+	if ip == nil {
+		return "client:" + r.RemoteAddr
+	}
+	if ip.To4() == nil {
+		ip = ip.Mask(net.CIDRMask(64, 128))
+	}
+	return "client:" + ip.String()
 }

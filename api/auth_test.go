@@ -743,3 +743,30 @@ func TestLoginRateLimit_ClientHeader(t *testing.T) {
 		t.Fatal("a client address reached the log")
 	}
 }
+
+// TestSensitive_ProjectAndUpload: another user can neither put a record
+// into a project that holds only someone's sensitive record, nor learn from
+// an upload that such a record exists.
+func TestSensitive_ProjectAndUpload(t *testing.T) {
+	ts := mustServe(t)
+	ts.mustUser(t, "owner", store.RoleEditor, "")
+	otherToken := ts.mustUser(t, "other", store.RoleEditor, "")
+	owner := ts.mustLogin(t, "owner")
+	resp, body := ts.do(t, "POST", "/api/v1/record", "application/json", strings.NewReader(`{"title":"secret","sensitivity":"sensitive"}`), asCookie(owner)...)
+	var rec struct {
+		ProjectID    uint64 `json:"project_id"`
+		TranscriptID uint64 `json:"transcript_id"`
+	}
+	mustUnmarshal(t, body, &rec)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	resp, body = ts.do(t, "POST", "/api/v1/record", "application/json", strings.NewReader(fmt.Sprintf(`{"title":"x","project_id":%d}`, rec.ProjectID)), asToken(otherToken)...)
+	wantError(t, resp, body, 404, "not_found")
+	resp, body = ts.upload(t, rec.TranscriptID, "audio/wav", mustRead(t, audioDir+"tone.wav"), asToken(otherToken)...)
+	wantError(t, resp, body, 404, "not_found")
+	_, body = ts.do(t, "GET", "/api/v1/projects", "", nil, asToken(otherToken)...)
+	if strings.Contains(string(body), fmt.Sprintf(`"project_id":%d`, rec.ProjectID)) {
+		t.Fatalf("the hidden project is listed: %s", body)
+	}
+}

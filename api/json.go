@@ -51,6 +51,9 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 			err = errors.New("trailing data")
 		}
 	}
+	// The body is in: lift the deadline, or net/http's background read
+	// would hit it and cancel the request's context mid-work.
+	body.rc.SetReadDeadline(time.Time{})
 	if err == nil {
 		return nil
 	}

@@ -95,6 +95,9 @@ type User struct {
 	Disabled    bool
 	TOTPEnabled bool
 	CreatedAt   time.Time
+	// Unreadable is true in lists for an account sealed under a key that is
+	// not configured; Username is then "".
+	Unreadable bool
 }
 
 // LogValue logs a user as its id only: usernames stay out of logs.
@@ -149,8 +152,22 @@ func (db *DB) putUser(tx *bolt.Tx, u userRow) error {
 	if err != nil {
 		return err
 	}
-	return putJSON(tx.Bucket(bucketUsers), itob(u.ID), storedUser{ID: u.ID, Role: u.Role, Disabled: u.Disabled,
-		CreatedAt: u.CreatedAt, TOTPEnabled: u.TOTPEnabled, KeyID: keyID, Sealed: sealed})
+	if err := putJSON(tx.Bucket(bucketUsers), itob(u.ID), storedUser{ID: u.ID, Role: u.Role, Disabled: u.Disabled,
+		CreatedAt: u.CreatedAt, TOTPEnabled: u.TOTPEnabled, KeyID: keyID, Sealed: sealed}); err != nil {
+		return err
+	}
+	// The username index follows the row to the primary key, so the row's
+	// key id also says which key the index entry needs.
+	names := tx.Bucket(bucketUsersByName)
+	idx := db.keys.nameIndexes(u.Username)
+	for _, k := range idx[1:] {
+		if id := names.Get(k); id != nil && btoi(id) == u.ID {
+			if err := names.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	return names.Put(idx[0], itob(u.ID))
 }
 
 func (db *DB) decodeUser(v []byte) (userRow, error) {
@@ -337,15 +354,26 @@ func (db *DB) putNewUser(tx *bolt.Tx, n NewUser, hash string) (userRow, error) {
 			return userRow{}, errorf(CodeConflict, "username is taken")
 		}
 	}
+	// An account whose key is not configured has an index entry no
+	// configured key can find: its name could be taken twice.
+	if err := tx.Bucket(bucketUsers).ForEach(func(_, v []byte) error {
+		var st storedUser
+		if err := json.Unmarshal(v, &st); err != nil {
+			return err
+		}
+		if !db.keys.Known(st.KeyID) {
+			return errorf(CodeConflict, "some accounts are sealed under a newsroom key that is not configured: add it to PROJECT_FILES_OLD_KEYS first")
+		}
+		return nil
+	}); err != nil {
+		return userRow{}, err
+	}
 	id, err := tx.Bucket(bucketUsers).NextSequence()
 	if err != nil {
 		return userRow{}, err
 	}
 	row := userRow{ID: id, Username: n.Username, Role: n.Role, PasswordHash: hash, CreatedAt: db.now().UTC()}
-	if err := db.putUser(tx, row); err != nil {
-		return userRow{}, err
-	}
-	return row, names.Put(db.keys.nameIndexes(n.Username)[0], itob(id))
+	return row, db.putUser(tx, row)
 }
 
 // CreateUser adds an account. Returns validation_error, conflict (taken).
@@ -395,6 +423,14 @@ func (db *DB) Users(ctx context.Context) (us []*User, err error) {
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketUsers).ForEach(func(_, v []byte) error {
 			row, err := db.decodeUser(v)
+			if errors.Is(err, ErrKeyMissing) {
+				var st storedUser
+				if err := json.Unmarshal(v, &st); err != nil {
+					return err
+				}
+				us = append(us, &User{ID: st.ID, Role: st.Role, Disabled: st.Disabled, TOTPEnabled: st.TOTPEnabled, CreatedAt: st.CreatedAt, Unreadable: true})
+				return nil
+			}
 			if err != nil {
 				return err
 			}

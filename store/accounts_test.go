@@ -136,3 +136,46 @@ func TestSensitive_NoTrace(t *testing.T) {
 		}
 	}
 }
+
+// TestAccounts_KeyRotation: an account written after a rotation moves to
+// the new key, index and all, and still logs in once the old key is gone;
+// while an account needs a key that is not configured, no name can be
+// taken twice.
+func TestAccounts_KeyRotation(t *testing.T) {
+	k1, k2 := store.GenerateKey(), store.GenerateKey()
+	env := newEnv(t)
+	env.keys, _ = store.NewKeyring(k1)
+	db := mustOpenEnv(t, env, testOptions(t, env))
+	for _, name := range []string{"alice", "bob"} {
+		if _, err := db.CreateUser(ctx, store.NewUser{Username: name, Password: "a long password", Role: store.RoleAdmin}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	env.keys, _ = store.NewKeyring(k2, k1) // rotated, old key kept
+	db = mustOpenEnv(t, env, testOptions(t, env))
+	editor := store.RoleEditor
+	if _, err := db.UpdateUser(ctx, 1, store.UserUpdate{Role: &editor}); err != nil { // alice moves to k2
+		t.Fatal(err)
+	}
+	_, err := db.CreateUser(ctx, store.NewUser{Username: " BOB", Password: "a long password", Role: store.RoleViewer})
+	wantCode(t, err, store.CodeConflict)
+	usage, _ := db.KeyUsage(ctx)
+	if usage[env.keys.IDs()[1]] == 0 {
+		t.Fatalf("bob still needs the old key, usage=%v", usage)
+	}
+	db.Close()
+
+	env.keys, _ = store.NewKeyring(k2) // old key dropped
+	db = mustOpenEnv(t, env, testOptions(t, env))
+	if _, _, err := db.Login(ctx, "alice", "a long password", ""); err != nil {
+		t.Fatalf("alice after the old key is gone: %v", err)
+	}
+	_, err = db.CreateUser(ctx, store.NewUser{Username: "bob", Password: "a long password", Role: store.RoleViewer})
+	wantCode(t, err, store.CodeConflict)
+	us, err := db.Users(ctx)
+	if err != nil || len(us) != 2 || us[1].Unreadable != true || us[1].Username != "" || us[0].Username != "alice" {
+		t.Fatalf("users=%+v err=%v", us, err)
+	}
+}

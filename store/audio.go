@@ -90,27 +90,33 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 	if n.MaxBytes <= 0 {
 		n.MaxBytes = DefaultMaxUpload
 	}
-	// One upload per record at a time, claimed before the record is read:
-	// two uploads of the same audio to one record write the same blob name,
-	// so a second upload that passed the check below while the first was
-	// still running would overwrite the first one's blob and then, refused
-	// by the transaction, remove it. Claim, then check.
+	// One upload per record at a time: two uploads of the same audio to one
+	// record write the same blob name, so a second upload running beside
+	// the first would overwrite the first one's blob and then, refused by
+	// the transaction, remove it. Check (so a record the caller may not see
+	// is 404 before anything else), claim, check again.
+	check := func() (wrapped []byte, err error) {
+		err = db.bolt.View(func(tx *bolt.Tx) error {
+			row, err := loadRecord(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if row.AssetID != 0 {
+				return errorf(CodeConflict, "record already has audio")
+			}
+			wrapped = row.WrappedKey
+			return nil
+		})
+		return wrapped, err
+	}
+	if _, err := check(); err != nil {
+		return nil, err
+	}
 	if !db.claimUpload(id) {
 		return nil, errorf(CodeConflict, "an upload for this record is in progress")
 	}
 	defer db.releaseUpload(id)
-	var wrapped []byte
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		row, err := loadRecord(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if row.AssetID != 0 {
-			return errorf(CodeConflict, "record already has audio")
-		}
-		wrapped = row.WrappedKey
-		return nil
-	})
+	wrapped, err := check()
 	if err != nil {
 		return nil, err
 	}

@@ -169,7 +169,12 @@ func (db *DB) CreateRecord(ctx context.Context, n NewRecord) (rec *Record, err e
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
 		projects := tx.Bucket(bucketProjects)
 		if n.ProjectID != 0 {
-			if projects.Get(itob(n.ProjectID)) == nil {
+			var pr projectRow
+			ok, err := getJSON(projects, itob(n.ProjectID), &pr)
+			if err != nil {
+				return err
+			}
+			if !ok || !canSeeProject(ctx, pr, visibleIn(ctx, tx, pr.ID)) {
 				return errorf(CodeNotFound, "project not found")
 			}
 			row.ProjectID = n.ProjectID
@@ -360,6 +365,19 @@ func (db *DB) Records(ctx context.Context, before uint64, limit int) (recs []*Re
 		return nil
 	})
 	return recs, next, err
+}
+
+// visibleIn counts the records of project id that ctx's principal may see.
+func visibleIn(ctx context.Context, tx *bolt.Tx, id uint64) int {
+	n := 0
+	tx.Bucket(bucketRecords).ForEach(func(_, v []byte) error {
+		var row recordRow
+		if json.Unmarshal(v, &row) == nil && row.ProjectID == id && canSee(ctx, row) {
+			n++
+		}
+		return nil
+	})
+	return n
 }
 
 // canSeeProject: a project that holds none of the records the caller may
