@@ -28,9 +28,7 @@ func runDecrypt(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	if *keyFile == "" && os.Getenv("PROJECT_FILES_KEY") == "" {
 		return &usageError{"decrypt needs a key: set PROJECT_FILES_KEY or give --key-file"}
 	}
-	keys, _, err := store.LoadKeyring(store.KeyConfig{
-		Env: os.Getenv("PROJECT_FILES_KEY"), File: *keyFile, OldKeys: os.Getenv("PROJECT_FILES_OLD_KEYS"),
-	})
+	keys, _, err := loadKeys(*keyFile, "", false)
 	if err != nil {
 		return err
 	}

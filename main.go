@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"tyst/store"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -109,6 +111,18 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	return nil
+}
+
+// loadKeys builds the newsroom keyring from --key-file, else
+// PROJECT_FILES_KEY, else <dataDir>/files.key (generated only when generate
+// is set), with PROJECT_FILES_OLD_KEYS for unwrapping. Every command that
+// needs the key reads the settings here.
+func loadKeys(keyFile, dataDir string, generate bool) (*store.Keyring, store.KeySource, error) {
+	return store.LoadKeyring(store.KeyConfig{
+		Env: os.Getenv("PROJECT_FILES_KEY"), File: keyFile,
+		OldKeys: os.Getenv("PROJECT_FILES_OLD_KEYS"), DataDir: dataDir,
+		NoGenerate: !generate,
+	})
 }
 
 // envOr returns the environment variable name, or def when it is unset.

@@ -101,10 +101,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return errors.New("data directory (--data / TYST_DATA_DIR) cannot be created: permission denied or not a directory")
 	}
-	keys, src, err := store.LoadKeyring(store.KeyConfig{
-		Env: os.Getenv("PROJECT_FILES_KEY"), File: cfg.keyFile,
-		OldKeys: os.Getenv("PROJECT_FILES_OLD_KEYS"), DataDir: cfg.dataDir,
-	})
+	keys, src, err := loadKeys(cfg.keyFile, cfg.dataDir, true)
 	if err != nil {
 		return err
 	}

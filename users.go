@@ -151,11 +151,7 @@ func offline(dataDir, keyFile string, create bool, stderr io.Writer, do func(*st
 	} else if st, err := os.Stat(dataDir); err != nil || !st.IsDir() {
 		return 0, errors.New("data directory (--data / TYST_DATA_DIR) does not exist or is not a directory")
 	}
-	keys, src, err := store.LoadKeyring(store.KeyConfig{
-		Env: os.Getenv("PROJECT_FILES_KEY"), File: keyFile,
-		OldKeys: os.Getenv("PROJECT_FILES_OLD_KEYS"), DataDir: dataDir,
-		NoGenerate: true, // a key made here would not be the server's
-	})
+	keys, src, err := loadKeys(keyFile, dataDir, false) // a key made here would not be the server's
 	if err != nil {
 		return 0, err
 	}

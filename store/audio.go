@@ -227,7 +227,6 @@ func sourceErr(err error) error {
 
 // blobWrite is a blob written to a temp file, not yet committed.
 type blobWrite struct {
-	db      *DB
 	file    *os.File // nil once committed
 	name    string
 	size    int64
@@ -261,7 +260,7 @@ func (db *DB) writeBlob(key *fernet.Key, src io.Reader, max int64) (*blobWrite, 
 	if err != nil {
 		return nil, err
 	}
-	w := &blobWrite{db: db, file: f}
+	w := &blobWrite{file: f}
 	var out io.Writer = f
 	if db.wrapBlob != nil {
 		out = db.wrapBlob(out)

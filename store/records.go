@@ -202,7 +202,7 @@ func (db *DB) CreateRecord(ctx context.Context, n NewRecord) (rec *Record, err e
 	if err != nil {
 		return nil, err
 	}
-	return db.recordFrom(row, key, n.Title, n.Language, nil), nil
+	return db.recordFrom(row, n.Title, n.Language, nil), nil
 }
 
 func (db *DB) createProject(ctx context.Context, tx *bolt.Tx, now time.Time) (uint64, error) {
@@ -242,7 +242,7 @@ func openJSON(key *fernet.Key, tok []byte, v any) error {
 	return json.Unmarshal(raw, v)
 }
 
-func (db *DB) recordFrom(row recordRow, key *fernet.Key, title, language string, audio *Audio) *Record {
+func (db *DB) recordFrom(row recordRow, title, language string, audio *Audio) *Record {
 	status := StatusNew
 	if audio != nil {
 		status = StatusAudio
@@ -290,7 +290,7 @@ func (db *DB) decodeRecord(tx *bolt.Tx, row recordRow) (*Record, error) {
 			return nil, fmt.Errorf("record %d: %w", row.ID, err)
 		}
 	}
-	return db.recordFrom(row, key, s.Title, s.Language, audio), nil
+	return db.recordFrom(row, s.Title, s.Language, audio), nil
 }
 
 // Record returns record id; not_found when it does not exist.
@@ -355,7 +355,7 @@ func (db *DB) Records(ctx context.Context, before uint64, limit int) (recs []*Re
 			if errors.Is(err, ErrKeyMissing) || errors.Is(err, ErrCorrupt) {
 				// One record that cannot be read must not hide the others.
 				db.log.Warn("record unreadable", "record_id", row.ID, "key_id", row.KeyID, "err", err.Error())
-				rec = db.recordFrom(row, nil, "", "", nil)
+				rec = db.recordFrom(row, "", "", nil)
 				rec.Status = StatusUnreadable
 			} else if err != nil {
 				return err
