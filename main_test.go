@@ -316,27 +316,46 @@ func waitForAddr(t *testing.T, stderr *testlog.Buffer, done chan error) string {
 	return ""
 }
 
-// TestServe_WarnsOfUnconfiguredKey: after the operator switches from the
-// generated key to their own, serve says which key id the old items need.
-func TestServe_WarnsOfUnconfiguredKey(t *testing.T) {
+// TestServe_RefusesWrongKey: after the operator switches from the
+// generated key to their own without keeping the old one, serve and the
+// offline commands refuse to start and name the key id the data needs,
+// never a key or a path; with the old key kept they start.
+func TestServe_RefusesWrongKey(t *testing.T) {
 	clearKeyEnv(t)
 	data := filepath.Join(t.TempDir(), "d")
-	for i, key := range []string{"", store.GenerateKey()} {
-		t.Setenv("PROJECT_FILES_KEY", key)
-		srv := serveInProcess(t, "--listen", "127.0.0.1:0", "--data", data)
-		addr, stderr := srv.addr, srv.stderr
-		if i == 0 {
-			client := authClient(firstAdmin(t, "http://"+addr, stderr.String))
-			resp, err := client.Post("http://"+addr+"/api/v1/record", "application/json", strings.NewReader(`{"title":"t"}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-		} else if !strings.Contains(stderr.String(), "not configured: add it to PROJECT_FILES_OLD_KEYS") {
-			t.Fatalf("no warning about the generated key's items:\n%s", stderr.String())
-		}
-		srv.stop(t)
+	srv := serveInProcess(t, "--listen", "127.0.0.1:0", "--data", data)
+	client := authClient(firstAdmin(t, "http://"+srv.addr, srv.stderr.String))
+	resp, err := client.Post("http://"+srv.addr+"/api/v1/record", "application/json", strings.NewReader(`{"title":"t"}`))
+	if err != nil {
+		t.Fatal(err)
 	}
+	resp.Body.Close()
+	srv.stop(t)
+	generated := readTrimmed(t, filepath.Join(data, "files.key"))
+	kr, _ := store.NewKeyring(generated)
+
+	newKey := store.GenerateKey()
+	t.Setenv("PROJECT_FILES_KEY", newKey)
+	for _, args := range [][]string{
+		{"serve", "--listen", "127.0.0.1:0", "--data", data},
+		{"token", "create", "--data", data, "--username", "admin"},
+	} {
+		out, stderr, code := runCmd(t, nil, args...)
+		if code != 1 || out != "" {
+			t.Fatalf("%s with the wrong key: code %d, stdout %q", args[0], code, out)
+		}
+		if !strings.Contains(stderr, "no configured key opens this data: wrong key?") || !strings.Contains(stderr, kr.PrimaryID()) {
+			t.Fatalf("%s: message does not say wrong key and name the key id:\n%s", args[0], stderr)
+		}
+		for _, secret := range []string{newKey, generated, data} {
+			if strings.Contains(stderr, secret) {
+				t.Fatalf("%s: message shows a key or the path:\n%s", args[0], stderr)
+			}
+		}
+	}
+	t.Setenv("PROJECT_FILES_OLD_KEYS", generated)
+	srv = serveInProcess(t, "--listen", "127.0.0.1:0", "--data", data)
+	srv.stop(t)
 }
 
 // TestServe_TLS: with a certificate, serve speaks HTTPS on any address and
@@ -473,4 +492,14 @@ func TestServe_AdminSocket(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "admin.sock")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("admin.sock left after shutdown: %v", err)
 	}
+}
+
+// readTrimmed returns the file at path without surrounding white space.
+func readTrimmed(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -17,7 +17,7 @@ import (
 
 const (
 	userUsage  = "user add --data DIR --username U --role admin|editor|viewer --password-stdin [--key-file F]"
-	tokenUsage = "token create --data DIR --username U [--scope stream] [--key-file F]"
+	tokenUsage = "token create --data DIR --username U [--scope stream] [--label TEXT] [--key-file F]"
 	// offlineLockTimeout is how long a command waits for the database when
 	// no server answered on the admin socket.
 	offlineLockTimeout = 2 * time.Second
@@ -83,6 +83,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	keyFile := fs.String("key-file", envOr("TYST_KEY_FILE", ""), "file holding the newsroom key (TYST_KEY_FILE), when no server runs; else PROJECT_FILES_KEY; else <data>/files.key")
 	username := fs.String("username", "", "the account the token acts as")
 	scope := fs.String("scope", "", `"stream" limits the token to creating records, uploading and streaming; empty gives the account's full role`)
+	label := fs.String("label", "", `a name for the token shown in lists, e.g. "field box 3"`)
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -93,11 +94,11 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return &usageError{"--scope must be stream or empty"}
 	}
 
-	req := adminsock.Request{Op: adminsock.OpTokenCreate, Username: *username, Scope: *scope}
+	req := adminsock.Request{Op: adminsock.OpTokenCreate, Username: *username, Scope: *scope, Label: *label}
 	resp, err := adminsock.Call(*dataDir, req)
 	if errors.Is(err, adminsock.ErrNoServer) {
 		resp.TokenID, err = offline(*dataDir, *keyFile, false, stderr, func(db *store.DB) (uint64, error) {
-			secret, t, err := db.CreateToken(ctx, *username, *scope)
+			secret, t, err := db.CreateToken(ctx, *username, *scope, *label)
 			if err != nil {
 				return 0, err
 			}

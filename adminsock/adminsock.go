@@ -69,7 +69,7 @@ type Admin interface {
 	// CreateToken makes an API token for username with scope "" or
 	// store.ScopeStream and returns its secret. Returns not_found,
 	// validation_error.
-	CreateToken(ctx context.Context, username, scope string) (string, *store.Token, error)
+	CreateToken(ctx context.Context, username, scope, label string) (string, *store.Token, error)
 }
 
 // Request is one request line.
@@ -79,6 +79,7 @@ type Request struct {
 	Role     string `json:"role,omitempty"`     // OpUserAdd
 	Password string `json:"password,omitempty"` // OpUserAdd
 	Scope    string `json:"scope,omitempty"`    // OpTokenCreate
+	Label    string `json:"label,omitempty"`    // OpTokenCreate
 }
 
 // LogValue logs a request as its op only: never the username or password.
@@ -287,7 +288,7 @@ func do(ctx context.Context, a Admin, req Request) (Response, error) {
 		}
 		return Response{UserID: u.ID}, nil
 	case OpTokenCreate:
-		secret, t, err := a.CreateToken(ctx, req.Username, req.Scope)
+		secret, t, err := a.CreateToken(ctx, req.Username, req.Scope, req.Label)
 		if err != nil {
 			return errorResponse(err), err
 		}

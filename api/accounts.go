@@ -60,6 +60,11 @@ type userUpdateRequest struct {
 	ResetTOTP bool    `json:"reset_totp"`
 }
 
+type userUpdateResponse struct {
+	userResponse
+	TokensRevoked int `json:"tokens_revoked"`
+}
+
 type userListResponse struct {
 	Users []userResponse `json:"users"`
 }
@@ -67,18 +72,25 @@ type userListResponse struct {
 type tokenCreateRequest struct {
 	Username string `json:"username"`
 	Scope    string `json:"scope"`
+	Label    string `json:"label"`
 }
 
 type tokenResponse struct {
-	TokenID   uint64 `json:"token_id"`
-	Token     string `json:"token,omitempty"` // only in the answer to POST
-	UserID    uint64 `json:"user_id"`
-	Scope     string `json:"scope"`
-	CreatedAt string `json:"created_at"`
+	TokenID    uint64 `json:"token_id"`
+	Token      string `json:"token,omitempty"` // only in the answer to POST
+	UserID     uint64 `json:"user_id"`
+	Scope      string `json:"scope"`
+	Label      string `json:"label"`
+	CreatedAt  string `json:"created_at,omitempty"`
+	Unreadable bool   `json:"unreadable,omitempty"`
 }
 
 type tokenListResponse struct {
 	Tokens []tokenResponse `json:"tokens"`
+}
+
+type totpBeginRequest struct {
+	Password string `json:"password"`
 }
 
 type totpBeginResponse struct {
@@ -179,7 +191,11 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, _ httprouter.P
 }
 
 func (s *Server) handleTOTPBegin(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	uri, err := s.accounts.BeginTOTP(r.Context(), "tyst")
+	var req totpBeginRequest
+	if err := s.decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	uri, err := s.accounts.BeginTOTP(r.Context(), "tyst", req.Password)
 	if err != nil {
 		return err
 	}
@@ -231,15 +247,18 @@ func (s *Server) handleUserUpdate(w http.ResponseWriter, r *http.Request, ps htt
 	if err := s.decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	u, err := s.accounts.UpdateUser(r.Context(), id, store.UserUpdate{Role: req.Role, Password: req.Password, Disabled: req.Disabled, ResetTOTP: req.ResetTOTP})
+	res, err := s.accounts.UpdateUser(r.Context(), id, store.UserUpdate{Role: req.Role, Password: req.Password, Disabled: req.Disabled, ResetTOTP: req.ResetTOTP})
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, newUserResponse(u))
+	return writeJSON(w, http.StatusOK, userUpdateResponse{userResponse: newUserResponse(res.User), TokensRevoked: res.TokensRevoked})
 }
 
 func newTokenResponse(t *store.Token, secret string) tokenResponse {
-	return tokenResponse{TokenID: t.ID, Token: secret, UserID: t.UserID, Scope: t.Scope, CreatedAt: timeString(t.CreatedAt)}
+	if t.Unreadable {
+		return tokenResponse{TokenID: t.ID, Unreadable: true}
+	}
+	return tokenResponse{TokenID: t.ID, Token: secret, UserID: t.UserID, Scope: t.Scope, Label: t.Label, CreatedAt: timeString(t.CreatedAt)}
 }
 
 func (s *Server) handleTokenList(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
@@ -259,7 +278,7 @@ func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request, _ htt
 	if err := s.decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	secret, t, err := s.accounts.CreateToken(r.Context(), req.Username, req.Scope)
+	secret, t, err := s.accounts.CreateToken(r.Context(), req.Username, req.Scope, req.Label)
 	if err != nil {
 		return err
 	}

@@ -28,14 +28,15 @@ type Accounts interface {
 	// CreateUser returns validation_error, conflict.
 	CreateUser(ctx context.Context, n store.NewUser) (*store.User, error)
 	// UpdateUser returns not_found, validation_error, conflict (last admin).
-	UpdateUser(ctx context.Context, id uint64, up store.UserUpdate) (*store.User, error)
+	UpdateUser(ctx context.Context, id uint64, up store.UserUpdate) (store.UserUpdated, error)
 	// CreateToken returns not_found (user), validation_error.
-	CreateToken(ctx context.Context, username, scope string) (string, *store.Token, error)
+	CreateToken(ctx context.Context, username, scope, label string) (string, *store.Token, error)
 	Tokens(ctx context.Context) ([]*store.Token, error)
 	// RevokeToken returns not_found.
 	RevokeToken(ctx context.Context, id uint64) error
-	// BeginTOTP returns conflict when a factor is enrolled.
-	BeginTOTP(ctx context.Context, issuer string) (string, error)
+	// BeginTOTP returns forbidden (a token, a wrong password), conflict
+	// when a factor is enrolled.
+	BeginTOTP(ctx context.Context, issuer, password string) (string, error)
 	// ConfirmTOTP returns validation_error (wrong code), conflict (nothing pending).
 	ConfirmTOTP(ctx context.Context, code string) ([]string, error)
 	Settings(ctx context.Context) (store.Settings, error)

@@ -83,13 +83,15 @@ var routeClass = map[string]string{
 	"POST /api/v1/session":          "public",
 	"DELETE /api/v1/session":        "self",
 	"GET /api/v1/me":                "self",
-	"POST /api/v1/me/totp":          "self",
-	"POST /api/v1/me/totp/confirm":  "self",
+	"POST /api/v1/me/totp":          "self-session",
+	"POST /api/v1/me/totp/confirm":  "self-session",
 	"GET /api/v1/openapi.json":      "viewer",
 	"POST /api/v1/record":           "editor+stream",
 	"GET /api/v1/records":           "viewer",
 	"GET /api/v1/record/:id":        "viewer",
 	"GET /api/v1/projects":          "viewer",
+	"POST /api/v1/projects":         "editor",
+	"PATCH /api/v1/projects/:id":    "editor",
 	"POST /api/v1/record/:id/audio": "editor+stream",
 	"GET /api/v1/record/:id/audio":  "viewer",
 	"GET /api/v1/users":             "admin",
@@ -115,6 +117,8 @@ func matrixRequest(tb testing.TB, route string, recordID, userID, tokenID uint64
 		path = strings.Replace(pattern, ":id", fmt.Sprint(userID), 1)
 	case strings.HasPrefix(pattern, "/api/v1/tokens/:id"):
 		path = strings.Replace(pattern, ":id", fmt.Sprint(tokenID), 1)
+	case strings.HasPrefix(pattern, "/api/v1/projects/:id"):
+		path = strings.Replace(pattern, ":id", "1", 1) // the admin's first, standard project
 	}
 	ct = "application/json"
 	switch route {
@@ -122,8 +126,14 @@ func matrixRequest(tb testing.TB, route string, recordID, userID, tokenID uint64
 		body = []byte(`{"token":"x","username":"someone","password":"correct horse battery"}`)
 	case "POST /api/v1/session":
 		body = []byte(`{"username":"target","password":"` + testPassword + `"}`)
+	case "POST /api/v1/me/totp":
+		body = []byte(`{"password":"` + testPassword + `"}`)
 	case "POST /api/v1/me/totp/confirm":
 		body = []byte(`{"code":"000000"}`)
+	case "POST /api/v1/projects":
+		body = []byte(`{"name":"matrix project"}`)
+	case "PATCH /api/v1/projects/:id":
+		body = []byte(`{"name":"renamed"}`)
 	case "POST /api/v1/record":
 		body = []byte(`{"title":"matrix"}`)
 	case "POST /api/v1/record/:id/audio":
@@ -189,11 +199,18 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 	byRole := func(role string) func(string) int {
 		return func(class string) int {
+			if class == "self-session" {
+				// A second factor is enrolled from a session only.
+				if strings.HasSuffix(role, "-token") {
+					return 403
+				}
+				return 0
+			}
 			allowed := map[string][]string{
 				"viewer": {"public", "self", "viewer"},
 				"editor": {"public", "self", "viewer", "editor", "editor+stream"},
 				"admin":  {"public", "self", "viewer", "editor", "editor+stream", "admin"},
-			}[role]
+			}[strings.TrimSuffix(role, "-token")]
 			for _, a := range allowed {
 				if a == class {
 					return 0
@@ -212,9 +229,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"viewer", func() []string { return asCookie(sessions["viewer"]) }, byRole("viewer")},
 		{"editor", func() []string { return asCookie(sessions["editor"]) }, byRole("editor")},
 		{"admin", func() []string { return asCookie(sessions["admin"]) }, byRole("admin")},
-		{"token", func() []string { return asToken(editorToken) }, byRole("editor")},
-		{"viewer-token", func() []string { return asToken(viewerToken) }, byRole("viewer")},
-		{"admin-token", func() []string { return asToken(ts.token) }, byRole("admin")},
+		{"token", func() []string { return asToken(editorToken) }, byRole("editor-token")},
+		{"viewer-token", func() []string { return asToken(viewerToken) }, byRole("viewer-token")},
+		{"admin-token", func() []string { return asToken(ts.token) }, byRole("admin-token")},
 		{"stream-token", func() []string { return asToken(streamToken) }, func(class string) int {
 			if class == "public" || class == "editor+stream" {
 				return 0
@@ -233,7 +250,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		for _, c := range callers {
 			// Fresh objects for routes that use them up.
 			recID := ts.mustCreate(t, "matrix target")
-			_, tok, err := ts.db.CreateToken(t.Context(), "target", "")
+			_, tok, err := ts.db.CreateToken(t.Context(), "target", "", "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -276,7 +293,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 	// Lists do not show it either; its creator and admins see it.
 	listed := func(hdr []string) bool {
-		_, b := ts.do(t, "GET", "/api/v1/records?limit=200", "", nil, hdr...)
+		_, b := ts.do(t, "GET", "/api/v1/records?limit=200&q=secret", "", nil, hdr...)
 		return strings.Contains(string(b), `"title":"secret"`)
 	}
 	if listed(asCookie(sessions["editor"])) || listed(asToken(editorToken)) {
@@ -559,7 +576,12 @@ func TestTOTP(t *testing.T) {
 	ts := mustServe(t, withClock(clk))
 	ts.mustUser(t, "editor", store.RoleEditor, "")
 	cookie := ts.mustLogin(t, "editor")
-	resp, body := ts.do(t, "POST", "/api/v1/me/totp", "", nil, asCookie(cookie)...)
+	resp, body := ts.do(t, "POST", "/api/v1/me/totp", "application/json", strings.NewReader(`{"password":"wrong password!!"}`), asCookie(cookie)...)
+	wantError(t, resp, body, 403, "forbidden")
+	editorToken := ts.mustUser(t, "editor2", store.RoleEditor, "")
+	resp, body = ts.do(t, "POST", "/api/v1/me/totp", "application/json", strings.NewReader(`{"password":"`+testPassword+`"}`), asToken(editorToken)...)
+	wantError(t, resp, body, 403, "forbidden")
+	resp, body = ts.do(t, "POST", "/api/v1/me/totp", "application/json", strings.NewReader(`{"password":"`+testPassword+`"}`), asCookie(cookie)...)
 	var begin struct {
 		URI string `json:"otpauth_uri"`
 	}
@@ -605,7 +627,7 @@ func TestTOTP(t *testing.T) {
 	if c, _, _ := ts.login(t, "editor", testPassword, rc); c != nil {
 		t.Fatal("a recovery code worked twice")
 	}
-	events, _ := ts.db.AuditEvents(t.Context(), 0)
+	events, _, _ := ts.db.AuditEvents(t.Context(), store.AuditFilter{})
 	var actions []string
 	for _, ev := range events {
 		actions = append(actions, ev.Action)
@@ -632,8 +654,9 @@ func TestRequireAdminTOTP(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"needs_totp":true`) {
 		t.Fatalf("me: %d %s", resp.StatusCode, body)
 	}
-	if resp, _ := ts.do(t, "POST", "/api/v1/me/totp", "", nil); resp.StatusCode != 200 {
-		t.Fatalf("enrol: %d", resp.StatusCode)
+	admin := ts.mustLogin(t, "admin")
+	if resp, body := ts.do(t, "POST", "/api/v1/me/totp", "application/json", strings.NewReader(`{"password":"`+testPassword+`"}`), asCookie(admin)...); resp.StatusCode != 200 {
+		t.Fatalf("enrol: %d %s", resp.StatusCode, body)
 	}
 	// Editors are not affected.
 	tok := ts.mustUser(t, "editor", store.RoleEditor, "")
@@ -666,7 +689,7 @@ func TestAccountCanaries(t *testing.T) {
 			t.Fatalf("log holds %q", s)
 		}
 	}
-	events, _ := ts.db.AuditEvents(t.Context(), 0)
+	events, _, _ := ts.db.AuditEvents(t.Context(), store.AuditFilter{})
 	raw, _ := json.Marshal(events)
 	if strings.Contains(string(raw), user) || strings.Contains(string(raw), pass) {
 		t.Fatal("audit holds a username or password")

@@ -256,7 +256,7 @@ func TestOpenAPI_Serve(t *testing.T) {
 	if _, err := db.CreateUser(ctx, store.NewUser{Username: "viewer", Password: "correct horse battery", Role: store.RoleViewer}); err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := db.CreateToken(ctx, "viewer", "")
+	token, _, err := db.CreateToken(ctx, "viewer", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

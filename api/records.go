@@ -41,8 +41,16 @@ type recordResponse struct {
 	Language     string         `json:"language"`
 	Status       string         `json:"status"`
 	CreatedAt    string         `json:"created_at"`
-	ExpiresAt    string         `json:"expires_at"`
+	ExpiresAt    *string        `json:"expires_at"` // null while on hold
+	Hold         bool           `json:"hold"`
+	RetainUntil  *string        `json:"retain_until"`
 	Audio        *audioResponse `json:"audio"`
+	Counts       recordCounts   `json:"counts"`
+}
+
+type recordCounts struct {
+	Segments int `json:"segments"`
+	Notes    int `json:"notes"`
 }
 
 type recordListResponse struct {
@@ -51,11 +59,21 @@ type recordListResponse struct {
 }
 
 type projectResponse struct {
-	ProjectID  uint64 `json:"project_id"`
-	Name       string `json:"name"`
-	CreatedAt  string `json:"created_at"`
-	Records    int    `json:"records"`
-	Unreadable bool   `json:"unreadable,omitempty"`
+	ProjectID   uint64 `json:"project_id"`
+	Name        string `json:"name"`
+	Sensitivity string `json:"sensitivity,omitempty"`
+	CreatedAt   string `json:"created_at,omitempty"`
+	Records     int    `json:"records"`
+	Unreadable  bool   `json:"unreadable,omitempty"`
+}
+
+type projectRequest struct {
+	Name        string `json:"name"`
+	Sensitivity string `json:"sensitivity"`
+}
+
+type projectRenameRequest struct {
+	Name string `json:"name"`
 }
 
 type projectListResponse struct {
@@ -63,6 +81,15 @@ type projectListResponse struct {
 }
 
 func timeString(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// optTime is t as RFC 3339, or null for the zero time.
+func optTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := timeString(t)
+	return &s
+}
 
 func newAudioResponse(a *store.Audio) *audioResponse {
 	if a == nil {
@@ -77,11 +104,24 @@ func newAudioResponse(a *store.Audio) *audioResponse {
 }
 
 func newRecordResponse(r *store.Record) recordResponse {
-	return recordResponse{
+	resp := recordResponse{
 		TranscriptID: r.ID, ProjectID: r.ProjectID, Title: r.Title, Sensitivity: r.Sensitivity,
-		Language: r.Language, Status: r.Status, CreatedAt: timeString(r.CreatedAt),
-		ExpiresAt: timeString(r.ExpiresAt), Audio: newAudioResponse(r.Audio),
+		Language: r.Language, Status: r.Status, ExpiresAt: optTime(r.ExpiresAt), Hold: r.Hold,
+		RetainUntil: optTime(r.RetainUntil), Audio: newAudioResponse(r.Audio),
+		Counts: recordCounts{Segments: r.Segments, Notes: r.Notes},
 	}
+	if !r.CreatedAt.IsZero() {
+		resp.CreatedAt = timeString(r.CreatedAt)
+	}
+	return resp
+}
+
+func newProjectResponse(p *store.Project) projectResponse {
+	resp := projectResponse{ProjectID: p.ID, Name: p.Name, Sensitivity: p.Sensitivity, Records: p.Records, Unreadable: p.Unreadable}
+	if !p.CreatedAt.IsZero() {
+		resp.CreatedAt = timeString(p.CreatedAt)
+	}
+	return resp
 }
 
 func (s *Server) handleRecordCreate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
@@ -131,15 +171,22 @@ func (s *Server) handleRecordList(w http.ResponseWriter, r *http.Request, _ http
 		}
 		limit = n
 	}
-	var before uint64
+	f := store.RecordFilter{Limit: limit, Query: q.Get("q")}
 	if v := q.Get("cursor"); v != "" {
 		id, err := parseID(v)
 		if err != nil {
 			return apiError(store.CodeValidation, "cursor is not valid")
 		}
-		before = id
+		f.Before = id
 	}
-	recs, next, err := s.records.Records(r.Context(), before, limit)
+	if v := q.Get("project_id"); v != "" {
+		id, err := parseID(v)
+		if err != nil {
+			return apiError(store.CodeValidation, "project_id must be a positive decimal number")
+		}
+		f.ProjectID = id
+	}
+	recs, next, err := s.records.Records(r.Context(), f)
 	if err != nil {
 		return err
 	}
@@ -160,9 +207,38 @@ func (s *Server) handleProjectList(w http.ResponseWriter, r *http.Request, _ htt
 	}
 	resp := projectListResponse{Projects: make([]projectResponse, 0, len(ps))}
 	for _, p := range ps {
-		resp.Projects = append(resp.Projects, projectResponse{ProjectID: p.ID, Name: p.Name, CreatedAt: timeString(p.CreatedAt), Records: p.Records, Unreadable: p.Unreadable})
+		resp.Projects = append(resp.Projects, newProjectResponse(p))
 	}
 	return writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleProjectCreate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	var req projectRequest
+	if err := s.decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	p, err := s.records.CreateProject(r.Context(), store.NewProject{Name: req.Name, Sensitivity: req.Sensitivity})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", fmt.Sprintf("/api/v1/projects/%d", p.ID))
+	return writeJSON(w, http.StatusCreated, newProjectResponse(p))
+}
+
+func (s *Server) handleProjectRename(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	id, err := parseID(ps.ByName("id"))
+	if err != nil {
+		return err
+	}
+	var req projectRenameRequest
+	if err := s.decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	p, err := s.records.RenameProject(r.Context(), id, req.Name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, newProjectResponse(p))
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {

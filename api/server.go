@@ -24,9 +24,14 @@ type Records interface {
 	CreateRecord(ctx context.Context, n store.NewRecord) (*store.Record, error)
 	// Record returns not_found.
 	Record(ctx context.Context, id uint64) (*store.Record, error)
-	// Records returns validation_error for a bad limit.
-	Records(ctx context.Context, before uint64, limit int) ([]*store.Record, uint64, error)
+	// Records returns validation_error for a bad limit or query, not_found
+	// for a project the caller may not see.
+	Records(ctx context.Context, f store.RecordFilter) ([]*store.Record, uint64, error)
 	Projects(ctx context.Context) ([]*store.Project, error)
+	// CreateProject returns validation_error.
+	CreateProject(ctx context.Context, n store.NewProject) (*store.Project, error)
+	// RenameProject returns not_found, validation_error.
+	RenameProject(ctx context.Context, id uint64, name string) (*store.Project, error)
 	// AttachAudio returns not_found, conflict, validation_error,
 	// payload_too_large, unsupported_media_type, insufficient_storage.
 	AttachAudio(ctx context.Context, id uint64, n store.NewAudio) (*store.Audio, error)
@@ -163,6 +168,8 @@ func (s *Server) registerRoutes() {
 	s.route("GET", "/api/v1/records", viewer, s.handleRecordList)
 	s.route("GET", "/api/v1/record/:id", viewer, s.handleRecordGet)
 	s.route("GET", "/api/v1/projects", viewer, s.handleProjectList)
+	s.route("POST", "/api/v1/projects", editor, s.handleProjectCreate)
+	s.route("PATCH", "/api/v1/projects/:id", editor, s.handleProjectRename)
 	s.route("POST", "/api/v1/record/:id/audio", editorOrSt, s.handleAudioUpload)
 	s.route("GET", "/api/v1/record/:id/audio", viewer, s.handleAudioGet)
 	s.route("GET", "/api/v1/users", admin, s.handleUserList)

@@ -21,7 +21,7 @@ func TestAccounts_SecretsOnlyHashed(t *testing.T) {
 	if _, err := db.CreateUser(ctx, store.NewUser{Username: username, Password: password, Role: store.RoleEditor}); err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := db.CreateToken(ctx, username, "")
+	token, _, err := db.CreateToken(ctx, username, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestAccounts_SecretsOnlyHashed(t *testing.T) {
 	if err != nil || p.UserID != u.ID || p.Role != store.RoleEditor {
 		t.Fatalf("principal=%+v err=%v", p, err)
 	}
-	uri, err := db.BeginTOTP(store.WithPrincipal(ctx, p), "tyst")
+	uri, err := db.BeginTOTP(store.WithPrincipal(ctx, p), "tyst", password)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestSensitive_NoTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, next, err := db.Records(other, 0, 1)
+	recs, next, err := db.Records(other, store.RecordFilter{Before: 0, Limit: 1})
 	if err != nil || len(recs) != 1 || recs[0].ID != visible.ID || next != 0 {
 		t.Fatalf("other's page: %v next=%d err=%v", recs, next, err)
 	}

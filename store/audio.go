@@ -24,29 +24,75 @@ import (
 // DefaultMaxUpload is the largest audio file accepted unless configured.
 const DefaultMaxUpload = 200 << 20
 
-// assetRow is a stored audio file. Its SHA-256 is sealed with the record
-// key; its blob name is a keyed hash, so neither reveals the audio.
+// Audio describes a record's stored audio.
+type Audio struct {
+	FileID     uint64
+	SHA256     string // hex, of the original bytes
+	SizeBytes  int64
+	MIMEType   string
+	DurationMS int64 // 0 when unknown
+	CreatedAt  time.Time
+}
+
+// assetRow is a stored audio file. Only its id and its blob's name stand
+// in the clear. Each asset has its own random key, stored only wrapped by
+// the record key, so forgetting it erases this audio while the record lives
+// on (DESIGN §4); size, type, duration and SHA-256 are sealed under it.
 type assetRow struct {
-	ID         uint64    `json:"id"`
-	RecordID   uint64    `json:"record_id"`
-	Blob       string    `json:"blob"`
+	ID         uint64 `json:"id"`
+	Blob       string `json:"blob"`        // HMAC-SHA256(asset key, audio): says nothing without the key
+	WrappedKey []byte `json:"wrapped_key"` // the asset key, sealed under the record key
+	Sealed     []byte `json:"sealed"`      // assetSecrets under the asset key
+}
+
+// assetSecrets is the plaintext of assetRow.Sealed.
+type assetSecrets struct {
+	AssetID    uint64    `json:"asset_id"`  // binds the seal to its row
+	RecordID   uint64    `json:"record_id"` // and to its record
 	SizeBytes  int64     `json:"size_bytes"`
-	EncSize    int64     `json:"enc_size"`
 	MIMEType   string    `json:"mime_type"`
 	DurationMS int64     `json:"duration_ms,omitempty"`
-	SHA256     []byte    `json:"sha256"` // sealed with the record key
+	SHA256     []byte    `json:"sha256"`
 	CreatedAt  time.Time `json:"created_at"`
 }
 
-func (a assetRow) decode(key *fernet.Key) (*Audio, error) {
-	sum, err := openWith(a.SHA256, key)
-	if err != nil {
-		return nil, err
-	}
+// asset is an asset row opened with its record's key.
+type asset struct {
+	row assetRow
+	sec assetSecrets
+	key *fernet.Key
+}
+
+func (a asset) audio() *Audio {
 	return &Audio{
-		FileID: a.ID, SHA256: hex.EncodeToString(sum), SizeBytes: a.SizeBytes,
-		MIMEType: a.MIMEType, DurationMS: a.DurationMS, CreatedAt: a.CreatedAt,
-	}, nil
+		FileID: a.row.ID, SHA256: hex.EncodeToString(a.sec.SHA256), SizeBytes: a.sec.SizeBytes,
+		MIMEType: a.sec.MIMEType, DurationMS: a.sec.DurationMS, CreatedAt: a.sec.CreatedAt,
+	}
+}
+
+// loadAsset reads and opens the asset of record l.
+func (db *DB) loadAsset(tx *bolt.Tx, l loaded) (asset, error) {
+	var a asset
+	ok, err := getJSON(tx.Bucket(bucketAssets), itob(l.acc.AssetID), &a.row)
+	if err != nil {
+		return a, err
+	}
+	if !ok {
+		return a, fmt.Errorf("record %d: asset missing: %w", l.row.ID, ErrCorrupt)
+	}
+	raw, err := openWith(a.row.WrappedKey, l.key)
+	if err != nil || len(raw) != len(fernet.Key{}) {
+		return a, fmt.Errorf("record %d: asset key: %w", l.row.ID, ErrCorrupt)
+	}
+	a.key = new(fernet.Key)
+	copy(a.key[:], raw)
+	if err := openJSON(a.key, a.row.Sealed, &a.sec); err != nil {
+		return a, fmt.Errorf("record %d: asset: %w", l.row.ID, err)
+	}
+	if a.sec.AssetID != a.row.ID || a.sec.RecordID != l.row.ID {
+		return a, fmt.Errorf("record %d: asset of another row: %w", l.row.ID, ErrCorrupt)
+	}
+	return a, nil
 }
 
 // NewAudio is an upload for AttachAudio.
@@ -90,24 +136,17 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 	if n.MaxBytes <= 0 {
 		n.MaxBytes = DefaultMaxUpload
 	}
-	// One upload per record at a time: two uploads of the same audio to one
-	// record write the same blob name, so a second upload running beside
-	// the first would overwrite the first one's blob and then, refused by
-	// the transaction, remove it. Check (so a record the caller may not see
-	// is 404 before anything else), claim, check again.
-	check := func() (wrapped []byte, err error) {
+	// One upload per record at a time. Check (so a record the caller may
+	// not see is 404 before anything else), claim, check again.
+	check := func() (l loaded, err error) {
 		err = db.bolt.View(func(tx *bolt.Tx) error {
-			row, err := loadRecord(ctx, tx, id)
-			if err != nil {
-				return err
+			l, err = db.loadRecord(ctx, tx, id)
+			if err == nil && l.acc.AssetID != 0 {
+				err = errorf(CodeConflict, "record already has audio")
 			}
-			if row.AssetID != 0 {
-				return errorf(CodeConflict, "record already has audio")
-			}
-			wrapped = row.WrappedKey
-			return nil
+			return err
 		})
-		return wrapped, err
+		return l, err
 	}
 	if _, err := check(); err != nil {
 		return nil, err
@@ -116,11 +155,15 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 		return nil, errorf(CodeConflict, "an upload for this record is in progress")
 	}
 	defer db.releaseUpload(id)
-	wrapped, err := check()
+	l, err := check()
 	if err != nil {
 		return nil, err
 	}
-	key, err := db.keys.unwrap(wrapped)
+	var key fernet.Key
+	if err := key.Generate(); err != nil {
+		return nil, err
+	}
+	wrappedKey, err := sealWith(l.key, key[:])
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +186,7 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 	var duration int64
 	head = append([]byte(nil), head...) // Peek's slice is only valid until the next read
 
-	w, err := db.writeBlob(key, body, n.MaxBytes)
+	w, err := db.writeBlob(&key, body, n.MaxBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -157,37 +200,36 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 		return nil, err
 	}
 	w.file = nil
-	sealedSum, err := sealWith(key, w.sum)
-	if err != nil {
-		db.blobs.remove(w.name)
-		return nil, err
-	}
-	row := assetRow{
-		RecordID: id, Blob: w.name, SizeBytes: w.size, EncSize: w.encSize,
-		MIMEType: mimeType, DurationMS: duration, SHA256: sealedSum, CreatedAt: db.now().UTC(),
+	a := asset{
+		row: assetRow{Blob: w.name, WrappedKey: wrappedKey},
+		sec: assetSecrets{RecordID: id, SizeBytes: w.size, MIMEType: mimeType, DurationMS: duration, SHA256: w.sum, CreatedAt: db.now().UTC()},
 	}
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		rec, err := loadRecord(ctx, tx, id)
+		l, err := db.loadRecord(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		if rec.AssetID != 0 {
+		if l.acc.AssetID != 0 {
 			return errorf(CodeConflict, "record already has audio")
 		}
 		assets := tx.Bucket(bucketAssets)
-		if row.ID, err = assets.NextSequence(); err != nil {
+		if a.row.ID, err = assets.NextSequence(); err != nil {
 			return err
 		}
-		if err := putJSON(assets, itob(row.ID), row); err != nil {
+		a.sec.AssetID = a.row.ID
+		if a.row.Sealed, err = sealJSON(&key, a.sec); err != nil {
 			return err
 		}
-		rec.AssetID = row.ID
-		if err := putJSON(tx.Bucket(bucketRecords), itob(id), rec); err != nil {
+		if err := putJSON(assets, itob(a.row.ID), a.row); err != nil {
+			return err
+		}
+		l.acc.AssetID = a.row.ID
+		if err := db.putRecord(tx, &l); err != nil {
 			return err
 		}
 		return db.appendAudit(ctx, tx, AuditEvent{
-			Action: ActionAudioUploaded, RecordID: id, ProjectID: rec.ProjectID,
-			Meta: map[string]any{"size_bytes": row.SizeBytes, "mime_type": row.MIMEType},
+			Action: ActionAudioUploaded, RecordID: id, ProjectID: l.acc.ProjectID,
+			Meta: map[string]any{"size_bytes": a.sec.SizeBytes, "mime_type": a.sec.MIMEType},
 		})
 	})
 	if err != nil {
@@ -198,7 +240,7 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 		}
 		return nil, err
 	}
-	return row.decode(key)
+	return a.audio(), nil
 }
 
 func (db *DB) claimUpload(id uint64) bool {
@@ -227,11 +269,10 @@ func sourceErr(err error) error {
 
 // blobWrite is a blob written to a temp file, not yet committed.
 type blobWrite struct {
-	file    *os.File // nil once committed
-	name    string
-	size    int64
-	encSize int64
-	sum     []byte
+	file *os.File // nil once committed
+	name string
+	size int64
+	sum  []byte
 }
 
 // discard removes the temp file unless it was committed.
@@ -240,17 +281,6 @@ func (w *blobWrite) discard() {
 		w.file.Close()
 		os.Remove(w.file.Name())
 	}
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // writeBlob streams src (at most max bytes) into a new temp file in the
@@ -266,8 +296,7 @@ func (db *DB) writeBlob(key *fernet.Key, src io.Reader, max int64) (*blobWrite, 
 		out = db.wrapBlob(out)
 	}
 	disk := newAsyncWriter(out)
-	counted := &countWriter{w: disk}
-	fw, err := fstream.NewWriter(counted, key)
+	fw, err := fstream.NewWriter(disk, key)
 	if err != nil {
 		disk.Close()
 		w.discard()
@@ -297,7 +326,7 @@ func (db *DB) writeBlob(key *fernet.Key, src io.Reader, max int64) (*blobWrite, 
 		w.discard()
 		return nil, errorf(CodeValidation, "file is empty")
 	}
-	w.size, w.encSize = n, counted.n
+	w.size = n
 	w.sum = sum.Sum(nil)
 	w.name = hex.EncodeToString(name.Sum(nil))
 	return w, nil
@@ -321,7 +350,8 @@ type AudioReader struct {
 func (a *AudioReader) Close() error { return a.file.Close() }
 
 // OpenAudio opens record id's audio for reading and audits the access
-// (audio_accessed). Returns not_found when the record or its audio does not
+// (audio_accessed, at most one event per principal and record within
+// accessWindow). Returns not_found when the record or its audio does not
 // exist; reads return an internal error wrapping ErrCorrupt when the blob
 // was altered.
 func (db *DB) OpenAudio(ctx context.Context, id uint64) (ar *AudioReader, err error) {
@@ -329,55 +359,65 @@ func (db *DB) OpenAudio(ctx context.Context, id uint64) (ar *AudioReader, err er
 	if err := ctxErr(ctx); err != nil {
 		return nil, err
 	}
-	var row assetRow
-	var wrapped []byte
+	var a asset
+	var projectID uint64
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		rec, err := loadRecord(ctx, tx, id)
+		l, err := db.loadRecord(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		if rec.AssetID == 0 {
+		if l.acc.AssetID == 0 {
 			return errorf(CodeNotFound, "record has no audio")
 		}
-		wrapped = rec.WrappedKey
-		ok, err := getJSON(tx.Bucket(bucketAssets), itob(rec.AssetID), &row)
-		if err == nil && !ok {
-			err = fmt.Errorf("asset of record %d missing: %w", id, ErrCorrupt)
-		}
+		projectID = l.acc.ProjectID
+		a, err = db.loadAsset(tx, l)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	key, err := db.keys.unwrap(wrapped)
+	f, err := db.blobs.open(a.row.Blob)
 	if err != nil {
 		return nil, err
 	}
-	audio, err := row.decode(key)
+	st, err := f.Stat()
 	if err != nil {
+		f.Close()
 		return nil, err
 	}
-	f, err := db.blobs.open(row.Blob)
-	if err != nil {
-		return nil, err
-	}
-	rs, err := fstream.NewReadSeeker(f, row.EncSize, []*fernet.Key{key})
-	if err == nil && rs.Size() != row.SizeBytes {
+	rs, err := fstream.NewReadSeeker(f, st.Size(), []*fernet.Key{a.key})
+	if err == nil && rs.Size() != a.sec.SizeBytes {
 		err = ErrCorrupt
 	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("blob of record %d: %w", id, err)
 	}
-	sum, _ := hex.DecodeString(audio.SHA256)
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		return db.appendAudit(ctx, tx, AuditEvent{Action: ActionAudioAccessed, RecordID: id})
-	})
-	if err != nil {
+	if err := db.auditAccess(ctx, id, projectID); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &AudioReader{Audio: *audio, ReadSeeker: &checkedReader{rs: rs, want: sum, h: sha256.New(), size: rs.Size()}, file: f}, nil
+	return &AudioReader{Audio: *a.audio(), ReadSeeker: &checkedReader{rs: rs, want: a.sec.SHA256, h: sha256.New(), size: rs.Size()}, file: f}, nil
+}
+
+// auditAccess writes audio_accessed for ctx's principal and record id
+// unless one was written within accessWindow.
+func (db *DB) auditAccess(ctx context.Context, id, projectID uint64) error {
+	var who string
+	if p := PrincipalFrom(ctx); p != nil {
+		who = fmt.Sprintf("%d/%d", p.UserID, p.TokenID)
+	}
+	key := fmt.Sprintf("%s:%d", who, id)
+	if !db.accesses.due(key, db.now()) {
+		return nil
+	}
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		return db.appendAudit(ctx, tx, AuditEvent{Action: ActionAudioAccessed, RecordID: id, ProjectID: projectID})
+	})
+	if err != nil {
+		db.accesses.forget(key)
+	}
+	return err
 }
 
 // checkedReader checks the SHA-256 of the whole file when one pass reads it

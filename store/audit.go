@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"time"
@@ -29,6 +32,8 @@ const (
 	ActionTOTPEnabled       = "totp_enabled"
 	ActionRecoveryCodeUsed  = "recovery_code_used"
 	ActionSettingsUpdated   = "settings_updated"
+	ActionSetupRefused      = "setup_refused"
+	ActionProjectRenamed    = "project_renamed"
 )
 
 // auditMeta is the allow-list of metadata keys per action (DESIGN §11).
@@ -44,34 +49,66 @@ var auditMeta = map[string]map[string]bool{
 	ActionLoginFailed:       {"reason": true},
 	ActionLogout:            {},
 	ActionUserCreated:       {"user_id": true, "role": true},
-	ActionUserUpdated:       {"user_id": true, "role": true, "disabled": true, "password_reset": true, "totp_reset": true},
+	ActionUserUpdated:       {"user_id": true, "role": true, "disabled": true, "password_reset": true, "totp_reset": true, "tokens_revoked": true},
 	ActionTokenCreated:      {"token_id": true, "user_id": true, "scope": true},
 	ActionTokenRevoked:      {"token_id": true},
 	ActionTOTPEnabled:       {},
 	ActionRecoveryCodeUsed:  {"remaining": true},
 	ActionSettingsUpdated:   {"require_admin_totp": true},
+	ActionSetupRefused:      {"reason": true},
+	ActionProjectRenamed:    {},
 }
 
 var safeValue = regexp.MustCompile(`^[a-z0-9/._-]{0,40}$`)
 
 // AuditEvent is one entry of the audit log: metadata only.
 type AuditEvent struct {
+	Seq       uint64
+	Time      time.Time
+	Action    string
+	RecordID  uint64
+	ProjectID uint64
+	ActorID   uint64 // the user who acted; 0 for the system
+	TokenID   uint64 // the API token used, if any
+	Meta      map[string]any
+	Hash      string // this event's link in the chain
+	// Redacted is true once its record was destroyed or purged: only Seq
+	// and Hash remain, so the chain still verifies.
+	Redacted bool
+}
+
+// auditRow is an event as stored. Nothing about who did what to which
+// record stands in the clear: the body is sealed under the newsroom key.
+// The chain links Seq, Prev and the hash of the body's plaintext (which
+// carries a random salt, so the hash confirms no guessed body):
+// Hash = SHA-256(seq || prev || body_hash). Redaction deletes the body and
+// keeps body_hash, so the chain verifies without it (and without the key).
+type auditRow struct {
+	Seq      uint64 `json:"seq"`
+	Prev     string `json:"prev"`
+	BodyHash string `json:"body_hash"`
+	Hash     string `json:"hash"`
+	Body     *box   `json:"body,omitempty"` // auditBody; nil once redacted
+}
+
+// auditBody is the plaintext of auditRow.Body.
+type auditBody struct {
 	Seq       uint64         `json:"seq"`
 	Time      time.Time      `json:"time"`
 	Action    string         `json:"action"`
 	RecordID  uint64         `json:"record_id,omitempty"`
 	ProjectID uint64         `json:"project_id,omitempty"`
 	ActorID   uint64         `json:"actor_id,omitempty"`
+	TokenID   uint64         `json:"token_id,omitempty"`
 	Meta      map[string]any `json:"meta,omitempty"`
-	Prev      string         `json:"prev"`
-	Hash      string         `json:"hash,omitempty"`
+	Salt      []byte         `json:"salt"`
 }
 
 var auditHeadKey = []byte("audit_head")
 
-// appendAudit adds ev to the hash chain within tx. Meta outside the
-// allow-list is a programming error and fails the transaction.
-func (db *DB) appendAudit(ctx context.Context, tx *bolt.Tx, ev AuditEvent) error {
+// checkAuditMeta refuses metadata outside the allow-list: a programming
+// error that fails the transaction.
+func checkAuditMeta(ev AuditEvent) error {
 	allowed, ok := auditMeta[ev.Action]
 	if !ok {
 		return fmt.Errorf("store: audit action %q not allowed", ev.Action)
@@ -90,96 +127,228 @@ func (db *DB) appendAudit(ctx context.Context, tx *bolt.Tx, ev AuditEvent) error
 			return fmt.Errorf("store: audit meta value of %q has type %T", k, v)
 		}
 	}
+	return nil
+}
+
+// appendAudit adds ev to the hash chain within tx.
+func (db *DB) appendAudit(ctx context.Context, tx *bolt.Tx, ev AuditEvent) error {
+	if err := checkAuditMeta(ev); err != nil {
+		return err
+	}
 	b := tx.Bucket(bucketAudit)
 	seq, err := b.NextSequence()
 	if err != nil {
 		return err
 	}
-	meta := tx.Bucket(bucketMeta)
-	ev.Seq = seq
-	ev.Time = db.now().UTC()
-	if p := PrincipalFrom(ctx); p != nil && ev.ActorID == 0 {
-		ev.ActorID = p.UserID
+	body := auditBody{Seq: seq, Time: db.now().UTC(), Action: ev.Action, RecordID: ev.RecordID, ProjectID: ev.ProjectID,
+		ActorID: ev.ActorID, TokenID: ev.TokenID, Meta: ev.Meta, Salt: make([]byte, 16)}
+	if p := PrincipalFrom(ctx); p != nil && body.ActorID == 0 {
+		body.ActorID, body.TokenID = p.UserID, p.TokenID
 	}
-	ev.Prev = string(meta.Get(auditHeadKey))
-	ev.Hash = ""
-	ev.Hash, err = eventHash(ev)
+	if _, err := rand.Read(body.Salt); err != nil {
+		return err
+	}
+	raw, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}
-	if err := putJSON(b, itob(seq), ev); err != nil {
+	sealed, keyID, err := db.keys.seal(padJSON(raw))
+	if err != nil {
+		return err
+	}
+	meta := tx.Bucket(bucketMeta)
+	row := auditRow{Seq: seq, Prev: string(meta.Get(auditHeadKey)), BodyHash: sha256Hex(raw), Body: &box{KeyID: keyID, Sealed: sealed}}
+	row.Hash = row.chainHash()
+	if err := putJSON(b, itob(seq), row); err != nil {
 		return err
 	}
 	if ev.RecordID != 0 {
-		key := append(itob(ev.RecordID), itob(seq)...)
-		if err := tx.Bucket(bucketAuditByRecord).Put(key, nil); err != nil {
+		if err := tx.Bucket(bucketAuditByRecord).Put(db.auditIndexKey(ev.RecordID, seq), nil); err != nil {
 			return err
 		}
 	}
-	return meta.Put(auditHeadKey, []byte(ev.Hash))
+	return meta.Put(auditHeadKey, []byte(row.Hash))
 }
 
-// eventHash is the SHA-256 of the event's JSON without its hash; the JSON
-// holds the previous hash, which chains the events.
-func eventHash(ev AuditEvent) (string, error) {
-	ev.Hash = ""
-	raw, err := json.Marshal(ev)
-	if err != nil {
-		return "", err
+func (db *DB) auditIndexKey(recordID, seq uint64) []byte {
+	return append(db.indexMAC(indexRecord, itob(recordID)), itob(seq)...)
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// chainHash is SHA-256(seq || prev || body_hash).
+func (r auditRow) chainHash() string {
+	h := sha256.New()
+	h.Write(itob(r.Seq))
+	h.Write([]byte(r.Prev))
+	h.Write([]byte{0})
+	h.Write([]byte(r.BodyHash))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// openEvent decrypts a stored event and checks its body against the chain.
+func (db *DB) openEvent(row auditRow) (AuditEvent, error) {
+	ev := AuditEvent{Seq: row.Seq, Hash: row.Hash}
+	if row.Body == nil {
+		ev.Redacted = true
+		return ev, nil
 	}
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:]), nil
+	if !db.keys.Known(row.Body.KeyID) {
+		return ev, ErrKeyMissing
+	}
+	raw, err := db.keys.open(row.Body.Sealed)
+	if err != nil {
+		return ev, err
+	}
+	raw = bytes.TrimRight(raw, " ")
+	if sha256Hex(raw) != row.BodyHash {
+		return ev, ErrCorrupt
+	}
+	var body auditBody
+	if err := json.Unmarshal(raw, &body); err != nil || body.Seq != row.Seq {
+		return ev, ErrCorrupt
+	}
+	ev.Time, ev.Action, ev.RecordID, ev.ProjectID = body.Time, body.Action, body.RecordID, body.ProjectID
+	ev.ActorID, ev.TokenID, ev.Meta = body.ActorID, body.TokenID, body.Meta
+	return ev, nil
 }
 
-// AuditEvents returns the events of record id, oldest first (all events when
-// id is 0).
-func (db *DB) AuditEvents(ctx context.Context, id uint64) (events []AuditEvent, err error) {
+// AuditFilter selects audit events.
+type AuditFilter struct {
+	RecordID uint64 // only this record's events; 0 for all
+	After    uint64 // only events with a higher seq (the cursor)
+	Limit    int    // at most this many; 0 for all
+}
+
+// AuditEvents returns events oldest first. next is the cursor of the
+// following page, 0 at the end. An event whose key is not configured comes
+// back with its seq and hash only.
+func (db *DB) AuditEvents(ctx context.Context, f AuditFilter) (events []AuditEvent, next uint64, err error) {
 	defer func() { err = boundary("audit events", err) }()
 	if err := ctxErr(ctx); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
-		add := func(seq []byte) error {
-			var ev AuditEvent
-			if _, err := getJSON(b, seq, &ev); err != nil {
-				return err
+		add := func(seq []byte) (bool, error) {
+			if f.Limit > 0 && len(events) == f.Limit {
+				next = events[len(events)-1].Seq
+				return false, nil
+			}
+			var row auditRow
+			if ok, err := getJSON(b, seq, &row); err != nil || !ok {
+				return false, err
+			}
+			ev, err := db.openEvent(row)
+			if err != nil && !errors.Is(err, ErrKeyMissing) {
+				return false, fmt.Errorf("audit event %d: %w", row.Seq, err)
 			}
 			events = append(events, ev)
+			return true, nil
+		}
+		if f.RecordID == 0 {
+			c := b.Cursor()
+			for k, _ := c.Seek(itob(f.After + 1)); k != nil; k, _ = c.Next() {
+				if ok, err := add(k); err != nil || !ok {
+					return err
+				}
+			}
 			return nil
 		}
-		if id == 0 {
-			return b.ForEach(func(k, _ []byte) error { return add(k) })
-		}
+		prefix := db.indexMAC(indexRecord, itob(f.RecordID))
 		c := tx.Bucket(bucketAuditByRecord).Cursor()
-		prefix := itob(id)
-		for k, _ := c.Seek(prefix); k != nil && string(k[:8]) == string(prefix); k, _ = c.Next() {
-			if err := add(k[8:]); err != nil {
+		for k, _ := c.Seek(append(append([]byte(nil), prefix...), itob(f.After+1)...)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if ok, err := add(k[len(prefix):]); err != nil || !ok {
 				return err
 			}
 		}
 		return nil
 	})
-	return events, err
+	return events, next, err
 }
 
-// VerifyAuditChain checks that every event's hash matches its content and
-// links to the one before it.
-func (db *DB) VerifyAuditChain(ctx context.Context) error {
-	events, err := db.AuditEvents(ctx, 0)
-	if err != nil {
-		return err
+// redactAudit deletes the bodies of record id's events and their index
+// entries within tx, keeping each event's hashes so the chain verifies.
+func (db *DB) redactAudit(tx *bolt.Tx, id uint64) (int, error) {
+	prefix := db.indexMAC(indexRecord, itob(id))
+	idx := tx.Bucket(bucketAuditByRecord)
+	b := tx.Bucket(bucketAudit)
+	var keys [][]byte
+	c := idx.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, append([]byte(nil), k...))
 	}
-	prev := ""
-	for _, ev := range events {
-		h, err := eventHash(ev)
-		if err != nil {
-			return boundary("verify audit", err)
+	for _, k := range keys {
+		seq := k[len(prefix):]
+		var row auditRow
+		if ok, err := getJSON(b, seq, &row); err != nil {
+			return 0, err
+		} else if ok && row.Body != nil {
+			row.Body = nil
+			if err := putJSON(b, seq, row); err != nil {
+				return 0, err
+			}
 		}
-		if ev.Prev != prev || ev.Hash != h {
-			return &Error{Code: CodeInternal, Message: "audit chain broken", Err: fmt.Errorf("store: audit event %d: %w", ev.Seq, ErrCorrupt)}
+		if err := idx.Delete(k); err != nil {
+			return 0, err
 		}
-		prev = ev.Hash
 	}
-	return nil
+	return len(keys), nil
+}
+
+// AuditReport is what VerifyAuditChain found.
+type AuditReport struct {
+	Events     int `json:"events"`
+	Redacted   int `json:"redacted"`
+	Unreadable int `json:"unreadable"` // bodies under a key that is not configured
+}
+
+// VerifyAuditChain checks that every event links to the one before it and
+// its hash matches, and that every body that can be decrypted matches its
+// hash. Returns an internal error wrapping ErrCorrupt at the first break.
+func (db *DB) VerifyAuditChain(ctx context.Context) (rep AuditReport, err error) {
+	defer func() { err = boundary("verify audit", err) }()
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		prev := ""
+		return tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var row auditRow
+			if err := json.Unmarshal(v, &row); err != nil {
+				return fmt.Errorf("audit event %d: %w", btoi(k), ErrCorrupt)
+			}
+			if row.Seq != btoi(k) || row.Prev != prev || row.Hash != row.chainHash() {
+				return &Error{Code: CodeInternal, Message: "audit chain broken", Err: fmt.Errorf("audit event %d: %w", btoi(k), ErrCorrupt)}
+			}
+			rep.Events++
+			_, err := db.openEvent(row)
+			switch {
+			case row.Body == nil:
+				rep.Redacted++
+			case errors.Is(err, ErrKeyMissing):
+				rep.Unreadable++
+			case err != nil:
+				return &Error{Code: CodeInternal, Message: "audit event altered", Err: fmt.Errorf("audit event %d: %w", row.Seq, ErrCorrupt)}
+			}
+			prev = row.Hash
+			return nil
+		})
+	})
+	if err == nil {
+		err = db.bolt.View(func(tx *bolt.Tx) error {
+			if head := string(tx.Bucket(bucketMeta).Get(auditHeadKey)); rep.Events > 0 {
+				var last auditRow
+				k, v := tx.Bucket(bucketAudit).Cursor().Last()
+				if k != nil && json.Unmarshal(v, &last) == nil && last.Hash != head {
+					return &Error{Code: CodeInternal, Message: "audit chain head does not match", Err: ErrCorrupt}
+				}
+			}
+			return nil
+		})
+	}
+	return rep, err
 }

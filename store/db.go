@@ -29,12 +29,15 @@ var (
 	bucketSessions      = []byte("sessions")
 	bucketTokens        = []byte("tokens")
 	bucketTokenHashes   = []byte("token_hashes")
+	bucketProjectIndex  = []byte("project_records")
 	allBuckets          = [][]byte{bucketMeta, bucketProjects, bucketRecords, bucketAssets, bucketAudit, bucketAuditByRecord,
-		bucketUsers, bucketUsersByName, bucketSessions, bucketTokens, bucketTokenHashes}
+		bucketUsers, bucketUsersByName, bucketSessions, bucketTokens, bucketTokenHashes, bucketProjectIndex}
 )
 
 const (
-	schemaVersion = 1
+	// schemaVersion 2 seals every access-relevant field (DESIGN §4); the
+	// unsealed rows of version 1 are not read.
+	schemaVersion = 2
 	dbFileName    = "tyst.db"
 	// DefaultRetention is how long a record is kept (RECORDER_RETENTION_DAYS=14).
 	DefaultRetention = 14 * 24 * time.Hour
@@ -69,9 +72,17 @@ type DB struct {
 	sessionTTL time.Duration
 	wrapBlob   func(io.Writer) io.Writer
 
+	// indexKey keys the indexes that must stay readable (usernames,
+	// audit by record, records by project), so they hold no plain user or
+	// record ids. It is random, stored sealed under the newsroom key, and
+	// survives a rotation unchanged.
+	indexKey []byte
+
 	mu        sync.Mutex
 	uploading map[uint64]bool // records with an upload in flight
 	hashSlots chan struct{}   // see maxConcurrentHashes
+	accesses  *coalescer      // audio_accessed events recently written
+	refusals  *coalescer      // setup_refused events recently written
 }
 
 // ErrLocked is the cause when another process holds the database.
@@ -117,6 +128,8 @@ func Open(dir string, opts Options) (*DB, error) {
 		wrapBlob:  opts.WrapBlobWriter,
 		uploading: map[uint64]bool{},
 		hashSlots: make(chan struct{}, maxConcurrentHashes),
+		accesses:  newCoalescer(accessWindow, maxCoalesced),
+		refusals:  newCoalescer(time.Minute, 1),
 	}
 	if db.now == nil {
 		db.now = time.Now
@@ -150,14 +163,36 @@ func (db *DB) init() error {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get([]byte("schema_version")); v != nil {
+		if v := meta.Get(keySchemaVersion); v != nil {
 			if got := btoi(v); got != schemaVersion {
-				return fmt.Errorf("store: database schema version %d, this tyst knows %d", got, schemaVersion)
+				return &Error{Code: CodeInternal, Message: fmt.Sprintf(
+					"this data directory has database schema %d; this tyst reads schema %d", got, schemaVersion)}
 			}
-			return nil
+			return db.loadIndexKey(meta)
 		}
-		return meta.Put([]byte("schema_version"), itob(schemaVersion))
+		if !emptyDB(tx) {
+			return &Error{Code: CodeInternal, Message: "the database has no schema version: it is not tyst's, or it is damaged"}
+		}
+		if err := meta.Put(keySchemaVersion, itob(schemaVersion)); err != nil {
+			return err
+		}
+		if err := db.newIndexKey(meta); err != nil {
+			return err
+		}
+		return db.putSettings(tx, Settings{})
 	})
+}
+
+var keySchemaVersion = []byte("schema_version")
+
+// emptyDB reports whether no bucket holds a row.
+func emptyDB(tx *bolt.Tx) bool {
+	for _, name := range allBuckets {
+		if k, _ := tx.Bucket(name).Cursor().First(); k != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // sweep removes temp files and unreferenced blobs left by a crash. Crash

@@ -36,7 +36,6 @@ const (
 	keyFileName                = "files.key"
 	keyIDContext               = "tyst newsroom key id v1"
 	recordKeyContext           = "tyst blob name v1"
-	userIndexContext           = "tyst username index v1\x00"
 )
 
 // KeyConfig is what the operator gave for the newsroom keys.
@@ -195,34 +194,12 @@ func (kr *Keyring) open(tok []byte) ([]byte, error) {
 	return openWith(tok, kr.keys...)
 }
 
-// newRecordKey returns a new random record key and its wrapped form.
-func (kr *Keyring) newRecordKey() (*fernet.Key, []byte, string, error) {
-	var k fernet.Key
-	if err := k.Generate(); err != nil {
-		return nil, nil, "", err
-	}
-	wrapped, id, err := kr.seal(k[:])
-	return &k, wrapped, id, err
-}
-
-// unwrap returns the record key in wrapped.
-func (kr *Keyring) unwrap(wrapped []byte) (*fernet.Key, error) {
-	b, err := kr.open(wrapped)
-	if err != nil {
-		return nil, ErrKeyMissing
-	}
-	if len(b) != len(fernet.Key{}) {
-		return nil, ErrCorrupt
-	}
-	var k fernet.Key
-	copy(k[:], b)
-	return &k, nil
-}
-
-// KeyUsage returns how many stored items each newsroom key id covers: the
-// wrapped record keys, the sealed accounts and the sealed project names. An id that is not in
-// the keyring means items that cannot be read until its key is configured
-// (PROJECT_FILES_OLD_KEYS).
+// KeyUsage returns how many stored items each newsroom key id covers:
+// records (their keys and access), projects, accounts, sessions, tokens,
+// audit event bodies and the database's own sealed items (index key,
+// settings, setup token, signing key). An id that is not in the keyring
+// means items that cannot be read until its key is configured
+// (PROJECT_FILES_OLD_KEYS); `tyst rekey` moves everything to the primary.
 func (db *DB) KeyUsage(ctx context.Context) (usage map[string]int, err error) {
 	defer func() { err = boundary("key usage", err) }()
 	if err := ctxErr(ctx); err != nil {
@@ -233,42 +210,64 @@ func (db *DB) KeyUsage(ctx context.Context) (usage map[string]int, err error) {
 		usage[id] = 0
 	}
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		count := func(bucket []byte) error {
-			return tx.Bucket(bucket).ForEach(func(_, v []byte) error {
-				var item struct {
-					KeyID string `json:"key_id"`
-				}
-				if err := json.Unmarshal(v, &item); err != nil {
-					return err
-				}
-				usage[item.KeyID]++
-				return nil
-			})
-		}
-		if err := count(bucketRecords); err != nil {
-			return err
-		}
-		if err := count(bucketUsers); err != nil {
-			return err
-		}
-		return count(bucketProjects)
+		return db.eachBox(tx, func(_ []byte, _ []byte, b box) error {
+			usage[b.KeyID]++
+			return nil
+		})
 	})
 	return usage, err
 }
 
-// nameIndexes returns the keys of the username index for name under each
-// newsroom key, the primary first: an HMAC, so the index shows no names.
-func (kr *Keyring) nameIndexes(name string) [][]byte {
-	name = strings.ToLower(strings.TrimSpace(name))
-	out := make([][]byte, len(kr.keys))
-	for i, k := range kr.keys {
-		m := hmac.New(sha256.New, k[:])
-		m.Write([]byte(userIndexContext))
-		m.Write([]byte(name))
-		out[i] = m.Sum(nil)
-	}
-	return out
+// boxField names where a bucket's rows keep their box.
+var boxField = map[string]string{
+	string(bucketRecords):  "access",
+	string(bucketProjects): "box",
+	string(bucketUsers):    "box",
+	string(bucketSessions): "box",
+	string(bucketTokens):   "box",
+	string(bucketAudit):    "body",
 }
+
+// eachBox calls fn with every item sealed under the newsroom key: the
+// bucket, the row's key and its box.
+func (db *DB) eachBox(tx *bolt.Tx, fn func(bucket, key []byte, b box) error) error {
+	for name, field := range boxField {
+		err := tx.Bucket([]byte(name)).ForEach(func(k, v []byte) error {
+			var row map[string]json.RawMessage
+			if err := json.Unmarshal(v, &row); err != nil {
+				return fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
+			raw, ok := row[field]
+			if !ok || string(raw) == "null" {
+				return nil // a redacted audit event
+			}
+			var b box
+			if err := json.Unmarshal(raw, &b); err != nil {
+				return fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
+			return fn([]byte(name), k, b)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	for _, k := range metaBoxes {
+		b, ok, err := getBox(meta, k)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := fn(bucketMeta, k, b); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// metaBoxes are the keys of the meta bucket that hold a box.
+var metaBoxes = [][]byte{keyIndexKey, settingsKey, setupTokenKey}
 
 // Known reports whether id names a key of the ring.
 func (kr *Keyring) Known(id string) bool {

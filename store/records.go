@@ -9,8 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/fernet/fernet-go"
 	bolt "go.etcd.io/bbolt"
@@ -53,49 +51,43 @@ type Record struct {
 	Language    string
 	Status      string
 	CreatedAt   time.Time
+	// ExpiresAt is when purge deletes the record; zero while it is on hold.
 	ExpiresAt   time.Time
-	Audio       *Audio // nil until audio is stored
+	Hold        bool
+	RetainUntil time.Time // zero when not set
+	Audio       *Audio    // nil until audio is stored
+	Segments    int       // number of transcript segments
+	Notes       int       // number of notes
 }
 
 // LogValue logs a record as its id only (DESIGN §11).
 func (r *Record) LogValue() slog.Value { return slog.Uint64Value(r.ID) }
 
-// Audio describes a record's stored audio.
-type Audio struct {
-	FileID     uint64
-	SHA256     string // hex, of the original bytes
-	SizeBytes  int64
-	MIMEType   string
-	DurationMS int64 // 0 when unknown
-	CreatedAt  time.Time
-}
-
-// Project groups records.
-type Project struct {
-	ID        uint64
-	Name      string
-	CreatedAt time.Time
-	Records   int
-	// Unreadable is true when the name's key is not configured; Name is "".
-	Unreadable bool
-}
-
-// LogValue logs a project as its id only.
-func (p *Project) LogValue() slog.Value { return slog.Uint64Value(p.ID) }
-
-// recordRow is a record as stored. Everything that can hold source content
-// is in Sealed, encrypted with the record key, which is stored only wrapped
-// by the newsroom key with id KeyID.
+// recordRow is a record as stored. Only its id stands in the clear. The
+// record key and everything that decides who may see the record live in
+// Access, sealed under the newsroom key; everything that can hold source
+// content lives in Sealed, encrypted with the record key. Destroying the
+// record deletes the row, and with Access the only copy of the record key.
 type recordRow struct {
-	ID          uint64    `json:"id"`
-	ProjectID   uint64    `json:"project_id"`
-	CreatedAt   time.Time `json:"created_at"`
-	Sensitivity string    `json:"sensitivity"`
-	KeyID       string    `json:"key_id"`
-	WrappedKey  []byte    `json:"wrapped_key"`
-	Sealed      []byte    `json:"sealed"`
-	AssetID     uint64    `json:"asset_id,omitempty"`
-	CreatedBy   uint64    `json:"created_by,omitempty"` // user id; 0 for the system
+	ID     uint64 `json:"id"`
+	Access box    `json:"access"` // recordAccess
+	Sealed []byte `json:"sealed"` // recordSecrets under the record key
+}
+
+// recordAccess is the plaintext of recordRow.Access.
+type recordAccess struct {
+	RecordID       uint64    `json:"record_id"` // binds the box to its row
+	Key            []byte    `json:"key"`       // the record key
+	ProjectID      uint64    `json:"project_id"`
+	CreatedAt      time.Time `json:"created_at"`
+	Sensitivity    string    `json:"sensitivity"`
+	CreatedBy      uint64    `json:"created_by,omitempty"`       // user id; 0 for the system
+	CreatedByToken uint64    `json:"created_by_token,omitempty"` // the API token that created it, if any
+	AssetID        uint64    `json:"asset_id,omitempty"`
+	Hold           bool      `json:"hold,omitempty"`
+	RetainUntil    time.Time `json:"retain_until,omitzero"`
+	Segments       int       `json:"segments,omitempty"`
+	Notes          int       `json:"notes,omitempty"`
 }
 
 // recordSecrets is the plaintext of recordRow.Sealed.
@@ -104,28 +96,19 @@ type recordSecrets struct {
 	Language string `json:"language"`
 }
 
-// projectRow is a project as stored; its name is sealed under the newsroom
-// key with id KeyID.
-type projectRow struct {
-	ID        uint64    `json:"id"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy uint64    `json:"created_by,omitempty"`
-	KeyID     string    `json:"key_id"`
-	Name      []byte    `json:"name"`
+// loaded is a record row opened under the newsroom key.
+type loaded struct {
+	row recordRow
+	acc recordAccess
+	key *fernet.Key
 }
 
 func (n *NewRecord) validate() error {
-	n.Title = strings.TrimSpace(n.Title)
-	switch {
-	case n.Title == "":
-		return errorf(CodeValidation, "title is required")
-	case !utf8.ValidString(n.Title):
-		return errorf(CodeValidation, "title must be UTF-8")
-	case utf8.RuneCountInString(n.Title) > MaxTitleRunes:
-		return errorf(CodeValidation, fmt.Sprintf("title is longer than %d characters", MaxTitleRunes))
-	case strings.IndexFunc(n.Title, unicode.IsControl) >= 0:
-		return errorf(CodeValidation, "title must not hold control characters")
+	title, err := cleanText("title", n.Title, MaxTitleRunes, false)
+	if err != nil {
+		return err
 	}
+	n.Title = title
 	switch n.Sensitivity {
 	case "":
 		n.Sensitivity = SensitivityStandard
@@ -143,8 +126,9 @@ func (n *NewRecord) validate() error {
 }
 
 // CreateRecord creates a record with a new record key, and a project for it
-// when n.ProjectID is 0. Audit: project_created, transcript_created.
-// Returns validation_error for bad input and not_found for an unknown project.
+// when n.ProjectID is 0 (a sensitive record gets a sensitive project).
+// Audit: project_created, transcript_created. Returns validation_error for
+// bad input and not_found for a project the caller may not see.
 func (db *DB) CreateRecord(ctx context.Context, n NewRecord) (rec *Record, err error) {
 	defer func() { err = boundary("create record", err) }()
 	if err := ctxErr(ctx); err != nil {
@@ -153,158 +137,176 @@ func (db *DB) CreateRecord(ctx context.Context, n NewRecord) (rec *Record, err e
 	if err := n.validate(); err != nil {
 		return nil, err
 	}
-	key, wrapped, keyID, err := db.keys.newRecordKey()
-	if err != nil {
+	var key fernet.Key
+	if err := key.Generate(); err != nil {
 		return nil, err
 	}
-	sealed, err := sealJSON(key, recordSecrets{Title: n.Title, Language: n.Language})
+	sealed, err := sealJSON(&key, recordSecrets{Title: n.Title, Language: n.Language})
 	if err != nil {
 		return nil, err
 	}
 	now := db.now().UTC()
-	row := recordRow{CreatedAt: now, Sensitivity: n.Sensitivity, KeyID: keyID, WrappedKey: wrapped, Sealed: sealed}
+	acc := recordAccess{Key: key[:], CreatedAt: now, Sensitivity: n.Sensitivity}
 	if p := PrincipalFrom(ctx); p != nil {
-		row.CreatedBy = p.UserID
+		acc.CreatedBy, acc.CreatedByToken = p.UserID, p.TokenID
 	}
+	var l loaded
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		projects := tx.Bucket(bucketProjects)
 		if n.ProjectID != 0 {
-			var pr projectRow
-			ok, err := getJSON(projects, itob(n.ProjectID), &pr)
-			if err != nil {
+			if _, err := db.loadProject(ctx, tx, n.ProjectID); err != nil {
 				return err
 			}
-			if !ok || !canSeeProject(ctx, pr, visibleIn(ctx, tx, pr.ID)) {
-				return errorf(CodeNotFound, "project not found")
-			}
-			row.ProjectID = n.ProjectID
+			acc.ProjectID = n.ProjectID
 		} else {
-			id, err := db.createProject(ctx, tx, now)
+			p, err := db.createProject(ctx, tx, "Untitled – "+now.Format("2006-01-02"), n.Sensitivity)
 			if err != nil {
 				return err
 			}
-			row.ProjectID = id
+			acc.ProjectID = p.ProjectID
 		}
-		records := tx.Bucket(bucketRecords)
-		id, err := records.NextSequence()
+		id, err := tx.Bucket(bucketRecords).NextSequence()
 		if err != nil {
 			return err
 		}
-		row.ID = id
-		if err := putJSON(records, itob(id), row); err != nil {
+		acc.RecordID = id
+		l = loaded{row: recordRow{ID: id, Sealed: sealed}, acc: acc, key: &key}
+		if err := db.putRecord(tx, &l); err != nil {
+			return err
+		}
+		if err := db.countInProject(tx, acc, +1); err != nil {
 			return err
 		}
 		return db.appendAudit(ctx, tx, AuditEvent{
-			Action: ActionTranscriptCreated, RecordID: id, ProjectID: row.ProjectID,
-			Meta: map[string]any{"sensitivity": row.Sensitivity},
+			Action: ActionTranscriptCreated, RecordID: id, ProjectID: acc.ProjectID,
+			Meta: map[string]any{"sensitivity": acc.Sensitivity},
 		})
 	})
 	if err != nil {
 		return nil, err
 	}
-	return db.recordFrom(row, n.Title, n.Language, nil), nil
+	return db.recordFrom(l, recordSecrets{Title: n.Title, Language: n.Language}, nil), nil
 }
 
-func (db *DB) createProject(ctx context.Context, tx *bolt.Tx, now time.Time) (uint64, error) {
-	b := tx.Bucket(bucketProjects)
-	id, err := b.NextSequence()
-	if err != nil {
-		return 0, err
-	}
-	name := "Untitled – " + now.Format("2006-01-02")
-	sealed, keyID, err := db.keys.seal([]byte(name))
-	if err != nil {
-		return 0, err
-	}
-	row := projectRow{ID: id, CreatedAt: now, KeyID: keyID, Name: sealed}
-	if p := PrincipalFrom(ctx); p != nil {
-		row.CreatedBy = p.UserID
-	}
-	if err := putJSON(b, itob(id), row); err != nil {
-		return 0, err
-	}
-	return id, db.appendAudit(ctx, tx, AuditEvent{Action: ActionProjectCreated, ProjectID: id})
-}
-
-func sealJSON(key *fernet.Key, v any) ([]byte, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return sealWith(key, raw)
-}
-
-func openJSON(key *fernet.Key, tok []byte, v any) error {
-	raw, err := openWith(tok, key)
+// putRecord seals l.acc into l.row and stores it, with its project index
+// entry.
+func (db *DB) putRecord(tx *bolt.Tx, l *loaded) error {
+	acc, err := db.keys.sealBox(l.acc)
 	if err != nil {
 		return err
 	}
-	return json.Unmarshal(raw, v)
+	l.row.Access = acc
+	if err := putJSON(tx.Bucket(bucketRecords), itob(l.row.ID), l.row); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketProjectIndex).Put(db.projectIndexKey(l.acc.ProjectID, l.row.ID), nil)
 }
 
-func (db *DB) recordFrom(row recordRow, title, language string, audio *Audio) *Record {
+// projectIndexKey is the project_records key of record id in project pid:
+// a keyed hash of the project, then the record id, so a project's records
+// sort together by id and the disk does not say which project they are in.
+func (db *DB) projectIndexKey(pid, id uint64) []byte {
+	return append(db.indexMAC(indexProject, itob(pid)), itob(id)...)
+}
+
+// openRecord opens row under the newsroom key: ErrKeyMissing when its key
+// is not configured, ErrCorrupt when it was altered or belongs to another
+// row.
+func (db *DB) openRecord(row recordRow) (loaded, error) {
+	l := loaded{row: row}
+	if err := db.keys.openBox(row.Access, &l.acc); err != nil {
+		return l, fmt.Errorf("record %d: %w", row.ID, err)
+	}
+	if l.acc.RecordID != row.ID || len(l.acc.Key) != len(fernet.Key{}) {
+		return l, fmt.Errorf("record %d: access of another row: %w", row.ID, ErrCorrupt)
+	}
+	l.key = new(fernet.Key)
+	copy(l.key[:], l.acc.Key)
+	return l, nil
+}
+
+// loadRecord reads record id in tx; not_found when absent or when ctx's
+// principal may not see it, so its existence is not revealed. A row that
+// does not open (unknown key, altered) is not_found to everyone but the
+// system and admins, who get the internal error.
+func (db *DB) loadRecord(ctx context.Context, tx *bolt.Tx, id uint64) (loaded, error) {
+	var row recordRow
+	ok, err := getJSON(tx.Bucket(bucketRecords), itob(id), &row)
+	if err != nil {
+		return loaded{}, err
+	}
+	if !ok {
+		return loaded{}, errorf(CodeNotFound, "record not found")
+	}
+	l, err := db.openRecord(row)
+	if err != nil {
+		if p := PrincipalFrom(ctx); p != nil && p.Role != RoleAdmin {
+			db.log.Warn("record unreadable", "record_id", id, "err", err.Error())
+			return l, errorf(CodeNotFound, "record not found")
+		}
+		return l, err
+	}
+	if !canSee(ctx, l.acc) {
+		return l, errorf(CodeNotFound, "record not found")
+	}
+	return l, nil
+}
+
+// decodeRecord decrypts what the record key seals.
+func (db *DB) decodeRecord(tx *bolt.Tx, l loaded) (*Record, error) {
+	var s recordSecrets
+	if err := openJSON(l.key, l.row.Sealed, &s); err != nil {
+		return nil, fmt.Errorf("record %d: %w", l.row.ID, err)
+	}
+	var audio *Audio
+	if l.acc.AssetID != 0 {
+		a, err := db.loadAsset(tx, l)
+		if err != nil {
+			return nil, err
+		}
+		audio = a.audio()
+	}
+	return db.recordFrom(l, s, audio), nil
+}
+
+func (db *DB) recordFrom(l loaded, s recordSecrets, audio *Audio) *Record {
 	status := StatusNew
 	if audio != nil {
 		status = StatusAudio
 	}
 	return &Record{
-		ID: row.ID, ProjectID: row.ProjectID, Title: title, Sensitivity: row.Sensitivity,
-		Language: language, Status: status, CreatedAt: row.CreatedAt,
-		ExpiresAt: row.CreatedAt.Add(db.retention), Audio: audio,
+		ID: l.row.ID, ProjectID: l.acc.ProjectID, Title: s.Title, Sensitivity: l.acc.Sensitivity,
+		Language: s.Language, Status: status, CreatedAt: l.acc.CreatedAt,
+		ExpiresAt: db.expiresAt(l.acc), Hold: l.acc.Hold, RetainUntil: l.acc.RetainUntil, Audio: audio,
+		Segments: l.acc.Segments, Notes: l.acc.Notes,
 	}
 }
 
-// loadRecord reads record id in tx; not_found when absent or when ctx's
-// principal may not see it, so its existence is not revealed.
-func loadRecord(ctx context.Context, tx *bolt.Tx, id uint64) (recordRow, error) {
-	var row recordRow
-	ok, err := getJSON(tx.Bucket(bucketRecords), itob(id), &row)
-	if err != nil {
-		return row, err
+// expiresAt is when purge may delete a record: created_at + retention, or
+// a later retain_until; never while it is on hold (zero time).
+func (db *DB) expiresAt(acc recordAccess) time.Time {
+	if acc.Hold {
+		return time.Time{}
 	}
-	if !ok || !canSee(ctx, row) {
-		return row, errorf(CodeNotFound, "record not found")
+	exp := acc.CreatedAt.Add(db.retention)
+	if acc.RetainUntil.After(exp) {
+		exp = acc.RetainUntil
 	}
-	return row, nil
+	return exp
 }
 
-// decodeRecord unwraps the record key of row and decrypts what it seals.
-func (db *DB) decodeRecord(tx *bolt.Tx, row recordRow) (*Record, error) {
-	key, err := db.keys.unwrap(row.WrappedKey)
-	if err != nil {
-		return nil, fmt.Errorf("record %d: %w", row.ID, err)
-	}
-	var s recordSecrets
-	if err := openJSON(key, row.Sealed, &s); err != nil {
-		return nil, fmt.Errorf("record %d: %w", row.ID, err)
-	}
-	var audio *Audio
-	if row.AssetID != 0 {
-		var a assetRow
-		ok, err := getJSON(tx.Bucket(bucketAssets), itob(row.AssetID), &a)
-		if err != nil || !ok {
-			return nil, fmt.Errorf("record %d: asset missing: %w", row.ID, ErrCorrupt)
-		}
-		audio, err = a.decode(key)
-		if err != nil {
-			return nil, fmt.Errorf("record %d: %w", row.ID, err)
-		}
-	}
-	return db.recordFrom(row, s.Title, s.Language, audio), nil
-}
-
-// Record returns record id; not_found when it does not exist.
+// Record returns record id; not_found when it does not exist or the caller
+// may not see it.
 func (db *DB) Record(ctx context.Context, id uint64) (rec *Record, err error) {
 	defer func() { err = boundary("record", err) }()
 	if err := ctxErr(ctx); err != nil {
 		return nil, err
 	}
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		row, err := loadRecord(ctx, tx, id)
+		l, err := db.loadRecord(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		rec, err = db.decodeRecord(tx, row)
+		rec, err = db.decodeRecord(tx, l)
 		return err
 	})
 	return rec, err
@@ -313,121 +315,144 @@ func (db *DB) Record(ctx context.Context, id uint64) (rec *Record, err error) {
 // MaxPageSize is the most records one Records call returns.
 const MaxPageSize = 200
 
-// Records returns up to limit records, newest first, with ids below before
-// (all when before is 0). next is the cursor for the following page, 0 at
-// the end.
-func (db *DB) Records(ctx context.Context, before uint64, limit int) (recs []*Record, next uint64, err error) {
+// RecordFilter selects records for Records.
+type RecordFilter struct {
+	ProjectID uint64 // only this project's records; 0 for all
+	Query     string // only records whose title contains it, case-insensitively
+	Before    uint64 // only ids below it (the cursor); 0 for the newest
+	Limit     int    // 1 to MaxPageSize
+}
+
+// maxQueryRunes is the longest title search.
+const maxQueryRunes = 200
+
+// Records returns up to f.Limit records the caller may see, newest first.
+// next is the cursor for the following page, 0 at the end. A project's
+// records are read through its index, so listing one project does not
+// scan the others.
+func (db *DB) Records(ctx context.Context, f RecordFilter) (recs []*Record, next uint64, err error) {
 	defer func() { err = boundary("records", err) }()
 	if err := ctxErr(ctx); err != nil {
 		return nil, 0, err
 	}
-	if limit <= 0 || limit > MaxPageSize {
+	if f.Limit <= 0 || f.Limit > MaxPageSize {
 		return nil, 0, errorf(CodeValidation, fmt.Sprintf("limit must be between 1 and %d", MaxPageSize))
 	}
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRecords).Cursor()
-		var k, v []byte
-		if before == 0 {
-			k, v = c.Last()
-		} else {
-			k, v = c.Seek(itob(before))
-			if k == nil {
-				k, v = c.Last()
-			} else {
-				k, v = c.Prev()
-			}
+	query := ""
+	if f.Query != "" {
+		q, err := cleanText("q", f.Query, maxQueryRunes, false)
+		if err != nil {
+			return nil, 0, err
 		}
-		for ; k != nil; k, v = c.Prev() {
-			var row recordRow
-			if err := json.Unmarshal(v, &row); err != nil {
+		query = strings.ToLower(q)
+	}
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		if f.ProjectID != 0 {
+			if _, err := db.loadProject(ctx, tx, f.ProjectID); err != nil {
 				return err
 			}
-			if !canSee(ctx, row) {
-				continue
+		}
+		records := tx.Bucket(bucketRecords)
+		each := func(yield func(id uint64, v []byte) (bool, error)) error {
+			if f.ProjectID == 0 {
+				return reverseFrom(records.Cursor(), nil, f.Before, func(k, v []byte) (bool, error) { return yield(btoi(k), v) })
 			}
-			if len(recs) == limit {
+			prefix := db.indexMAC(indexProject, itob(f.ProjectID))
+			return reverseFrom(tx.Bucket(bucketProjectIndex).Cursor(), prefix, f.Before, func(k, _ []byte) (bool, error) {
+				id := btoi(k[len(prefix):])
+				v := records.Get(itob(id))
+				if v == nil {
+					return true, nil
+				}
+				return yield(id, v)
+			})
+		}
+		return each(func(id uint64, v []byte) (bool, error) {
+			var row recordRow
+			if err := json.Unmarshal(v, &row); err != nil {
+				return false, err
+			}
+			l, err := db.openRecord(row)
+			if err != nil {
+				// One record that cannot be read must not hide the others;
+				// only admins (and the system) are told it exists.
+				if p := PrincipalFrom(ctx); p != nil && p.Role != RoleAdmin || query != "" {
+					return true, nil
+				}
+				if len(recs) == f.Limit {
+					next = recs[len(recs)-1].ID
+					return false, nil
+				}
+				db.log.Warn("record unreadable", "record_id", id, "key_id", row.Access.KeyID, "err", err.Error())
+				recs = append(recs, &Record{ID: id, Status: StatusUnreadable})
+				return true, nil
+			}
+			if !canSee(ctx, l.acc) || (f.ProjectID != 0 && l.acc.ProjectID != f.ProjectID) {
+				return true, nil
+			}
+			rec, err := db.decodeRecord(tx, l)
+			if errors.Is(err, ErrKeyMissing) || errors.Is(err, ErrCorrupt) {
+				db.log.Warn("record unreadable", "record_id", id, "err", err.Error())
+				rec = db.recordFrom(l, recordSecrets{}, nil)
+				rec.Status = StatusUnreadable
+			} else if err != nil {
+				return false, err
+			}
+			if query != "" && !strings.Contains(strings.ToLower(rec.Title), query) {
+				return true, nil
+			}
+			if len(recs) == f.Limit {
 				// A next page only when a record the caller may see
 				// follows: no hint of the ones it may not.
 				next = recs[len(recs)-1].ID
-				return nil
-			}
-			rec, err := db.decodeRecord(tx, row)
-			if errors.Is(err, ErrKeyMissing) || errors.Is(err, ErrCorrupt) {
-				// One record that cannot be read must not hide the others.
-				db.log.Warn("record unreadable", "record_id", row.ID, "key_id", row.KeyID, "err", err.Error())
-				rec = db.recordFrom(row, "", "", nil)
-				rec.Status = StatusUnreadable
-			} else if err != nil {
-				return err
+				return false, nil
 			}
 			recs = append(recs, rec)
-		}
-		return nil
+			return true, nil
+		})
 	})
 	return recs, next, err
 }
 
-// visibleIn counts the records of project id that ctx's principal may see.
-func visibleIn(ctx context.Context, tx *bolt.Tx, id uint64) int {
-	n := 0
-	tx.Bucket(bucketRecords).ForEach(func(_, v []byte) error {
-		var row recordRow
-		if json.Unmarshal(v, &row) == nil && row.ProjectID == id && canSee(ctx, row) {
-			n++
+// reverseFrom walks c's keys that start with prefix backwards, from the
+// last one whose id part (the 8 bytes after prefix) is below before (all
+// when before is 0), calling fn until it returns false or an error.
+func reverseFrom(c *bolt.Cursor, prefix []byte, before uint64, fn func(k, v []byte) (bool, error)) error {
+	var k, v []byte
+	if before == 0 {
+		// One past the prefix: the first key after every key with it.
+		end := nextPrefix(prefix)
+		if end == nil {
+			k, v = c.Last()
+		} else if k, v = c.Seek(end); k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
 		}
-		return nil
-	})
-	return n
-}
-
-// canSeeProject: a project that holds none of the records the caller may
-// see shows only to its creator and admins, so a sensitive record's own
-// project does not betray that it exists.
-func canSeeProject(ctx context.Context, row projectRow, visible int) bool {
-	p := PrincipalFrom(ctx)
-	return p == nil || p.Role == RoleAdmin || visible > 0 || row.CreatedBy == p.UserID
-}
-
-// Projects returns the projects the caller may see, each with the number of
-// records in it the caller may see.
-func (db *DB) Projects(ctx context.Context) (ps []*Project, err error) {
-	defer func() { err = boundary("projects", err) }()
-	if err := ctxErr(ctx); err != nil {
-		return nil, err
+	} else {
+		if k, v = c.Seek(append(append([]byte(nil), prefix...), itob(before)...)); k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
 	}
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		counts := map[uint64]int{}
-		err := tx.Bucket(bucketRecords).ForEach(func(_, v []byte) error {
-			var row recordRow
-			if err := json.Unmarshal(v, &row); err != nil {
-				return err
-			}
-			if canSee(ctx, row) {
-				counts[row.ProjectID]++
-			}
-			return nil
-		})
-		if err != nil {
+	for ; k != nil && len(k) == len(prefix)+8 && string(k[:len(prefix)]) == string(prefix); k, v = c.Prev() {
+		if ok, err := fn(k, v); err != nil || !ok {
 			return err
 		}
-		return tx.Bucket(bucketProjects).ForEach(func(_, v []byte) error {
-			var row projectRow
-			if err := json.Unmarshal(v, &row); err != nil {
-				return err
-			}
-			if !canSeeProject(ctx, row, counts[row.ID]) {
-				return nil
-			}
-			p := &Project{ID: row.ID, CreatedAt: row.CreatedAt, Records: counts[row.ID]}
-			if name, err := db.keys.open(row.Name); err == nil {
-				p.Name = string(name)
-			} else {
-				db.log.Warn("project name unreadable", "project_id", row.ID, "key_id", row.KeyID)
-				p.Unreadable = true
-			}
-			ps = append(ps, p)
-			return nil
-		})
-	})
-	return ps, err
+	}
+	return nil
+}
+
+// nextPrefix returns the smallest key greater than every key starting with
+// p, or nil when there is none (p empty or all 0xff).
+func nextPrefix(p []byte) []byte {
+	out := append([]byte(nil), p...)
+	for i := len(out) - 1; i >= 0; i-- {
+		if out[i] < 0xff {
+			out[i]++
+			return out[:i+1]
+		}
+	}
+	return nil
 }

@@ -22,6 +22,7 @@ var ctx = context.Background()
 
 type testEnv struct {
 	dir  string
+	key  string // the primary key as text
 	keys *store.Keyring
 	now  time.Time
 }
@@ -33,11 +34,12 @@ func testOptions(tb testing.TB, env *testEnv) store.Options {
 
 func newEnv(tb testing.TB) *testEnv {
 	tb.Helper()
-	kr, err := store.NewKeyring(store.GenerateKey())
+	key := store.GenerateKey()
+	kr, err := store.NewKeyring(key)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &testEnv{dir: tb.TempDir(), keys: kr, now: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	return &testEnv{dir: tb.TempDir(), key: key, keys: kr, now: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
 }
 
 // mustOpenDB opens a real database in a temp dir; cleanup checks and closes it.
@@ -138,7 +140,7 @@ func TestDB_CreateRecord(t *testing.T) {
 		if len(ps) != 1 || ps[0].Name != "Untitled – 2026-03-01" || ps[0].Records != 1 {
 			t.Fatalf("projects=%+v", ps[0])
 		}
-		events, _ := db.AuditEvents(ctx, 0)
+		events, _, _ := db.AuditEvents(ctx, store.AuditFilter{})
 		if len(events) != 2 || events[0].Action != store.ActionProjectCreated || events[1].Action != store.ActionTranscriptCreated {
 			t.Fatalf("audit=%+v", events)
 		}
@@ -178,8 +180,8 @@ func TestDB_CreateRecord(t *testing.T) {
 				t.Errorf("%s: err=%v, want validation_error", name, err)
 			}
 		}
-		recs, _, _ := db.Records(ctx, 0, 10)
-		events, _ := db.AuditEvents(ctx, 0)
+		recs, _, _ := db.Records(ctx, store.RecordFilter{Before: 0, Limit: 10})
+		events, _, _ := db.AuditEvents(ctx, store.AuditFilter{})
 		if len(recs) != 0 || len(events) != 0 {
 			t.Fatalf("bad input changed something: %d records, %d events", len(recs), len(events))
 		}
@@ -194,7 +196,7 @@ func TestDB_Records(t *testing.T) {
 	var ids []uint64
 	cursor := uint64(0)
 	for page := 0; ; page++ {
-		recs, next, err := db.Records(ctx, cursor, 2)
+		recs, next, err := db.Records(ctx, store.RecordFilter{Before: cursor, Limit: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,7 +219,7 @@ func TestDB_Records(t *testing.T) {
 			t.Fatalf("ids=%v, want newest first 5..1", ids)
 		}
 	}
-	_, _, err := db.Records(ctx, 0, 0)
+	_, _, err := db.Records(ctx, store.RecordFilter{Before: 0, Limit: 0})
 	wantCode(t, err, store.CodeValidation)
 }
 
@@ -254,7 +256,7 @@ func TestDB_AttachAudio(t *testing.T) {
 		if got2.Status != store.StatusAudio || got2.Audio == nil || got2.Audio.SHA256 != a.SHA256 {
 			t.Fatalf("record=%+v", got2)
 		}
-		events, _ := db.AuditEvents(ctx, rec.ID)
+		events, _, _ := db.AuditEvents(ctx, store.AuditFilter{RecordID: rec.ID})
 		last := events[len(events)-1]
 		if last.Action != store.ActionAudioAccessed || events[len(events)-2].Action != store.ActionAudioUploaded {
 			t.Fatalf("audit=%+v", events)
@@ -403,18 +405,18 @@ func TestOpen_Sweep(t *testing.T) {
 func TestOpen_Errors(t *testing.T) {
 	t.Run("WrongKey", func(t *testing.T) {
 		db, env := mustOpenDB(t)
-		rec := mustCreate(t, db, "t")
+		mustCreate(t, db, "t")
 		db.Close()
-		other, _ := store.NewKeyring(store.GenerateKey())
-		db2, err := store.Open(env.dir, store.Options{Keys: other})
-		if err != nil {
-			t.Fatal(err)
+		wrong := store.GenerateKey()
+		other, _ := store.NewKeyring(wrong)
+		_, err := store.Open(env.dir, store.Options{Keys: other})
+		var wk *store.WrongKeyError
+		if !errors.As(err, &wk) || wk.KeyID != env.keys.PrimaryID() {
+			t.Fatalf("err=%v, want WrongKeyError naming %s", err, env.keys.PrimaryID())
 		}
-		defer db2.Close()
-		_, err = db2.Record(ctx, rec.ID)
-		wantCode(t, err, store.CodeInternal)
-		if !errors.Is(err, store.ErrKeyMissing) {
-			t.Fatalf("err=%v, want ErrKeyMissing", err)
+		if msg := err.Error(); !strings.Contains(msg, "no configured key opens this data: wrong key?") ||
+			!strings.Contains(msg, env.keys.PrimaryID()) || strings.Contains(msg, wrong) || strings.Contains(msg, env.dir) {
+			t.Fatalf("message: %s", msg)
 		}
 	})
 	t.Run("Locked", func(t *testing.T) {
@@ -521,23 +523,30 @@ func TestAuditChain(t *testing.T) {
 		rec := mustCreate(t, db, "x")
 		mustAttach(t, db, rec.ID, "", mustReadFile(t, wavFile))
 	}
-	if err := db.VerifyAuditChain(ctx); err != nil {
-		t.Fatal(err)
+	rep, err := db.VerifyAuditChain(ctx)
+	if err != nil || rep.Events != 9 || rep.Redacted != 0 {
+		t.Fatalf("report=%+v err=%v", rep, err)
 	}
 	db.Close()
-	// Edit one event's metadata on disk: the chain no longer verifies.
-	raw := mustReadFile(t, filepath.Join(env.dir, "tyst.db"))
-	// Only audit metadata has these two keys side by side; every copy of
-	// the page (bbolt keeps freed ones) is edited.
-	old, edited := []byte(`"mime_type":"audio/wav","size_bytes"`), []byte(`"mime_type":"audio/wbv","size_bytes"`)
-	if !bytes.Contains(raw, old) {
-		t.Fatal("audit event not found in the file")
-	}
-	raw = bytes.ReplaceAll(raw, old, edited)
-	os.WriteFile(filepath.Join(env.dir, "tyst.db"), raw, 0o600)
-	db2 := mustOpenEnv(t, env, testOptions(t, env))
-	if err := db2.VerifyAuditChain(ctx); !errors.Is(err, store.ErrCorrupt) {
-		t.Fatalf("err=%v, want ErrCorrupt", err)
+	for name, edit := range map[string]func(a, b map[string]any){
+		// Bodies are sealed: an edit without the key can only move them.
+		"SwappedBodies": func(a, b map[string]any) { a["body"], b["body"] = b["body"], a["body"] },
+		"EditedLink":    func(a, b map[string]any) { b["prev"] = "00" + b["prev"].(string)[2:] },
+		"EditedHash":    func(a, b map[string]any) { a["body_hash"] = b["body_hash"] },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			copyDir(t, env.dir, dir)
+			editBolt(t, filepath.Join(dir, "tyst.db"), "audit", func(rows map[uint64]map[string]any) {
+				edit(rows[4], rows[5])
+			})
+			e2 := *env
+			e2.dir = dir
+			db2 := mustOpenEnv(t, &e2, testOptions(t, &e2))
+			if _, err := db2.VerifyAuditChain(ctx); !errors.Is(err, store.ErrCorrupt) {
+				t.Fatalf("err=%v, want ErrCorrupt", err)
+			}
+		})
 	}
 }
 
@@ -580,33 +589,45 @@ func TestDB_KeyUsage(t *testing.T) {
 	mustCreate(t, db, "a")
 	mustCreate(t, db, "b")
 	db.Close()
-	oldID := env.keys.PrimaryID()
-	rotated, _ := store.NewKeyring(store.GenerateKey())
+	oldKey := env.keys
+	rotated, _ := store.NewKeyring(store.GenerateKey(), env.key)
 	db2 := mustOpenEnv(t, env, store.Options{Keys: rotated})
-	db2.CreateRecord(ctx, store.NewRecord{Title: "c"})
+	if _, err := db2.CreateRecord(ctx, store.NewRecord{Title: "c"}); err != nil {
+		t.Fatal(err)
+	}
 	usage, err := db2.KeyUsage(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Two records and two projects under the old key, one and one under the new.
-	if usage[oldID] != 4 || usage[rotated.PrimaryID()] != 2 || rotated.Known(oldID) {
-		t.Fatalf("usage=%v", usage)
+	// Under the old key: two records, two projects, four audit events. Under
+	// the new: one record, one project, two events, and the database's own
+	// index key and settings, which follow the primary key at once.
+	if got, want := usage[oldKey.PrimaryID()], 8; got != want {
+		t.Fatalf("old key covers %d items, want %d (usage=%v)", got, want, usage)
+	}
+	if got, want := usage[rotated.PrimaryID()], 6; got != want {
+		t.Fatalf("new key covers %d items, want %d (usage=%v)", got, want, usage)
 	}
 }
 
 // TestDB_Records_Unreadable: a record under a key that is not configured is
-// listed as unreadable instead of hiding every other record.
+// listed as unreadable (to admins and the system) instead of hiding every
+// other record; other users do not see it at all.
 func TestDB_Records_Unreadable(t *testing.T) {
 	db, env := mustOpenDB(t)
 	old := mustCreate(t, db, "old")
 	db.Close()
-	rotated, _ := store.NewKeyring(store.GenerateKey())
-	db2 := mustOpenEnv(t, env, store.Options{Keys: rotated})
-	fresh, err := db2.CreateRecord(ctx, store.NewRecord{ProjectID: old.ProjectID, Title: "new"})
+	k2 := store.GenerateKey()
+	rotated, _ := store.NewKeyring(k2, env.key)
+	db2 := mustOpenEnv(t, env, store.Options{Keys: rotated}) // moves the index key to k2
+	db2.Close()
+	only, _ := store.NewKeyring(k2)
+	db3 := mustOpenEnv(t, env, store.Options{Keys: only})
+	fresh, err := db3.CreateRecord(ctx, store.NewRecord{Title: "new"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, _, err := db2.Records(ctx, 0, 10)
+	recs, _, err := db3.Records(ctx, store.RecordFilter{Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -614,8 +635,15 @@ func TestDB_Records_Unreadable(t *testing.T) {
 		recs[1].ID != old.ID || recs[1].Status != store.StatusUnreadable || recs[1].Title != "" {
 		t.Fatalf("records=%+v %+v", recs[0], recs[1])
 	}
-	ps, err := db2.Projects(ctx)
-	if err != nil || len(ps) != 1 || !ps[0].Unreadable || ps[0].Name != "" || ps[0].Records != 2 {
+	viewer := store.WithPrincipal(ctx, &store.Principal{UserID: 5, Role: store.RoleViewer})
+	if recs, _, err := db3.Records(viewer, store.RecordFilter{Limit: 10}); err != nil || len(recs) != 1 || recs[0].ID != fresh.ID {
+		t.Fatalf("viewer's records=%v err=%v", recs, err)
+	}
+	if _, err := db3.Record(viewer, old.ID); store.ErrorCode(err) != store.CodeNotFound {
+		t.Fatalf("viewer reads an unreadable record: %v", err)
+	}
+	ps, err := db3.Projects(ctx)
+	if err != nil || len(ps) != 2 || !ps[0].Unreadable || ps[0].Name != "" || ps[1].Name == "" {
 		t.Fatalf("projects=%+v err=%v", ps, err)
 	}
 }
