@@ -76,32 +76,42 @@ func anonymous() []string         { return []string{"Authorization", ""} }
 // routeClass is who may call each route, written out here independently of
 // the server's own rules. A route missing here fails the matrix test.
 var routeClass = map[string]string{
-	"GET /healthz":                  "public",
-	"GET /readyz":                   "public",
-	"GET /api/v1/setup":             "public",
-	"POST /api/v1/setup":            "public",
-	"POST /api/v1/session":          "public",
-	"DELETE /api/v1/session":        "self",
-	"GET /api/v1/me":                "self",
-	"POST /api/v1/me/totp":          "self-session",
-	"POST /api/v1/me/totp/confirm":  "self-session",
-	"GET /api/v1/openapi.json":      "viewer",
-	"POST /api/v1/record":           "editor+stream",
-	"GET /api/v1/records":           "viewer",
-	"GET /api/v1/record/:id":        "viewer",
-	"GET /api/v1/projects":          "viewer",
-	"POST /api/v1/projects":         "editor",
-	"PATCH /api/v1/projects/:id":    "editor",
-	"POST /api/v1/record/:id/audio": "editor+stream",
-	"GET /api/v1/record/:id/audio":  "viewer",
-	"GET /api/v1/users":             "admin",
-	"POST /api/v1/users":            "admin",
-	"PATCH /api/v1/users/:id":       "admin",
-	"GET /api/v1/tokens":            "admin",
-	"POST /api/v1/tokens":           "admin",
-	"DELETE /api/v1/tokens/:id":     "admin",
-	"GET /api/v1/settings":          "admin",
-	"PUT /api/v1/settings":          "admin",
+	"GET /healthz":                             "public",
+	"GET /readyz":                              "public",
+	"GET /api/v1/setup":                        "public",
+	"POST /api/v1/setup":                       "public",
+	"POST /api/v1/session":                     "public",
+	"DELETE /api/v1/session":                   "self",
+	"GET /api/v1/me":                           "self",
+	"POST /api/v1/me/totp":                     "self-session",
+	"POST /api/v1/me/totp/confirm":             "self-session",
+	"GET /api/v1/openapi.json":                 "viewer",
+	"POST /api/v1/record":                      "editor+stream",
+	"GET /api/v1/records":                      "viewer",
+	"GET /api/v1/record/:id":                   "viewer",
+	"GET /api/v1/projects":                     "viewer",
+	"POST /api/v1/projects":                    "editor",
+	"PATCH /api/v1/projects/:id":               "editor",
+	"POST /api/v1/record/:id/audio":            "editor+stream",
+	"GET /api/v1/record/:id/audio":             "viewer",
+	"DELETE /api/v1/record/:id/audio":          "editor",
+	"PATCH /api/v1/record/:id":                 "editor",
+	"PUT /api/v1/record/:id/segments":          "editor",
+	"GET /api/v1/record/:id/segments":          "viewer",
+	"POST /api/v1/record/:id/notes":            "editor",
+	"GET /api/v1/record/:id/notes":             "viewer",
+	"DELETE /api/v1/record/:id/notes/:note_id": "editor",
+	"POST /api/v1/record/:id/destroy":          "editor",
+	"GET /api/v1/receipts/:receipt_id":         "viewer",
+	"GET /api/v1/audit":                        "admin",
+	"GET /api/v1/users":                        "admin",
+	"POST /api/v1/users":                       "admin",
+	"PATCH /api/v1/users/:id":                  "admin",
+	"GET /api/v1/tokens":                       "admin",
+	"POST /api/v1/tokens":                      "admin",
+	"DELETE /api/v1/tokens/:id":                "admin",
+	"GET /api/v1/settings":                     "admin",
+	"PUT /api/v1/settings":                     "admin",
 }
 
 // matrixRequest is a concrete request for a route: ids filled in, and a
@@ -113,6 +123,9 @@ func matrixRequest(tb testing.TB, route string, recordID, userID, tokenID uint64
 	switch {
 	case strings.HasPrefix(pattern, "/api/v1/record/:id"):
 		path = strings.Replace(pattern, ":id", fmt.Sprint(recordID), 1)
+		path = strings.Replace(path, ":note_id", "1", 1)
+	case strings.HasPrefix(pattern, "/api/v1/receipts/:receipt_id"):
+		path = "/api/v1/receipts/rcpt_" + strings.Repeat("0", 32)
 	case strings.HasPrefix(pattern, "/api/v1/users/:id"):
 		path = strings.Replace(pattern, ":id", fmt.Sprint(userID), 1)
 	case strings.HasPrefix(pattern, "/api/v1/tokens/:id"):
@@ -130,6 +143,16 @@ func matrixRequest(tb testing.TB, route string, recordID, userID, tokenID uint64
 		body = []byte(`{"password":"` + testPassword + `"}`)
 	case "POST /api/v1/me/totp/confirm":
 		body = []byte(`{"code":"000000"}`)
+	case "DELETE /api/v1/record/:id/audio":
+		body = []byte(`{"confirm":true,"reason":"matrix"}`)
+	case "PATCH /api/v1/record/:id":
+		body = []byte(`{"title":"renamed"}`)
+	case "PUT /api/v1/record/:id/segments":
+		body = []byte(`{"segments":[{"start_ms":0,"end_ms":10,"text":"x"}]}`)
+	case "POST /api/v1/record/:id/notes":
+		body = []byte(`{"text":"a note"}`)
+	case "POST /api/v1/record/:id/destroy":
+		body = []byte(`{"dry_run":true}`)
 	case "POST /api/v1/projects":
 		body = []byte(`{"name":"matrix project"}`)
 	case "PATCH /api/v1/projects/:id":

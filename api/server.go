@@ -15,6 +15,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"tyst/store"
+	"tyst/store/signing"
 )
 
 // Records is what the API needs of the store. Each method returns *store.Error
@@ -39,6 +40,24 @@ type Records interface {
 	OpenAudio(ctx context.Context, id uint64) (*store.AudioReader, error)
 	// Ready returns unavailable when the database is closed.
 	Ready(ctx context.Context) error
+	// UpdateRecord returns not_found, validation_error, forbidden.
+	UpdateRecord(ctx context.Context, id uint64, up store.RecordUpdate) (*store.Record, error)
+	// PutSegments returns not_found, validation_error.
+	PutSegments(ctx context.Context, id uint64, segs []store.Segment) error
+	Segments(ctx context.Context, id uint64) ([]store.Segment, error)
+	// AddNote returns not_found, validation_error.
+	AddNote(ctx context.Context, id uint64, text string) (*store.Note, error)
+	Notes(ctx context.Context, id uint64) ([]*store.Note, error)
+	// DeleteNote returns not_found.
+	DeleteNote(ctx context.Context, id, noteID uint64) error
+	// RemoveAudio returns not_found, validation_error, conflict.
+	RemoveAudio(ctx context.Context, id uint64, confirm bool, reason string) (*store.Receipt, error)
+	// Destroy returns not_found, validation_error.
+	Destroy(ctx context.Context, id uint64, req store.DestroyRequest) (store.DestroyResult, error)
+	// Receipt returns not_found.
+	Receipt(ctx context.Context, id string) (*store.Receipt, error)
+	AuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, uint64, error)
+	SigningKey() *signing.Key
 }
 
 // Config configures a Server.
@@ -172,6 +191,16 @@ func (s *Server) registerRoutes() {
 	s.route("PATCH", "/api/v1/projects/:id", editor, s.handleProjectRename)
 	s.route("POST", "/api/v1/record/:id/audio", editorOrSt, s.handleAudioUpload)
 	s.route("GET", "/api/v1/record/:id/audio", viewer, s.handleAudioGet)
+	s.route("DELETE", "/api/v1/record/:id/audio", editor, s.handleAudioRemove)
+	s.route("PATCH", "/api/v1/record/:id", editor, s.handleRecordUpdate)
+	s.route("PUT", "/api/v1/record/:id/segments", editor, s.handleSegmentsPut)
+	s.route("GET", "/api/v1/record/:id/segments", viewer, s.handleSegmentsGet)
+	s.route("POST", "/api/v1/record/:id/notes", editor, s.handleNoteAdd)
+	s.route("GET", "/api/v1/record/:id/notes", viewer, s.handleNoteList)
+	s.route("DELETE", "/api/v1/record/:id/notes/:note_id", editor, s.handleNoteDelete)
+	s.route("POST", "/api/v1/record/:id/destroy", editor, s.handleDestroy)
+	s.route("GET", "/api/v1/receipts/:receipt_id", viewer, s.handleReceiptGet)
+	s.route("GET", "/api/v1/audit", admin, s.handleAuditList)
 	s.route("GET", "/api/v1/users", admin, s.handleUserList)
 	s.route("POST", "/api/v1/users", admin, s.handleUserCreate)
 	s.route("PATCH", "/api/v1/users/:id", admin, s.handleUserUpdate)

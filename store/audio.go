@@ -41,8 +41,8 @@ type Audio struct {
 type assetRow struct {
 	ID         uint64 `json:"id"`
 	Blob       string `json:"blob"`        // HMAC-SHA256(asset key, audio): says nothing without the key
-	WrappedKey []byte `json:"wrapped_key"` // the asset key, sealed under the record key
-	Sealed     []byte `json:"sealed"`      // assetSecrets under the asset key
+	WrappedKey token  `json:"wrapped_key"` // the asset key, sealed under the record key
+	Sealed     token  `json:"sealed"`      // assetSecrets under the asset key
 }
 
 // assetSecrets is the plaintext of assetRow.Sealed.
@@ -139,7 +139,7 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 	// One upload per record at a time. Check (so a record the caller may
 	// not see is 404 before anything else), claim, check again.
 	check := func() (l loaded, err error) {
-		err = db.bolt.View(func(tx *bolt.Tx) error {
+		err = db.view(func(tx *bolt.Tx) error {
 			l, err = db.loadRecord(ctx, tx, id)
 			if err == nil && l.acc.AssetID != 0 {
 				err = errorf(CodeConflict, "record already has audio")
@@ -196,15 +196,22 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 			duration = ms
 		}
 	}
+	if err := db.faultAt(FaultUploadWritten); err != nil {
+		return nil, err
+	}
 	if err := db.blobs.commit(w.file, w.name); err != nil {
 		return nil, err
 	}
 	w.file = nil
+	if err := db.faultAt(FaultUploadRenamed); err != nil {
+		db.blobs.remove(w.name)
+		return nil, err
+	}
 	a := asset{
 		row: assetRow{Blob: w.name, WrappedKey: wrappedKey},
 		sec: assetSecrets{RecordID: id, SizeBytes: w.size, MIMEType: mimeType, DurationMS: duration, SHA256: w.sum, CreatedAt: db.now().UTC()},
 	}
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		l, err := db.loadRecord(ctx, tx, id)
 		if err != nil {
 			return err
@@ -238,6 +245,9 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 		if rerr := db.blobs.remove(w.name); rerr != nil {
 			db.log.Warn("unreferenced blob not removed", "err", stripPaths(rerr))
 		}
+		return nil, err
+	}
+	if err := db.faultAt(FaultUploadCommitted); err != nil {
 		return nil, err
 	}
 	return a.audio(), nil
@@ -361,7 +371,7 @@ func (db *DB) OpenAudio(ctx context.Context, id uint64) (ar *AudioReader, err er
 	}
 	var a asset
 	var projectID uint64
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		l, err := db.loadRecord(ctx, tx, id)
 		if err != nil {
 			return err
@@ -411,7 +421,7 @@ func (db *DB) auditAccess(ctx context.Context, id, projectID uint64) error {
 	if !db.accesses.due(key, db.now()) {
 		return nil
 	}
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		return db.appendAudit(ctx, tx, AuditEvent{Action: ActionAudioAccessed, RecordID: id, ProjectID: projectID})
 	})
 	if err != nil {

@@ -34,6 +34,15 @@ const (
 	ActionSettingsUpdated   = "settings_updated"
 	ActionSetupRefused      = "setup_refused"
 	ActionProjectRenamed    = "project_renamed"
+	ActionRecordUpdated     = "record_updated"
+	ActionSegmentsReplaced  = "segments_replaced"
+	ActionNoteAdded         = "note_added"
+	ActionNoteDeleted       = "note_deleted"
+	ActionAudioRemoved      = "audio_removed"
+	ActionDestroyed         = "destroyed"
+	ActionPurged            = "purged"
+	ActionExportCreated     = "export_created"
+	ActionExportDownloaded  = "export_downloaded"
 )
 
 // auditMeta is the allow-list of metadata keys per action (DESIGN §11).
@@ -57,6 +66,15 @@ var auditMeta = map[string]map[string]bool{
 	ActionSettingsUpdated:   {"require_admin_totp": true},
 	ActionSetupRefused:      {"reason": true},
 	ActionProjectRenamed:    {},
+	ActionRecordUpdated:     {"title_changed": true, "project_changed": true, "hold": true, "retain_until_set": true},
+	ActionSegmentsReplaced:  {"segments": true},
+	ActionNoteAdded:         {"note_id": true},
+	ActionNoteDeleted:       {"note_id": true},
+	ActionAudioRemoved:      {"files": true},
+	ActionDestroyed:         {"files": true, "segments": true, "notes": true},
+	ActionPurged:            {"age_days": true, "reason": true},
+	ActionExportCreated:     {"audio_mode": true, "size_bytes": true},
+	ActionExportDownloaded:  {},
 }
 
 var safeValue = regexp.MustCompile(`^[a-z0-9/._-]{0,40}$`)
@@ -231,7 +249,7 @@ func (db *DB) AuditEvents(ctx context.Context, f AuditFilter) (events []AuditEve
 	if err := ctxErr(ctx); err != nil {
 		return nil, 0, err
 	}
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
 		add := func(seq []byte) (bool, error) {
 			if f.Limit > 0 && len(events) == f.Limit {
@@ -311,7 +329,7 @@ type AuditReport struct {
 // hash. Returns an internal error wrapping ErrCorrupt at the first break.
 func (db *DB) VerifyAuditChain(ctx context.Context) (rep AuditReport, err error) {
 	defer func() { err = boundary("verify audit", err) }()
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		prev := ""
 		return tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
 			if err := ctx.Err(); err != nil {
@@ -339,7 +357,7 @@ func (db *DB) VerifyAuditChain(ctx context.Context) (rep AuditReport, err error)
 		})
 	})
 	if err == nil {
-		err = db.bolt.View(func(tx *bolt.Tx) error {
+		err = db.view(func(tx *bolt.Tx) error {
 			if head := string(tx.Bucket(bucketMeta).Get(auditHeadKey)); rep.Events > 0 {
 				var last auditRow
 				k, v := tx.Bucket(bucketAudit).Cursor().Last()

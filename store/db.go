@@ -14,6 +14,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"tyst/store/signing"
 )
 
 // Bucket names (DESIGN §3).
@@ -31,7 +33,8 @@ var (
 	bucketTokenHashes   = []byte("token_hashes")
 	bucketProjectIndex  = []byte("project_records")
 	allBuckets          = [][]byte{bucketMeta, bucketProjects, bucketRecords, bucketAssets, bucketAudit, bucketAuditByRecord,
-		bucketUsers, bucketUsersByName, bucketSessions, bucketTokens, bucketTokenHashes, bucketProjectIndex}
+		bucketUsers, bucketUsersByName, bucketSessions, bucketTokens, bucketTokenHashes, bucketProjectIndex,
+		bucketSegments, bucketNotes, bucketReceipts, bucketTombstones, bucketExports}
 )
 
 const (
@@ -57,11 +60,17 @@ type Options struct {
 	// WrapBlobWriter, when set, wraps every blob file as it is written. Tests
 	// inject a failing disk with it; production leaves it nil.
 	WrapBlobWriter func(io.Writer) io.Writer
+	// Fault, when set, is called at each named step of the write paths
+	// (the Fault* constants); an error it returns fails the operation
+	// there, as a crash or a failing disk would. Tests walk a fault through
+	// every step; production leaves it nil.
+	Fault func(point string) error
 }
 
 // DB is tyst's store: the bbolt database and the blob directory beside it.
 // Its methods are safe for concurrent use.
 type DB struct {
+	lock       *os.File // the data directory's lock (lockFileName)
 	bolt       *bolt.DB
 	dir        string
 	blobs      *blobDir
@@ -71,12 +80,19 @@ type DB struct {
 	retention  time.Duration
 	sessionTTL time.Duration
 	wrapBlob   func(io.Writer) io.Writer
+	fault      func(point string) error
 
 	// indexKey keys the indexes that must stay readable (usernames,
 	// audit by record, records by project), so they hold no plain user or
 	// record ids. It is random, stored sealed under the newsroom key, and
 	// survives a rotation unchanged.
 	indexKey []byte
+	signer   *signing.Key // signs export manifests and receipts
+
+	// swap is held for reading by every transaction (view, update) and for
+	// writing by Compact while it replaces the file.
+	swap      sync.RWMutex
+	compactMu sync.Mutex
 
 	mu        sync.Mutex
 	uploading map[uint64]bool // records with an upload in flight
@@ -110,14 +126,26 @@ func Open(dir string, opts Options) (*DB, error) {
 	if timeout == 0 {
 		timeout = time.Second
 	}
+	lock, err := lockDir(dir, timeout)
+	if errors.Is(err, ErrLocked) {
+		return nil, ErrLocked
+	} else if err != nil {
+		return nil, fmt.Errorf("data directory cannot be locked: %w", stripPaths(err))
+	}
+	if err := cleanCompaction(filepath.Join(dir, dbFileName)); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("leftover of an interrupted compaction cannot be removed: %w", stripPaths(err))
+	}
 	bdb, err := bolt.Open(filepath.Join(dir, dbFileName), 0o600, &bolt.Options{Timeout: timeout})
 	if err != nil {
+		lock.Close()
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, ErrLocked
 		}
 		return nil, fmt.Errorf("database cannot be opened: %w", stripPaths(err))
 	}
 	db := &DB{
+		lock:      lock,
 		bolt:      bdb,
 		dir:       dir,
 		blobs:     blobs,
@@ -126,6 +154,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		log:       opts.Logger,
 		retention: opts.Retention,
 		wrapBlob:  opts.WrapBlobWriter,
+		fault:     opts.Fault,
 		uploading: map[uint64]bool{},
 		hashSlots: make(chan struct{}, maxConcurrentHashes),
 		accesses:  newCoalescer(accessWindow, maxCoalesced),
@@ -145,18 +174,18 @@ func Open(dir string, opts Options) (*DB, error) {
 		db.sessionTTL = DefaultSessionTTL
 	}
 	if err := db.init(); err != nil {
-		bdb.Close()
+		db.Close()
 		return nil, err
 	}
 	if err := db.sweep(); err != nil {
-		bdb.Close()
+		db.Close()
 		return nil, err
 	}
 	return db, nil
 }
 
 func (db *DB) init() error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: create bucket: %w", err)
@@ -168,7 +197,10 @@ func (db *DB) init() error {
 				return &Error{Code: CodeInternal, Message: fmt.Sprintf(
 					"this data directory has database schema %d; this tyst reads schema %d", got, schemaVersion)}
 			}
-			return db.loadIndexKey(meta)
+			if err := db.loadIndexKey(meta); err != nil {
+				return err
+			}
+			return db.loadSigningKey(meta)
 		}
 		if !emptyDB(tx) {
 			return &Error{Code: CodeInternal, Message: "the database has no schema version: it is not tyst's, or it is damaged"}
@@ -177,6 +209,9 @@ func (db *DB) init() error {
 			return err
 		}
 		if err := db.newIndexKey(meta); err != nil {
+			return err
+		}
+		if err := db.loadSigningKey(meta); err != nil {
 			return err
 		}
 		return db.putSettings(tx, Settings{})
@@ -204,7 +239,7 @@ func (db *DB) sweep() error {
 		return err
 	}
 	referenced := map[string]bool{}
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketAssets).ForEach(func(_, v []byte) error {
 			var a assetRow
 			if err := json.Unmarshal(v, &a); err != nil {
@@ -239,12 +274,19 @@ func (db *DB) sweep() error {
 
 // Close closes the database. Methods called after Close return unavailable.
 func (db *DB) Close() error {
-	return db.bolt.Close()
+	db.swap.Lock()
+	defer db.swap.Unlock()
+	err := db.bolt.Close()
+	if db.lock != nil {
+		db.lock.Close() // releases the lock
+		db.lock = nil
+	}
+	return err
 }
 
 // Ready reports whether the database is open and answers.
 func (db *DB) Ready(ctx context.Context) error {
-	err := db.bolt.View(func(tx *bolt.Tx) error { return nil })
+	err := db.view(func(tx *bolt.Tx) error { return nil })
 	return boundary("ready", err)
 }
 
@@ -253,7 +295,7 @@ func (db *DB) Retention() time.Duration { return db.retention }
 
 // Check runs bbolt's consistency check, for tests and `tyst verify`.
 func (db *DB) Check() error {
-	return boundary("check", db.bolt.View(func(tx *bolt.Tx) error {
+	return boundary("check", db.view(func(tx *bolt.Tx) error {
 		var first error
 		for err := range tx.Check() { // drain: the checker blocks until read
 			if first == nil {

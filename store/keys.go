@@ -209,7 +209,7 @@ func (db *DB) KeyUsage(ctx context.Context) (usage map[string]int, err error) {
 	for _, id := range db.keys.ids {
 		usage[id] = 0
 	}
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		return db.eachBox(tx, func(_ []byte, _ []byte, b box) error {
 			usage[b.KeyID]++
 			return nil
@@ -220,12 +220,15 @@ func (db *DB) KeyUsage(ctx context.Context) (usage map[string]int, err error) {
 
 // boxField names where a bucket's rows keep their box.
 var boxField = map[string]string{
-	string(bucketRecords):  "access",
-	string(bucketProjects): "box",
-	string(bucketUsers):    "box",
-	string(bucketSessions): "box",
-	string(bucketTokens):   "box",
-	string(bucketAudit):    "body",
+	string(bucketRecords):    "access",
+	string(bucketProjects):   "box",
+	string(bucketUsers):      "box",
+	string(bucketSessions):   "box",
+	string(bucketTokens):     "box",
+	string(bucketAudit):      "body",
+	string(bucketReceipts):   "box",
+	string(bucketTombstones): "box",
+	string(bucketExports):    "box",
 }
 
 // eachBox calls fn with every item sealed under the newsroom key: the
@@ -267,7 +270,7 @@ func (db *DB) eachBox(tx *bolt.Tx, fn func(bucket, key []byte, b box) error) err
 }
 
 // metaBoxes are the keys of the meta bucket that hold a box.
-var metaBoxes = [][]byte{keyIndexKey, settingsKey, setupTokenKey}
+var metaBoxes = [][]byte{keyIndexKey, settingsKey, setupTokenKey, signingKeyKey}
 
 // Known reports whether id names a key of the ring.
 func (kr *Keyring) Known(id string) bool {

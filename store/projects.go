@@ -159,7 +159,7 @@ func (db *DB) Projects(ctx context.Context) (out []*Project, err error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, err
 	}
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketProjects).ForEach(func(_, v []byte) error {
 			var row projectRow
 			if err := json.Unmarshal(v, &row); err != nil {
@@ -203,7 +203,7 @@ func (db *DB) CreateProject(ctx context.Context, n NewProject) (p *Project, err 
 	default:
 		return nil, errorf(CodeValidation, "sensitivity must be standard or sensitive")
 	}
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		ps, err := db.createProject(ctx, tx, name, n.Sensitivity)
 		p = newProject(ctx, ps)
 		return err
@@ -219,7 +219,7 @@ func (db *DB) RenameProject(ctx context.Context, id uint64, name string) (p *Pro
 	if err != nil {
 		return nil, err
 	}
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		ps, err := db.loadProject(ctx, tx, id)
 		if err != nil {
 			return err

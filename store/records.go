@@ -71,7 +71,7 @@ func (r *Record) LogValue() slog.Value { return slog.Uint64Value(r.ID) }
 type recordRow struct {
 	ID     uint64 `json:"id"`
 	Access box    `json:"access"` // recordAccess
-	Sealed []byte `json:"sealed"` // recordSecrets under the record key
+	Sealed token  `json:"sealed"` // recordSecrets under the record key
 }
 
 // recordAccess is the plaintext of recordRow.Access.
@@ -151,7 +151,7 @@ func (db *DB) CreateRecord(ctx context.Context, n NewRecord) (rec *Record, err e
 		acc.CreatedBy, acc.CreatedByToken = p.UserID, p.TokenID
 	}
 	var l loaded
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		if n.ProjectID != 0 {
 			if _, err := db.loadProject(ctx, tx, n.ProjectID); err != nil {
 				return err
@@ -301,7 +301,7 @@ func (db *DB) Record(ctx context.Context, id uint64) (rec *Record, err error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, err
 	}
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		l, err := db.loadRecord(ctx, tx, id)
 		if err != nil {
 			return err
@@ -346,7 +346,7 @@ func (db *DB) Records(ctx context.Context, f RecordFilter) (recs []*Record, next
 		}
 		query = strings.ToLower(q)
 	}
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		if f.ProjectID != 0 {
 			if _, err := db.loadProject(ctx, tx, f.ProjectID); err != nil {
 				return err

@@ -76,7 +76,7 @@ func openJSON(key *fernet.Key, tok []byte, v any) error {
 // from another row without the newsroom key is refused.
 type box struct {
 	KeyID  string `json:"key_id"`
-	Sealed []byte `json:"sealed"`
+	Sealed token  `json:"sealed"`
 }
 
 // sealBox seals v (padded JSON) under the primary newsroom key.
@@ -102,5 +102,31 @@ func (kr *Keyring) openBox(b box, v any) error {
 	if err := json.Unmarshal(raw, v); err != nil {
 		return fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
+	return nil
+}
+
+// token is a Fernet token as stored in a JSON row: it is base64url text
+// already, so it is written as a JSON string rather than base64 again.
+type token []byte
+
+// MarshalJSON writes the token as a JSON string.
+func (t token) MarshalJSON() ([]byte, error) {
+	if t == nil {
+		return []byte("null"), nil
+	}
+	return json.Marshal(string(t))
+}
+
+// UnmarshalJSON reads a JSON string.
+func (t *token) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*t = nil
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*t = token(s)
 	return nil
 }

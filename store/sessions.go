@@ -41,7 +41,7 @@ var ErrSecondFactorRequired = errors.New("store: second factor required")
 func (db *DB) Login(ctx context.Context, username, password, code string) (secret string, u *User, err error) {
 	defer func() { err = boundary("login", err) }()
 	var row userRow
-	verr := db.bolt.View(func(tx *bolt.Tx) error {
+	verr := db.view(func(tx *bolt.Tx) error {
 		var err error
 		row, err = db.loadUserByName(tx, username)
 		return err
@@ -72,7 +72,7 @@ func (db *DB) Login(ctx context.Context, username, password, code string) (secre
 	}
 	secret = auth.NewSecret("tyst_s_")
 	now := db.now().UTC()
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		cur, err := db.loadUser(tx, row.ID) // again, inside the transaction
 		if err != nil {
 			return err
@@ -134,7 +134,7 @@ func (db *DB) openSession(tx *bolt.Tx, h []byte) (sessionSecrets, bool, error) {
 
 // loginFailed audits a failed login (no username, no address) and returns e.
 func (db *DB) loginFailed(ctx context.Context, e error, reason string) error {
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		return db.appendAudit(ctx, tx, AuditEvent{Action: ActionLoginFailed, Meta: map[string]any{"reason": reason}})
 	})
 	if err != nil {
@@ -168,7 +168,7 @@ func (db *DB) Authenticate(ctx context.Context, secret string) (p *Principal, er
 	defer func() { err = boundary("authenticate", err) }()
 	h := auth.SecretHash(secret)
 	now := db.now()
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		p = &Principal{}
 		if s, ok, err := db.openSession(tx, h); err != nil {
 			return err
@@ -204,7 +204,7 @@ func (db *DB) Logout(ctx context.Context) (err error) {
 	if p == nil || p.SessionID == nil {
 		return errorf(CodeValidation, "not a session")
 	}
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketSessions).Delete(p.SessionID); err != nil {
 			return err
 		}
@@ -243,7 +243,7 @@ func (db *DB) selfWithPassword(ctx context.Context, password string) (*Principal
 		return nil, errorf(CodeForbidden, "a second factor is enrolled from a logged-in session, not with an API token")
 	}
 	var row userRow
-	if err := db.bolt.View(func(tx *bolt.Tx) error {
+	if err := db.view(func(tx *bolt.Tx) error {
 		var err error
 		row, err = db.loadUser(tx, p.UserID)
 		return err
@@ -271,7 +271,7 @@ func (db *DB) BeginTOTP(ctx context.Context, issuer, password string) (uri strin
 		return "", err
 	}
 	secret := auth.NewTOTPSecret()
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		row, err := db.loadUser(tx, p.UserID)
 		if err != nil {
 			return err
@@ -300,7 +300,7 @@ func (db *DB) ConfirmTOTP(ctx context.Context, code string) (recovery []string, 
 		return nil, errorf(CodeForbidden, "a second factor is enrolled from a logged-in session, not with an API token")
 	}
 	recovery = auth.NewRecoveryCodes(10)
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		row, err := db.loadUser(tx, p.UserID)
 		if err != nil {
 			return err

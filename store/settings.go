@@ -60,7 +60,7 @@ func (db *DB) settings(tx *bolt.Tx) Settings {
 // Settings returns the account settings.
 func (db *DB) Settings(ctx context.Context) (st Settings, err error) {
 	defer func() { err = boundary("settings", err) }()
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		st = db.settings(tx)
 		return nil
 	})
@@ -70,7 +70,7 @@ func (db *DB) Settings(ctx context.Context) (st Settings, err error) {
 // UpdateSettings stores st.
 func (db *DB) UpdateSettings(ctx context.Context, st Settings) (err error) {
 	defer func() { err = boundary("update settings", err) }()
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		if err := db.putSettings(tx, st); err != nil {
 			return err
 		}
@@ -81,7 +81,7 @@ func (db *DB) UpdateSettings(ctx context.Context, st Settings) (err error) {
 // HasUsers reports whether any account exists (setup is then closed).
 func (db *DB) HasUsers(ctx context.Context) (ok bool, err error) {
 	defer func() { err = boundary("has users", err) }()
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		k, _ := tx.Bucket(bucketUsers).Cursor().First()
 		ok = k != nil
 		return nil
@@ -94,7 +94,7 @@ func (db *DB) HasUsers(ctx context.Context) (ok bool, err error) {
 func (db *DB) NewSetupToken(ctx context.Context) (token string, err error) {
 	defer func() { err = boundary("setup token", err) }()
 	token = auth.NewSecret("tyst_setup_")
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		if k, _ := tx.Bucket(bucketUsers).Cursor().First(); k != nil {
 			return errorf(CodeForbidden, "setup is closed: accounts exist")
 		}
@@ -115,7 +115,7 @@ func (db *DB) CompleteSetup(ctx context.Context, token string, n NewUser) (u *Us
 	defer func() { err = boundary("complete setup", err) }()
 	// Check before the costly hash, so closed setup or a wrong token costs
 	// nothing; check again in the transaction that uses the token.
-	if err := db.bolt.View(func(tx *bolt.Tx) error { return db.checkSetup(tx, token) }); err != nil {
+	if err := db.view(func(tx *bolt.Tx) error { return db.checkSetup(tx, token) }); err != nil {
 		return nil, db.setupRefused(ctx, err)
 	}
 	n.Role = RoleAdmin
@@ -126,7 +126,7 @@ func (db *DB) CompleteSetup(ctx context.Context, token string, n NewUser) (u *Us
 	if err != nil {
 		return nil, err
 	}
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		if err := db.checkSetup(tx, token); err != nil {
 			return err
 		}
@@ -152,7 +152,7 @@ func (db *DB) setupRefused(ctx context.Context, e error) error {
 	if !db.refusals.due(reason, db.now()) {
 		return e
 	}
-	if err := db.bolt.Update(func(tx *bolt.Tx) error {
+	if err := db.update(func(tx *bolt.Tx) error {
 		return db.appendAudit(ctx, tx, AuditEvent{Action: ActionSetupRefused, Meta: map[string]any{"reason": reason}})
 	}); err != nil {
 		db.refusals.forget(reason)

@@ -601,11 +601,11 @@ func TestDB_KeyUsage(t *testing.T) {
 	}
 	// Under the old key: two records, two projects, four audit events. Under
 	// the new: one record, one project, two events, and the database's own
-	// index key and settings, which follow the primary key at once.
+	// index key, settings and signing key, which follow the primary key.
 	if got, want := usage[oldKey.PrimaryID()], 8; got != want {
 		t.Fatalf("old key covers %d items, want %d (usage=%v)", got, want, usage)
 	}
-	if got, want := usage[rotated.PrimaryID()], 6; got != want {
+	if got, want := usage[rotated.PrimaryID()], 7; got != want {
 		t.Fatalf("new key covers %d items, want %d (usage=%v)", got, want, usage)
 	}
 }

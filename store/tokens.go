@@ -96,7 +96,7 @@ func (db *DB) CreateToken(ctx context.Context, username, scope, label string) (s
 		}
 	}
 	secret = auth.NewSecret("tyst_t_")
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		u, err := db.loadUserByName(tx, username)
 		if err != nil {
 			return err
@@ -133,7 +133,7 @@ func (db *DB) CreateToken(ctx context.Context, username, scope, label string) (s
 // Tokens returns every API token's metadata.
 func (db *DB) Tokens(ctx context.Context) (ts []*Token, err error) {
 	defer func() { err = boundary("tokens", err) }()
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
 			t, err := db.openToken(v)
 			if err != nil {
@@ -150,7 +150,7 @@ func (db *DB) Tokens(ctx context.Context) (ts []*Token, err error) {
 // RevokeToken deletes token id; it stops working at once. Returns not_found.
 func (db *DB) RevokeToken(ctx context.Context, id uint64) (err error) {
 	defer func() { err = boundary("revoke token", err) }()
-	return db.bolt.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketTokens).Get(itob(id))
 		if v == nil {
 			return errorf(CodeNotFound, "token not found")

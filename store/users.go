@@ -238,7 +238,7 @@ func (db *DB) CreateUser(ctx context.Context, n NewUser) (u *User, err error) {
 	if err != nil {
 		return nil, err
 	}
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		row, err := db.putNewUser(tx, n, hash)
 		if err != nil {
 			return err
@@ -276,7 +276,7 @@ func (db *DB) loadUserByName(tx *bolt.Tx, name string) (userRow, error) {
 // configured is listed as unreadable.
 func (db *DB) Users(ctx context.Context) (us []*User, err error) {
 	defer func() { err = boundary("users", err) }()
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
 			row, err := db.decodeUser(v)
 			if errors.Is(err, ErrKeyMissing) || errors.Is(err, ErrCorrupt) {
@@ -297,7 +297,7 @@ func (db *DB) Users(ctx context.Context) (us []*User, err error) {
 // User returns account id; not_found.
 func (db *DB) User(ctx context.Context, id uint64) (u *User, err error) {
 	defer func() { err = boundary("user", err) }()
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		row, err := db.loadUser(tx, id)
 		u = row.user()
 		return err
@@ -340,7 +340,7 @@ func (db *DB) UpdateUser(ctx context.Context, id uint64, up UserUpdate) (res Use
 			return res, err
 		}
 	}
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		row, err := db.loadUser(tx, id)
 		if err != nil {
 			return err

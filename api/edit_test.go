@@ -1,0 +1,198 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	"tyst/store"
+)
+
+// TestTranscriptAndNotes: a transcript goes in as JSON, WebVTT or SubRip
+// and comes back as JSON; notes are added, listed and deleted; the record
+// shows the counts.
+func TestTranscriptAndNotes(t *testing.T) {
+	ts := mustServe(t)
+	id := ts.mustCreate(t, "interview")
+	path := fmt.Sprintf("/api/v1/record/%d/segments", id)
+	var got struct {
+		Segments []store.Segment `json:"segments"`
+	}
+	for _, c := range []struct {
+		ct, file string
+		n        int
+	}{
+		{"text/vtt", "../store/transcript/testdata/interview.vtt", 3},
+		{"application/x-subrip", "../store/transcript/testdata/interview.srt", 2},
+	} {
+		body, err := os.ReadFile(c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, b := ts.do(t, "PUT", path, c.ct, bytes.NewReader(body))
+		mustUnmarshal(t, b, &got)
+		if resp.StatusCode != 200 || len(got.Segments) != c.n {
+			t.Fatalf("%s: %d %s", c.ct, resp.StatusCode, b)
+		}
+	}
+	resp, b := ts.do(t, "PUT", path, "application/json", strings.NewReader(`{"segments":[{"start_ms":0,"end_ms":1500,"speaker":"R","text":"Hej"}]}`))
+	if resp.StatusCode != 200 {
+		t.Fatalf("json: %d %s", resp.StatusCode, b)
+	}
+	_, b = ts.do(t, "GET", path, "", nil)
+	mustUnmarshal(t, b, &got)
+	if len(got.Segments) != 1 || got.Segments[0].Text != "Hej" || got.Segments[0].EndMS != 1500 {
+		t.Fatalf("read back: %s", b)
+	}
+	resp, b = ts.postJSON(t, fmt.Sprintf("/api/v1/record/%d/notes", id), `{"text":"call back Monday"}`)
+	var note struct {
+		NoteID uint64 `json:"note_id"`
+	}
+	mustUnmarshal(t, b, &note)
+	if resp.StatusCode != 201 || note.NoteID == 0 {
+		t.Fatalf("note: %d %s", resp.StatusCode, b)
+	}
+	_, b = ts.do(t, "GET", fmt.Sprintf("/api/v1/record/%d", id), "", nil)
+	if !strings.Contains(string(b), `"counts":{"segments":1,"notes":1}`) {
+		t.Fatalf("record counts: %s", b)
+	}
+	resp, _ = ts.do(t, "DELETE", fmt.Sprintf("/api/v1/record/%d/notes/%d", id, note.NoteID), "", nil)
+	if resp.StatusCode != 204 {
+		t.Fatalf("delete note: %d", resp.StatusCode)
+	}
+	_, b = ts.do(t, "GET", fmt.Sprintf("/api/v1/record/%d/notes", id), "", nil)
+	if string(bytes.TrimSpace(b)) != `{"notes":[]}` {
+		t.Fatalf("notes after delete: %s", b)
+	}
+}
+
+// TestEditBadInput: every bad transcript, note, update, destroy and receipt
+// request gets a clear 4xx and changes nothing.
+func TestEditBadInput(t *testing.T) {
+	ts := mustServe(t)
+	id := ts.mustCreate(t, "interview")
+	rec := fmt.Sprintf("/api/v1/record/%d", id)
+	many := make([]string, 100_000)
+	for i := range many {
+		many[i] = fmt.Sprintf(`{"start_ms":%d,"end_ms":%d,"text":"x"}`, i*10, i*10+5)
+	}
+	hugeNote, _ := json.Marshal(map[string]string{"text": strings.Repeat("n", 10<<20)})
+	other := ts.mustUser(t, "owner", store.RoleEditor, "")
+	_, b := ts.do(t, "POST", "/api/v1/record", "application/json", strings.NewReader(`{"title":"s","sensitivity":"sensitive"}`), asToken(other)...)
+	var sens struct {
+		TranscriptID uint64 `json:"transcript_id"`
+	}
+	mustUnmarshal(t, b, &sens)
+	_, b = ts.do(t, "POST", fmt.Sprintf("/api/v1/record/%d/destroy", sens.TranscriptID), "application/json",
+		strings.NewReader(`{"dry_run":false,"confirm":true,"reason":"done"}`), asToken(other)...)
+	var destroyed struct {
+		ReceiptID string `json:"receipt_id"`
+	}
+	mustUnmarshal(t, b, &destroyed)
+	viewer := ts.mustUser(t, "viewer", store.RoleViewer, "")
+	cases := []struct {
+		name, method, path, ct, body string
+		hdr                          []string
+		status                       int
+		code                         string
+	}{
+		{"VTTNotParsing", "PUT", rec + "/segments", "text/vtt", "00:00.000 --> 00:01.000\nno header", nil, 400, "validation_error"},
+		{"SRTNotParsing", "PUT", rec + "/segments", "application/x-subrip", "one\nno timing", nil, 400, "validation_error"},
+		{"Overlapping", "PUT", rec + "/segments", "application/json", `{"segments":[{"start_ms":0,"end_ms":1000},{"start_ms":500,"end_ms":1500}]}`, nil, 400, "validation_error"},
+		{"Negative", "PUT", rec + "/segments", "application/json", `{"segments":[{"start_ms":-5,"end_ms":1000}]}`, nil, 400, "validation_error"},
+		{"HundredThousandSegments", "PUT", rec + "/segments", "application/json", `{"segments":[` + strings.Join(many, ",") + `]}`, nil, 413, "payload_too_large"},
+		{"SegmentsMissing", "PUT", rec + "/segments", "application/json", `{}`, nil, 400, "validation_error"},
+		{"SegmentsAsText", "PUT", rec + "/segments", "text/plain", "hello", nil, 415, "unsupported_media_type"},
+		{"TenMegabyteNote", "POST", rec + "/notes", "application/json", string(hugeNote), nil, 413, "payload_too_large"},
+		{"EmptyNote", "POST", rec + "/notes", "application/json", `{"text":"  "}`, nil, 400, "validation_error"},
+		{"UnknownNote", "DELETE", rec + "/notes/77", "", "", nil, 404, "not_found"},
+		{"PatchNothing", "PATCH", rec, "application/json", `{}`, nil, 400, "validation_error"},
+		{"PatchBadTime", "PATCH", rec, "application/json", `{"retain_until":"tomorrow"}`, nil, 400, "validation_error"},
+		{"HoldByEditor", "PATCH", rec, "application/json", `{"hold":true}`, asToken(ts.mustUser(t, "ed", store.RoleEditor, "")), 403, "forbidden"},
+		{"DestroyNoConfirm", "POST", rec + "/destroy", "application/json", `{"dry_run":false,"reason":"x"}`, nil, 400, "validation_error"},
+		{"DestroyNoReason", "POST", rec + "/destroy", "application/json", `{"dry_run":false,"confirm":true}`, nil, 400, "validation_error"},
+		{"RemoveNoAudio", "DELETE", rec + "/audio", "application/json", `{"confirm":true,"reason":"x"}`, nil, 404, "not_found"},
+		{"RemoveNoConfirm", "DELETE", rec + "/audio", "application/json", `{"reason":"x"}`, nil, 400, "validation_error"},
+		{"UnknownReceipt", "GET", "/api/v1/receipts/rcpt_" + strings.Repeat("a", 32), "", "", nil, 404, "not_found"},
+		{"MalformedReceipt", "GET", "/api/v1/receipts/..%2F..%2Fetc", "", "", nil, 404, "not_found"},
+		{"OthersSensitiveReceipt", "GET", "/api/v1/receipts/" + destroyed.ReceiptID, "", "", asToken(viewer), 404, "not_found"},
+		{"DestroyOthersDestroyed", "POST", fmt.Sprintf("/api/v1/record/%d/destroy", sens.TranscriptID), "", "", asToken(viewer), 403, "forbidden"},
+	}
+	before := ts.snapshot(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, b := ts.do(t, c.method, c.path, c.ct, strings.NewReader(c.body), c.hdr...)
+			wantError(t, resp, b, c.status, c.code)
+			if after := ts.snapshot(t); after != before {
+				t.Fatalf("a refused request changed something:\n%s\n---\n%s", before, after)
+			}
+		})
+	}
+}
+
+// TestDestroyAndReceipt: the API shapes of DESIGN §7, end to end.
+func TestDestroyAndReceipt(t *testing.T) {
+	ts := mustServe(t)
+	id := ts.mustCreate(t, "to destroy")
+	if resp, b := ts.upload(t, id, "audio/wav", mustRead(t, audioDir+"tone.wav")); resp.StatusCode != 201 {
+		t.Fatalf("upload: %d %s", resp.StatusCode, b)
+	}
+	path := fmt.Sprintf("/api/v1/record/%d/destroy", id)
+	resp, b := ts.do(t, "POST", path, "", nil)
+	if resp.StatusCode != 200 || string(bytes.TrimSpace(b)) != fmt.Sprintf(`{"status":"dry_run","would_delete":{"files":1,"segments":0,"notes":0},"transcript_id":%d}`, id) {
+		t.Fatalf("dry run: %d %s", resp.StatusCode, b)
+	}
+	var res struct {
+		Status, ReceiptID, DestroyedAt, DestroyStatus string
+		Counts                                        map[string]int
+	}
+	resp, b = ts.postJSON(t, path, `{"dry_run":false,"confirm":true,"reason":"source asked"}`)
+	json.Unmarshal(b, &struct {
+		Status        *string         `json:"status"`
+		ReceiptID     *string         `json:"receipt_id"`
+		DestroyedAt   *string         `json:"destroyed_at"`
+		DestroyStatus *string         `json:"destroy_status"`
+		Counts        *map[string]int `json:"counts"`
+	}{&res.Status, &res.ReceiptID, &res.DestroyedAt, &res.DestroyStatus, &res.Counts})
+	if resp.StatusCode != 200 || res.Status != "destroyed" || res.DestroyStatus != "destroyed" || res.ReceiptID == "" || res.Counts["files"] != 1 || res.DestroyedAt == "" {
+		t.Fatalf("destroy: %d %s", resp.StatusCode, b)
+	}
+	resp, b2 := ts.postJSON(t, path, `{"dry_run":false,"confirm":true,"reason":"again"}`)
+	if resp.StatusCode != 200 || !strings.Contains(string(b2), `"destroy_status":"already_deleted"`) || !strings.Contains(string(b2), res.ReceiptID) {
+		t.Fatalf("repeat: %d %s", resp.StatusCode, b2)
+	}
+	resp, b = ts.do(t, "GET", fmt.Sprintf("/api/v1/record/%d", id), "", nil)
+	wantError(t, resp, b, http.StatusNotFound, "not_found")
+	resp, b = ts.do(t, "GET", "/api/v1/receipts/"+res.ReceiptID, "", nil)
+	var rc struct {
+		Kind, Document, Signature, Reason, AllowedSigners string
+	}
+	json.Unmarshal(b, &struct {
+		Kind           *string `json:"kind"`
+		Document       *string `json:"document"`
+		Signature      *string `json:"signature"`
+		Reason         *string `json:"reason"`
+		AllowedSigners *string `json:"allowed_signers"`
+	}{&rc.Kind, &rc.Document, &rc.Signature, &rc.Reason, &rc.AllowedSigners})
+	if resp.StatusCode != 200 || rc.Kind != "destroy" || rc.Reason != "source asked" || !strings.Contains(rc.Signature, "BEGIN SSH SIGNATURE") || !strings.HasPrefix(rc.AllowedSigners, "tyst ") {
+		t.Fatalf("receipt (admin): %d %s", resp.StatusCode, b)
+	}
+	resp, b = ts.do(t, "GET", "/api/v1/receipts/"+res.ReceiptID, "", nil, asToken(ts.mustUser(t, "viewer", store.RoleViewer, ""))...)
+	if resp.StatusCode != 200 || strings.Contains(string(b), "source asked") {
+		t.Fatalf("receipt (viewer) shows the reason or fails: %d %s", resp.StatusCode, b)
+	}
+	// The record's own events are redacted to their hashes; only
+	// `destroyed` still names it.
+	resp, b = ts.do(t, "GET", fmt.Sprintf("/api/v1/audit?record_id=%d", id), "", nil)
+	if resp.StatusCode != 200 || strings.Count(string(b), `"seq"`) != 1 || !strings.Contains(string(b), `"action":"destroyed"`) {
+		t.Fatalf("the record's audit: %d %s", resp.StatusCode, b)
+	}
+	resp, b = ts.do(t, "GET", "/api/v1/audit", "", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"redacted":true`) || strings.Contains(string(b), `"action":"audio_uploaded"`) {
+		t.Fatalf("audit: %d %s", resp.StatusCode, b)
+	}
+}

@@ -1,0 +1,483 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"tyst/store/signing"
+)
+
+var (
+	bucketReceipts   = []byte("receipts")
+	bucketTombstones = []byte("tombstones")
+)
+
+// Receipt kinds.
+const (
+	ReceiptExport       = "export"
+	ReceiptAudioRemoval = "audio_removal"
+	ReceiptDestroy      = "destroy"
+	ReceiptPurge        = "purge"
+)
+
+// MaxReasonRunes is the longest reason accepted; MinDecryptedReasonRunes
+// the shortest for a decrypted export.
+const (
+	MaxReasonRunes           = 1000
+	MinDecryptedReasonRunes  = 10
+	receiptIDPrefix          = "rcpt_"
+	receiptIDRandomBytes     = 16
+	receiptSigningNamespace  = signing.NamespaceReceipt
+	receiptDocumentMediaType = "application/vnd.tyst.receipt+json"
+)
+
+var receiptIDPattern = regexp.MustCompile(`^rcpt_[0-9a-f]{32}$`)
+
+// Receipt records that a record was exported, lost its audio or was
+// destroyed. Document is the JSON the newsroom's signing key signed
+// (SSHSIG, namespace tyst-receipt-v1): it holds no reason and no name, so
+// it can be shown to a source.
+type Receipt struct {
+	ID          string
+	Kind        string
+	RecordID    uint64
+	CreatedAt   time.Time
+	Counts      map[string]int
+	PackageID   string
+	AudioMode   string
+	AudioSHA256 string
+	// Reason is filled in for admins only.
+	Reason    string
+	Document  []byte
+	Signature []byte
+}
+
+// receiptDocument is what a receipt's signature covers.
+type receiptDocument struct {
+	Type        string         `json:"type"` // receiptDocumentMediaType
+	ReceiptID   string         `json:"receipt_id"`
+	Kind        string         `json:"kind"`
+	RecordID    uint64         `json:"transcript_id"`
+	Time        time.Time      `json:"time"`
+	Counts      map[string]int `json:"counts,omitempty"`
+	PackageID   string         `json:"package_id,omitempty"`
+	AudioMode   string         `json:"audio_mode,omitempty"`
+	AudioSHA256 string         `json:"audio_sha256,omitempty"`
+	SigningKey  string         `json:"signing_key"` // the fingerprint
+}
+
+// receiptRow is a receipt as stored: its id and a box.
+type receiptRow struct {
+	ID  string `json:"id"`
+	Box box    `json:"box"` // receiptSecrets
+}
+
+type receiptSecrets struct {
+	ID        string `json:"id"`
+	Document  []byte `json:"document"`
+	Signature []byte `json:"signature"`
+	Reason    string `json:"reason,omitempty"`
+	// Who may see it: as the record (DESIGN §6).
+	Sensitivity    string `json:"sensitivity"`
+	CreatedBy      uint64 `json:"created_by,omitempty"`
+	CreatedByToken uint64 `json:"created_by_token,omitempty"`
+}
+
+// newReceipt signs doc and stores it with reason, visible as acc's record.
+func (db *DB) newReceipt(tx *bolt.Tx, doc receiptDocument, reason string, acc recordAccess) (*Receipt, error) {
+	var rnd [receiptIDRandomBytes]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, err
+	}
+	doc.Type = receiptDocumentMediaType
+	doc.ReceiptID = receiptIDPrefix + hex.EncodeToString(rnd[:])
+	doc.SigningKey = db.signer.Fingerprint()
+	raw, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	raw = append(raw, '\n')
+	sig, err := db.signer.Sign(receiptSigningNamespace, bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	sec := receiptSecrets{ID: doc.ReceiptID, Document: raw, Signature: sig, Reason: reason,
+		Sensitivity: acc.Sensitivity, CreatedBy: acc.CreatedBy, CreatedByToken: acc.CreatedByToken}
+	bx, err := db.keys.sealBox(sec)
+	if err != nil {
+		return nil, err
+	}
+	if err := putJSON(tx.Bucket(bucketReceipts), []byte(doc.ReceiptID), receiptRow{ID: doc.ReceiptID, Box: bx}); err != nil {
+		return nil, err
+	}
+	return receiptFrom(sec, doc, true), nil
+}
+
+func receiptFrom(sec receiptSecrets, doc receiptDocument, withReason bool) *Receipt {
+	r := &Receipt{ID: sec.ID, Kind: doc.Kind, RecordID: doc.RecordID, CreatedAt: doc.Time, Counts: doc.Counts,
+		PackageID: doc.PackageID, AudioMode: doc.AudioMode, AudioSHA256: doc.AudioSHA256, Document: sec.Document, Signature: sec.Signature}
+	if withReason {
+		r.Reason = sec.Reason
+	}
+	return r
+}
+
+// loadReceipt reads receipt id; not_found when absent or not visible to
+// ctx's principal.
+func (db *DB) loadReceipt(ctx context.Context, tx *bolt.Tx, id string) (*Receipt, error) {
+	notFound := errorf(CodeNotFound, "receipt not found")
+	if !receiptIDPattern.MatchString(id) {
+		return nil, notFound
+	}
+	var row receiptRow
+	if ok, err := getJSON(tx.Bucket(bucketReceipts), []byte(id), &row); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, notFound
+	}
+	var sec receiptSecrets
+	if err := db.keys.openBox(row.Box, &sec); err != nil || sec.ID != id {
+		db.log.Warn("receipt unreadable", "err", fmt.Sprint(err))
+		return nil, notFound
+	}
+	if !canSee(ctx, recordAccess{Sensitivity: sec.Sensitivity, CreatedBy: sec.CreatedBy, CreatedByToken: sec.CreatedByToken}) {
+		return nil, notFound
+	}
+	var doc receiptDocument
+	if err := json.Unmarshal(sec.Document, &doc); err != nil {
+		return nil, fmt.Errorf("receipt: %w", ErrCorrupt)
+	}
+	p := PrincipalFrom(ctx)
+	return receiptFrom(sec, doc, p == nil || p.Role == RoleAdmin), nil
+}
+
+// Receipt returns receipt id, its reason only to admins. Returns
+// not_found, also for a receipt of a record the caller may not see.
+func (db *DB) Receipt(ctx context.Context, id string) (r *Receipt, err error) {
+	defer func() { err = boundary("receipt", err) }()
+	err = db.view(func(tx *bolt.Tx) error {
+		r, err = db.loadReceipt(ctx, tx, id)
+		return err
+	})
+	return r, err
+}
+
+// checkReason validates a reason for an export, removal or destroy.
+func checkReason(reason string, minRunes int) (string, error) {
+	r, err := cleanText("reason", reason, MaxReasonRunes, true)
+	if err != nil {
+		return "", err
+	}
+	if len([]rune(r)) < minRunes {
+		return "", errorf(CodeValidation, fmt.Sprintf("reason must be at least %d characters", minRunes))
+	}
+	return r, nil
+}
+
+// tombstone remembers a destroyed or purged record, so a repeated destroy
+// answers with the first receipt and an unknown id stays unknown.
+type tombstone struct {
+	Box box `json:"box"` // tombstoneSecrets
+}
+
+type tombstoneSecrets struct {
+	RecordID       uint64    `json:"record_id"`
+	ReceiptID      string    `json:"receipt_id"`
+	DestroyedAt    time.Time `json:"destroyed_at"`
+	Sensitivity    string    `json:"sensitivity"`
+	CreatedBy      uint64    `json:"created_by,omitempty"`
+	CreatedByToken uint64    `json:"created_by_token,omitempty"`
+}
+
+// DestroyRequest asks for a destroy; a dry run unless DryRun is false.
+type DestroyRequest struct {
+	DryRun  bool
+	Confirm bool
+	Reason  string
+}
+
+// Destroy statuses.
+const (
+	DestroyDryRun         = "dry_run"
+	DestroyDestroyed      = "destroyed"
+	DestroyAlreadyDeleted = "already_deleted"
+)
+
+// DestroyResult is what Destroy did or would do.
+type DestroyResult struct {
+	Status      string
+	RecordID    uint64
+	Counts      DestroyCounts // what was (or, in a dry run, would be) deleted
+	Receipt     *Receipt      // nil for a dry run
+	DestroyedAt time.Time
+}
+
+// DestroyCounts counts what a destroy deletes.
+type DestroyCounts struct {
+	Files    int `json:"files"`
+	Segments int `json:"segments"`
+	Notes    int `json:"notes"`
+}
+
+func (c DestroyCounts) asMap() map[string]int {
+	return map[string]int{"files": c.Files, "segments": c.Segments, "notes": c.Notes}
+}
+
+// Destroy deletes record id for good (DESIGN §7). In one transaction: the
+// record row — and with it the only copy of its key, so every remnant
+// becomes unreadable — its segments, notes, asset, index entries and
+// project count; its audit events are redacted to their hashes; a
+// tombstone and a signed receipt are written and `destroyed` is audited.
+// Then the blob is overwritten and removed (best effort). A dry run
+// changes nothing and says what would go. A repeat answers
+// already_deleted with the first receipt; an id that never existed (or
+// that the caller may not see) is not_found. Returns validation_error
+// without confirm and reason.
+func (db *DB) Destroy(ctx context.Context, id uint64, req DestroyRequest) (res DestroyResult, err error) {
+	defer func() { err = boundary("destroy", err) }()
+	if err := ctxErr(ctx); err != nil {
+		return res, err
+	}
+	res.RecordID = id
+	var reason string
+	if !req.DryRun {
+		if !req.Confirm {
+			return res, errorf(CodeValidation, "destroy requires confirm=true")
+		}
+		if reason, err = checkReason(req.Reason, 1); err != nil {
+			return res, err
+		}
+	}
+	var blob string
+	update := db.update
+	if req.DryRun {
+		update = db.view
+	}
+	err = update(func(tx *bolt.Tx) error {
+		l, err := db.loadRecord(ctx, tx, id)
+		if ErrorCode(err) == CodeNotFound {
+			return db.alreadyDeleted(ctx, tx, id, &res)
+		}
+		if err != nil {
+			return err
+		}
+		counts := DestroyCounts{Segments: l.acc.Segments, Notes: l.acc.Notes}
+		var a asset
+		if l.acc.AssetID != 0 {
+			counts.Files = 1
+			if a, err = db.loadAsset(tx, l); err != nil {
+				return err
+			}
+		}
+		res.Counts = counts
+		if req.DryRun {
+			res.Status = DestroyDryRun
+			return nil
+		}
+		now := db.now().UTC()
+		doc := receiptDocument{Kind: ReceiptDestroy, RecordID: id, Time: now, Counts: counts.asMap()}
+		if a.row.ID != 0 {
+			doc.AudioSHA256 = hex.EncodeToString(a.sec.SHA256)
+			blob = a.row.Blob
+		}
+		receipt, err := db.deleteRecord(ctx, tx, l, doc, reason, ActionDestroyed)
+		if err != nil {
+			return err
+		}
+		res.Status, res.Receipt, res.DestroyedAt = DestroyDestroyed, receipt, now
+		return nil
+	})
+	if err != nil || res.Status != DestroyDestroyed {
+		return res, err
+	}
+	if err := db.faultAt(FaultDestroyCommit); err != nil {
+		return res, err
+	}
+	// Freed pages still hold the record's sealed key: compact them away,
+	// so even the newsroom key opens nothing of the record from here on.
+	if _, err := db.Compact(ctx); err != nil {
+		db.log.Warn("compaction after destroy failed; the next purge compacts", "record_id", id, "err", err.Error())
+	}
+	if err := db.faultAt(FaultDestroyCompact); err != nil || blob == "" {
+		return res, err
+	}
+	// The record key is gone: what is left of the blob is unreadable even
+	// with the newsroom key. Overwrite and remove it anyway.
+	if rerr := db.blobs.remove(blob); rerr != nil {
+		db.log.Warn("blob of a destroyed record not removed; the orphan sweep will retry", "record_id", id, "err", stripPaths(rerr).Error())
+	}
+	return res, nil
+}
+
+// deleteRecord removes record l and everything of it within tx, writes its
+// tombstone and a receipt for doc, and audits action.
+func (db *DB) deleteRecord(ctx context.Context, tx *bolt.Tx, l loaded, doc receiptDocument, reason string, action string) (*Receipt, error) {
+	id := l.row.ID
+	receipt, err := db.newReceipt(tx, doc, reason, l.acc)
+	if err != nil {
+		return nil, err
+	}
+	if l.acc.AssetID != 0 {
+		if err := tx.Bucket(bucketAssets).Delete(itob(l.acc.AssetID)); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Bucket(bucketSegments).Delete(itob(id)); err != nil {
+		return nil, err
+	}
+	if err := deletePrefix(tx.Bucket(bucketNotes), itob(id)); err != nil {
+		return nil, err
+	}
+	if err := tx.Bucket(bucketProjectIndex).Delete(db.projectIndexKey(l.acc.ProjectID, id)); err != nil {
+		return nil, err
+	}
+	if err := db.countInProject(tx, l.acc, -1); err != nil {
+		return nil, err
+	}
+	if err := tx.Bucket(bucketRecords).Delete(itob(id)); err != nil {
+		return nil, err
+	}
+	if _, err := db.redactAudit(tx, id); err != nil {
+		return nil, err
+	}
+	ts, err := db.keys.sealBox(tombstoneSecrets{RecordID: id, ReceiptID: receipt.ID, DestroyedAt: doc.Time,
+		Sensitivity: l.acc.Sensitivity, CreatedBy: l.acc.CreatedBy, CreatedByToken: l.acc.CreatedByToken})
+	if err != nil {
+		return nil, err
+	}
+	if err := putJSON(tx.Bucket(bucketTombstones), itob(id), tombstone{Box: ts}); err != nil {
+		return nil, err
+	}
+	meta := map[string]any{}
+	for k, v := range doc.Counts {
+		meta[k] = v
+	}
+	if doc.Kind == ReceiptPurge {
+		meta = map[string]any{"age_days": int(doc.Time.Sub(l.acc.CreatedAt) / (24 * time.Hour)), "reason": "retention"}
+	}
+	if err := db.appendAudit(ctx, tx, AuditEvent{Action: action, RecordID: id, ProjectID: l.acc.ProjectID, Meta: meta}); err != nil {
+		return nil, err
+	}
+	return receipt, nil
+}
+
+// alreadyDeleted fills res from record id's tombstone, or returns
+// not_found when there is none the caller may see.
+func (db *DB) alreadyDeleted(ctx context.Context, tx *bolt.Tx, id uint64, res *DestroyResult) error {
+	notFound := errorf(CodeNotFound, "record not found")
+	var ts tombstone
+	if ok, err := getJSON(tx.Bucket(bucketTombstones), itob(id), &ts); err != nil {
+		return err
+	} else if !ok {
+		return notFound
+	}
+	var sec tombstoneSecrets
+	if err := db.keys.openBox(ts.Box, &sec); err != nil || sec.RecordID != id {
+		return notFound
+	}
+	if !canSee(ctx, recordAccess{Sensitivity: sec.Sensitivity, CreatedBy: sec.CreatedBy, CreatedByToken: sec.CreatedByToken}) {
+		return notFound
+	}
+	r, err := db.loadReceipt(ctx, tx, sec.ReceiptID)
+	if err != nil {
+		return err
+	}
+	res.Status, res.Receipt, res.DestroyedAt = DestroyAlreadyDeleted, r, sec.DestroyedAt
+	for k, v := range r.Counts {
+		switch k {
+		case "files":
+			res.Counts.Files = v
+		case "segments":
+			res.Counts.Segments = v
+		case "notes":
+			res.Counts.Notes = v
+		}
+	}
+	return nil
+}
+
+func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoveAudio removes record id's audio by erasure: its asset row — the
+// only copy of the asset key — goes in one transaction with a signed
+// receipt and the audit event audio_removed; then the blob is overwritten
+// and removed. A new upload may follow. Returns not_found (no such record
+// or no audio), validation_error (no confirm or reason).
+func (db *DB) RemoveAudio(ctx context.Context, id uint64, confirm bool, reason string) (r *Receipt, err error) {
+	defer func() { err = boundary("remove audio", err) }()
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	if !confirm {
+		return nil, errorf(CodeValidation, "removing audio requires confirm=true")
+	}
+	if reason, err = checkReason(reason, 1); err != nil {
+		return nil, err
+	}
+	if !db.claimUpload(id) {
+		return nil, errorf(CodeConflict, "an upload for this record is in progress")
+	}
+	defer db.releaseUpload(id)
+	var blob string
+	err = db.update(func(tx *bolt.Tx) error {
+		l, err := db.loadRecord(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if l.acc.AssetID == 0 {
+			return errorf(CodeNotFound, "record has no audio")
+		}
+		a, err := db.loadAsset(tx, l)
+		if err != nil {
+			return err
+		}
+		doc := receiptDocument{Kind: ReceiptAudioRemoval, RecordID: id, Time: db.now().UTC(),
+			Counts: map[string]int{"files": 1}, AudioSHA256: hex.EncodeToString(a.sec.SHA256)}
+		if r, err = db.newReceipt(tx, doc, reason, l.acc); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketAssets).Delete(itob(a.row.ID)); err != nil {
+			return err
+		}
+		l.acc.AssetID = 0
+		if err := db.putRecord(tx, &l); err != nil {
+			return err
+		}
+		blob = a.row.Blob
+		return db.appendAudit(ctx, tx, AuditEvent{Action: ActionAudioRemoved, RecordID: id, ProjectID: l.acc.ProjectID,
+			Meta: map[string]any{"files": 1}})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.faultAt(FaultRemoveCommitted); err != nil {
+		return r, err
+	}
+	if _, err := db.Compact(ctx); err != nil {
+		db.log.Warn("compaction after an audio removal failed; the next purge compacts", "record_id", id, "err", err.Error())
+	}
+	if rerr := db.blobs.remove(blob); rerr != nil {
+		db.log.Warn("removed audio's blob not deleted; the orphan sweep will retry", "record_id", id, "err", stripPaths(rerr).Error())
+	}
+	return r, nil
+}
