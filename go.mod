@@ -10,4 +10,7 @@ require (
 	golang.org/x/crypto v0.58.0
 )
 
-require golang.org/x/sys v0.49.0 // indirect
+require (
+	github.com/robfig/cron/v3 v3.0.1 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)

@@ -204,7 +204,7 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 	}
 	w.file = nil
 	if err := db.faultAt(FaultUploadRenamed); err != nil {
-		db.blobs.remove(w.name)
+		db.removeBlob(w.name)
 		return nil, err
 	}
 	a := asset{
@@ -242,7 +242,7 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 	if err != nil {
 		// Nothing references the blob: remove it now rather than at the
 		// next start.
-		if rerr := db.blobs.remove(w.name); rerr != nil {
+		if rerr := db.removeBlob(w.name); rerr != nil {
 			db.log.Warn("unreferenced blob not removed", "err", stripPaths(rerr))
 		}
 		return nil, err

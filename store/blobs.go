@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // blobDir is the encrypted blob directory: blobs/<ab>/<name>.bin, where
@@ -128,6 +129,40 @@ func (d *blobDir) list() ([]string, error) {
 	return names, nil
 }
 
+// modTime returns when blob name was written.
+func (d *blobDir) modTime(name string) (time.Time, error) {
+	if !blobName.MatchString(name) {
+		return time.Time{}, errors.New("store: bad blob name")
+	}
+	st, err := os.Stat(d.path(name))
+	if err != nil {
+		return time.Time{}, err
+	}
+	return st.ModTime(), nil
+}
+
+// cleanTmpOlder removes temp files last written before t (uploads a crash
+// or a lost client left), never one in progress.
+func (d *blobDir) cleanTmpOlder(t time.Time, dryRun bool) (int, error) {
+	files, err := os.ReadDir(d.tmp)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, f := range files {
+		info, err := f.Info()
+		if err != nil || !f.Type().IsRegular() || !info.ModTime().Before(t) {
+			continue
+		}
+		if dryRun {
+			n++
+		} else if err := os.Remove(filepath.Join(d.tmp, f.Name())); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // cleanTmp removes every temp file (uploads a crash interrupted).
 func (d *blobDir) cleanTmp() (int, error) {
 	files, err := os.ReadDir(d.tmp)
@@ -152,4 +187,12 @@ func syncDir(dir string) error {
 	}
 	defer f.Close()
 	return f.Sync()
+}
+
+// removeBlob overwrites and removes blob name, unless a backup is copying
+// blobs, in which case it waits for it.
+func (db *DB) removeBlob(name string) error {
+	db.removals.RLock()
+	defer db.removals.RUnlock()
+	return db.blobs.remove(name)
 }

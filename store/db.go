@@ -93,6 +93,9 @@ type DB struct {
 	// writing by Compact while it replaces the file.
 	swap      sync.RWMutex
 	compactMu sync.Mutex
+	// removals is held by every blob removal and, for writing, by Backup,
+	// so a backup copies every blob its snapshot references.
+	removals sync.RWMutex
 
 	mu        sync.Mutex
 	uploading map[uint64]bool // records with an upload in flight
@@ -238,17 +241,7 @@ func (db *DB) sweep() error {
 	if err != nil {
 		return err
 	}
-	referenced := map[string]bool{}
-	err = db.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAssets).ForEach(func(_, v []byte) error {
-			var a assetRow
-			if err := json.Unmarshal(v, &a); err != nil {
-				return err
-			}
-			referenced[a.Blob] = true
-			return nil
-		})
-	})
+	referenced, err := db.referencedBlobs()
 	if err != nil {
 		return fmt.Errorf("store: sweep: %w", err)
 	}
@@ -259,7 +252,7 @@ func (db *DB) sweep() error {
 	}
 	for _, name := range names {
 		if !referenced[name] {
-			if err := db.blobs.remove(name); err != nil {
+			if err := db.removeBlob(name); err != nil {
 				db.log.Warn("orphan blob not removed", "err", stripPaths(err))
 				continue
 			}
@@ -326,6 +319,13 @@ func getJSON(b *bolt.Bucket, key []byte, v any) (bool, error) {
 		return false, nil
 	}
 	return true, json.Unmarshal(raw, v)
+}
+
+func jsonUnmarshal(v []byte, x any) error {
+	if err := json.Unmarshal(v, x); err != nil {
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return nil
 }
 
 func putJSON(b *bolt.Bucket, key []byte, v any) error {

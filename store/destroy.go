@@ -311,7 +311,7 @@ func (db *DB) Destroy(ctx context.Context, id uint64, req DestroyRequest) (res D
 	}
 	// The record key is gone: what is left of the blob is unreadable even
 	// with the newsroom key. Overwrite and remove it anyway.
-	if rerr := db.blobs.remove(blob); rerr != nil {
+	if rerr := db.removeBlob(blob); rerr != nil {
 		db.log.Warn("blob of a destroyed record not removed; the orphan sweep will retry", "record_id", id, "err", stripPaths(rerr).Error())
 	}
 	return res, nil
@@ -476,7 +476,7 @@ func (db *DB) RemoveAudio(ctx context.Context, id uint64, confirm bool, reason s
 	if _, err := db.Compact(ctx); err != nil {
 		db.log.Warn("compaction after an audio removal failed; the next purge compacts", "record_id", id, "err", err.Error())
 	}
-	if rerr := db.blobs.remove(blob); rerr != nil {
+	if rerr := db.removeBlob(blob); rerr != nil {
 		db.log.Warn("removed audio's blob not deleted; the orphan sweep will retry", "record_id", id, "err", stripPaths(rerr).Error())
 	}
 	return r, nil

@@ -9,6 +9,7 @@ const (
 	FaultDestroyCommit   = "destroy:committed" // the record is gone from the database
 	FaultDestroyCompact  = "destroy:compacted" // freed pages are gone; the blob is not yet removed
 	FaultRemoveCommitted = "remove:committed"  // an audio removal committed; the blob is not yet removed
+	FaultPurgeRecord     = "purge:record"      // a purge is about to delete one record
 )
 
 // faultAt calls the injected fault hook, if any.

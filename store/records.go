@@ -281,17 +281,9 @@ func (db *DB) recordFrom(l loaded, s recordSecrets, audio *Audio) *Record {
 	}
 }
 
-// expiresAt is when purge may delete a record: created_at + retention, or
-// a later retain_until; never while it is on hold (zero time).
+// expiresAt is when purge may delete the record (ExpiresAt).
 func (db *DB) expiresAt(acc recordAccess) time.Time {
-	if acc.Hold {
-		return time.Time{}
-	}
-	exp := acc.CreatedAt.Add(db.retention)
-	if acc.RetainUntil.After(exp) {
-		exp = acc.RetainUntil
-	}
-	return exp
+	return ExpiresAt(acc.CreatedAt, acc.Hold, acc.RetainUntil, db.retention)
 }
 
 // Record returns record id; not_found when it does not exist or the caller

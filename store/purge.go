@@ -1,0 +1,190 @@
+package store
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ExpiresAt is when purge may delete a record created at created:
+// created + retention, or a later retainUntil; never while it is on hold
+// (the zero time). The one place that rule is written.
+func ExpiresAt(created time.Time, hold bool, retainUntil time.Time, retention time.Duration) time.Time {
+	if hold {
+		return time.Time{}
+	}
+	exp := created.Add(retention)
+	if retainUntil.After(exp) {
+		exp = retainUntil
+	}
+	return exp
+}
+
+// RetentionInfo is what a purge plan needs of a record.
+type RetentionInfo struct {
+	ID          uint64
+	CreatedAt   time.Time
+	Hold        bool
+	RetainUntil time.Time
+}
+
+// RetentionInfo lists every record the configured keys open, with what
+// decides its expiry. A record that does not open is left out: purge
+// cannot know its age, so it keeps it (verify reports it).
+func (db *DB) RetentionInfo(ctx context.Context) (out []RetentionInfo, err error) {
+	defer func() { err = boundary("retention info", err) }()
+	err = db.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var row recordRow
+			if err := json.Unmarshal(v, &row); err != nil {
+				return nil
+			}
+			l, err := db.openRecord(row)
+			if err != nil {
+				return nil
+			}
+			out = append(out, RetentionInfo{ID: row.ID, CreatedAt: l.acc.CreatedAt, Hold: l.acc.Hold, RetainUntil: l.acc.RetainUntil})
+			return nil
+		})
+	})
+	return out, err
+}
+
+// PurgeRecord deletes expired record id as destroy does — in one
+// transaction, with a tombstone, a receipt (kind purge) and the audit
+// event purged (age in days, reason retention) — and returns the name of
+// its blob for the caller to remove ("" when none). It checks the expiry
+// again inside the transaction: a record put on hold meanwhile stays.
+// Returns not_found when the record is gone, conflict when it is not
+// expired at now.
+func (db *DB) PurgeRecord(ctx context.Context, id uint64, now time.Time) (blob string, err error) {
+	defer func() { err = boundary("purge record", err) }()
+	if err := db.faultAt(FaultPurgeRecord); err != nil {
+		return "", err
+	}
+	err = db.update(func(tx *bolt.Tx) error {
+		l, err := db.loadRecord(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		exp := db.expiresAt(l.acc)
+		if exp.IsZero() || now.Before(exp) {
+			return errorf(CodeConflict, "record is not expired")
+		}
+		doc := receiptDocument{Kind: ReceiptPurge, RecordID: id, Time: now.UTC(),
+			Counts: map[string]int{"files": 0, "segments": l.acc.Segments, "notes": l.acc.Notes}}
+		if l.acc.AssetID != 0 {
+			doc.Counts["files"] = 1
+			a, err := db.loadAsset(tx, l)
+			if err != nil {
+				return err
+			}
+			doc.AudioSHA256, blob = hex.EncodeToString(a.sec.SHA256), a.row.Blob
+		}
+		_, err = db.deleteRecord(ctx, tx, l, doc, "retention", ActionPurged)
+		return err
+	})
+	return blob, err
+}
+
+// RemoveBlob overwrites and removes blob name (best effort overwrite; a
+// missing blob is no error).
+func (db *DB) RemoveBlob(name string) error {
+	return boundary("remove blob", db.removeBlob(name))
+}
+
+// PurgeSessions deletes sessions that expired before now and returns how
+// many (with dryRun, how many would go).
+func (db *DB) PurgeSessions(ctx context.Context, now time.Time, dryRun bool) (n int, err error) {
+	defer func() { err = boundary("purge sessions", err) }()
+	var dead [][]byte
+	err = db.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
+			var row sessionRow
+			if json.Unmarshal(v, &row) != nil || !now.Before(row.ExpiresAt) {
+				dead = append(dead, append([]byte(nil), k...))
+			}
+			return nil
+		})
+	})
+	if err != nil || dryRun || len(dead) == 0 {
+		return len(dead), err
+	}
+	err = db.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSessions)
+		for _, k := range dead {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return len(dead), err
+}
+
+// SweepOrphans removes blobs that no asset references and temp files of
+// uploads, both older than olderThan, so a write in progress (its temp
+// file, or its blob between rename and commit) is never touched. It returns
+// how many it removed (with dryRun, would remove) and the first error;
+// it goes on past errors.
+func (db *DB) SweepOrphans(ctx context.Context, olderThan time.Time, dryRun bool) (n int, err error) {
+	defer func() { err = boundary("sweep orphans", err) }()
+	referenced, err := db.referencedBlobs()
+	if err != nil {
+		return 0, err
+	}
+	names, err := db.blobs.list()
+	if err != nil {
+		return 0, err
+	}
+	var first error
+	for _, name := range names {
+		if referenced[name] {
+			continue
+		}
+		mod, err := db.blobs.modTime(name)
+		if err != nil || !mod.Before(olderThan) {
+			continue
+		}
+		n++
+		if dryRun {
+			continue
+		}
+		if err := db.removeBlob(name); err != nil {
+			db.log.Warn("orphan blob not removed", "err", stripPaths(err).Error())
+			n--
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	tmp, err := db.blobs.cleanTmpOlder(olderThan, dryRun)
+	n += tmp
+	if first == nil {
+		first = err
+	}
+	return n, first
+}
+
+// referencedBlobs returns the names of every blob an asset references.
+func (db *DB) referencedBlobs() (map[string]bool, error) {
+	referenced := map[string]bool{}
+	err := db.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAssets).ForEach(func(_, v []byte) error {
+			var a assetRow
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("asset row: %w", ErrCorrupt)
+			}
+			referenced[a.Blob] = true
+			return nil
+		})
+	})
+	return referenced, err
+}
