@@ -104,6 +104,7 @@ var routeClass = map[string]string{
 	"POST /api/v1/record/:id/destroy":          "editor",
 	"GET /api/v1/receipts/:receipt_id":         "viewer",
 	"GET /api/v1/audit":                        "admin",
+	"GET /api/v1/status":                       "viewer",
 	"GET /api/v1/users":                        "admin",
 	"POST /api/v1/users":                       "admin",
 	"PATCH /api/v1/users/:id":                  "admin",

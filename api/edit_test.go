@@ -196,3 +196,38 @@ func TestDestroyAndReceipt(t *testing.T) {
 		t.Fatalf("audit: %d %s", resp.StatusCode, b)
 	}
 }
+
+// TestStatus: the status answers with the signing key, storage and the
+// items each key id covers, and names no key or path.
+func TestStatus(t *testing.T) {
+	ts := mustServe(t)
+	id := ts.mustCreate(t, "s")
+	ts.upload(t, id, "audio/wav", mustRead(t, audioDir+"tone.wav"))
+	resp, b := ts.do(t, "GET", "/api/v1/status", "", nil)
+	var st struct {
+		Version    string `json:"version"`
+		SigningKey struct {
+			Fingerprint    string `json:"fingerprint"`
+			AllowedSigners string `json:"allowed_signers"`
+		} `json:"signing_key"`
+		Storage struct {
+			Blobs     int   `json:"blobs"`
+			Bytes     int64 `json:"bytes"`
+			FreeBytes int64 `json:"free_bytes"`
+		} `json:"storage"`
+		Keys struct {
+			ItemsPerKey map[string]int `json:"items_per_key"`
+		} `json:"keys"`
+		Limits struct {
+			MaxUploadBytes int64 `json:"max_upload_bytes"`
+		} `json:"limits"`
+	}
+	mustUnmarshal(t, b, &st)
+	if resp.StatusCode != 200 || st.Version != "test" || !strings.HasPrefix(st.SigningKey.Fingerprint, "SHA256:") ||
+		st.Storage.Blobs != 1 || st.Storage.Bytes == 0 || st.Storage.FreeBytes == 0 || len(st.Keys.ItemsPerKey) != 1 || st.Limits.MaxUploadBytes != store.DefaultMaxUpload {
+		t.Fatalf("status: %d %s", resp.StatusCode, b)
+	}
+	if strings.Contains(string(b), ts.dir) {
+		t.Fatal("the status names the data directory")
+	}
+}

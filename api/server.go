@@ -58,6 +58,8 @@ type Records interface {
 	Receipt(ctx context.Context, id string) (*store.Receipt, error)
 	AuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, uint64, error)
 	SigningKey() *signing.Key
+	Storage(ctx context.Context) (store.Storage, error)
+	KeyUsage(ctx context.Context) (map[string]int, error)
 }
 
 // Config configures a Server.
@@ -76,6 +78,8 @@ type Config struct {
 	SessionTTL time.Duration
 	// Now is the clock of the login rate limits; time.Now when nil.
 	Now func() time.Time
+	// Status builds GET /api/v1/status; unavailable when nil.
+	Status StatusFunc
 	// ClientIPHeader, when set, names the header in which a trusted proxy in
 	// front passes the client's address (e.g. X-Forwarded-For), for the
 	// per-client login limit. Never logged.
@@ -89,6 +93,7 @@ const DefaultBodyIdleTimeout = time.Minute
 type Server struct {
 	records   Records
 	accounts  Accounts
+	status    StatusFunc
 	log       *slog.Logger
 	version   string
 	maxUpload int64
@@ -112,6 +117,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		records:        cfg.Records,
 		accounts:       cfg.Accounts,
+		status:         cfg.Status,
 		secureCookies:  cfg.SecureCookies,
 		clientIPHeader: cfg.ClientIPHeader,
 		sessionTTL:     cfg.SessionTTL,
@@ -201,6 +207,7 @@ func (s *Server) registerRoutes() {
 	s.route("POST", "/api/v1/record/:id/destroy", editor, s.handleDestroy)
 	s.route("GET", "/api/v1/receipts/:receipt_id", viewer, s.handleReceiptGet)
 	s.route("GET", "/api/v1/audit", admin, s.handleAuditList)
+	s.route("GET", "/api/v1/status", viewer, s.handleStatus)
 	s.route("GET", "/api/v1/users", admin, s.handleUserList)
 	s.route("POST", "/api/v1/users", admin, s.handleUserCreate)
 	s.route("PATCH", "/api/v1/users/:id", admin, s.handleUserUpdate)
