@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/julienschmidt/httprouter"
-
 )
 
 // StatusReport is GET /api/v1/status (DESIGN §5): what a newsroom's IT and
