@@ -2,22 +2,11 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"os"
 
-	"tyst/store"
 	"tyst/store/fstream"
 )
-
-func runKeygen(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("keygen", "keygen", stderr)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintln(stdout, store.GenerateKey())
-	return err
-}
 
 func runDecrypt(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("decrypt [--key-file F] < IN > OUT", "decrypt [--key-file F] < IN > OUT", stderr)
