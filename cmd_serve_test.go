@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/big"
@@ -33,6 +34,10 @@ func TestServe_RefusesBadSetup(t *testing.T) {
 	dir := t.TempDir()
 	aFile := filepath.Join(dir, "a-file")
 	os.WriteFile(aFile, []byte("x"), 0o600)
+	goodKey := store.GenerateKey()
+	openKeyFile := filepath.Join(dir, "open.key")
+	os.WriteFile(openKeyFile, []byte(goodKey+"\n"), 0o600)
+	os.Chmod(openKeyFile, 0o640) // readable by the group: refused, as ssh refuses such a private key
 	for name, c := range map[string]struct {
 		env     map[string]string
 		args    []string
@@ -47,12 +52,16 @@ func TestServe_RefusesBadSetup(t *testing.T) {
 		"NonLoopback":  {nil, []string{"--listen", "0.0.0.0:0"}, "--tls-cert and --tls-key, or --allow-plain-http"},
 		"AllInterface": {nil, []string{"--listen", ":0"}, "--allow-plain-http"},
 		"TLSHalf":      {nil, []string{"--tls-cert", aFile}, "--tls-cert and --tls-key go together"},
+		"KeyFileOpen":  {nil, []string{"--key-file", openKeyFile}, "chmod 600"},
+		"KeyFileZero":  {nil, []string{"--key-file", "/dev/zero"}, "--key-file"},
+		"KeyFileDir":   {nil, []string{"--key-file", dir}, "not a regular file"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			for k, v := range c.env {
 				t.Setenv(k, v)
 			}
-			args := append([]string{"serve", "--data", filepath.Join(t.TempDir(), "d"), "--listen", "127.0.0.1:0"}, c.args...)
+			data := filepath.Join(t.TempDir(), "d")
+			args := append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, c.args...)
 			done := make(chan struct{})
 			var errOut string
 			var code int
@@ -68,8 +77,12 @@ func TestServe_RefusesBadSetup(t *testing.T) {
 			if code == 0 || !strings.Contains(errOut, c.mention) {
 				t.Fatalf("exit %d, stderr %q: want a failure naming %s", code, errOut, c.mention)
 			}
-			if strings.Contains(errOut, secret) || strings.Contains(errOut, dir) {
+			if strings.Contains(errOut, secret) || strings.Contains(errOut, goodKey) || strings.Contains(errOut, dir) {
 				t.Fatalf("stderr shows the value or a path: %q", errOut)
+			}
+			// A bad setting is found before anything is written.
+			if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("the data directory was made: %v", err)
 			}
 		})
 	}
@@ -343,4 +356,112 @@ func TestServe_AdminSocket(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "admin.sock")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("admin.sock left after shutdown: %v", err)
 	}
+}
+
+// TestServe_RefusesToGenerateBesideData: a data directory written under a
+// key is never given a new generated key when the key is forgotten.
+func TestServe_RefusesToGenerateBesideData(t *testing.T) {
+	clearKeyEnv(t)
+	data := filepath.Join(t.TempDir(), "d")
+	t.Setenv("PROJECT_FILES_KEY", store.GenerateKey())
+	if err := serveInProcess(t, "--listen", "127.0.0.1:0", "--data", data).stop(t); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PROJECT_FILES_KEY", "") // the operator forgot the key
+	_, errOut, code := runCmd(t, nil, "serve", "--listen", "127.0.0.1:0", "--data", data)
+	if code != 1 || !strings.Contains(errOut, "holds data") || !strings.Contains(errOut, "--key-file") || !strings.Contains(errOut, "PROJECT_FILES_KEY") {
+		t.Fatalf("exit %d, stderr %q: want a refusal naming --key-file and PROJECT_FILES_KEY", code, errOut)
+	}
+	if strings.Contains(errOut, data) {
+		t.Fatalf("stderr names the path: %q", errOut)
+	}
+	if _, err := os.Stat(filepath.Join(data, "files.key")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a key was generated beside existing data: %v", err)
+	}
+}
+
+// TestServe_WarnsOfGeneratedKey: while <data>/files.key exists but another
+// key is the primary, every start warns with the number of items it still
+// covers, and says it can go once it covers none.
+func TestServe_WarnsOfGeneratedKey(t *testing.T) {
+	clearKeyEnv(t)
+	start := func(t *testing.T, data string, env ...string) string {
+		t.Helper()
+		for i := 0; i < len(env); i += 2 {
+			t.Setenv(env[i], env[i+1])
+		}
+		srv := serveInProcess(t, "--listen", "127.0.0.1:0", "--data", data)
+		if err := srv.stop(t); err != nil {
+			t.Fatal(err)
+		}
+		return srv.stderr.String()
+	}
+	generated := func(t *testing.T, data string) (key, id string) {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(data, "files.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key = strings.TrimSpace(string(b))
+		id, err = store.KeyID(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return key, id
+	}
+	const covers, coversNone = "still lies beside the data and covers stored items", "covers no stored items"
+
+	t.Run("CoversItems", func(t *testing.T) {
+		data := filepath.Join(t.TempDir(), "d")
+		srv := serveInProcess(t, "--listen", "127.0.0.1:0", "--data", data) // the quick start: a generated key
+		client := authClient(firstAdmin(t, "http://"+srv.addr, srv.stderr.String))
+		resp, err := client.Post("http://"+srv.addr+"/api/v1/record", "application/json", strings.NewReader(`{"title":"t"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		srv.stop(t)
+		genKey, genID := generated(t, data)
+
+		for i := 0; i < 2; i++ { // every start
+			logs := start(t, data, "PROJECT_FILES_KEY", store.GenerateKey(), "PROJECT_FILES_OLD_KEYS", genKey)
+			line := logLine(t, logs, covers)
+			if line["key_id"] != genID || line["items"].(float64) < 3 { // the admin, the project, the record
+				t.Fatalf("warning %v: want key id %s and at least 3 items", line, genID)
+			}
+			if strings.Contains(logs, genKey) || strings.Contains(logs, data) {
+				t.Fatal("the log shows the key or the path")
+			}
+		}
+	})
+	t.Run("CoversNothing", func(t *testing.T) {
+		data := filepath.Join(t.TempDir(), "d")
+		start(t, data)
+		genKey, genID := generated(t, data)
+		logs := start(t, data, "PROJECT_FILES_KEY", store.GenerateKey(), "PROJECT_FILES_OLD_KEYS", genKey)
+		if line := logLine(t, logs, coversNone); line["key_id"] != genID || !strings.Contains(line["msg"].(string), "remove the file") {
+			t.Fatalf("warning %v: want key id %s and advice to remove the file", line, genID)
+		}
+		if strings.Contains(logs, covers) {
+			t.Fatal("warned of covered items")
+		}
+		// The same key given as PROJECT_FILES_KEY is not a leftover.
+		if logs := start(t, data, "PROJECT_FILES_KEY", genKey, "PROJECT_FILES_OLD_KEYS", ""); strings.Contains(logs, "files.key in the data directory) still") {
+			t.Fatalf("warned although files.key is the primary key:\n%s", logs)
+		}
+	})
+}
+
+// logLine returns the JSON log line whose message contains msg.
+func logLine(t *testing.T, logs, msg string) map[string]any {
+	t.Helper()
+	sc := bufio.NewScanner(strings.NewReader(logs))
+	for sc.Scan() {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) == nil && strings.Contains(fmt.Sprint(line["msg"]), msg) {
+			return line
+		}
+	}
+	t.Fatalf("no log line with %q in:\n%s", msg, logs)
+	return nil
 }
