@@ -14,14 +14,14 @@ import (
 // admin socket, or opens the database itself. Only the token goes to
 // stdout, so scripts can use $(tyst token create ...).
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return subcommandError("token", tokenUsage, args, stderr)
-	}
 	fs := newFlagSet("token create", tokenUsage, stderr)
 	dataDir := fs.String("data", envOr("TYST_DATA_DIR", "./tyst-data"), "data directory (TYST_DATA_DIR)")
 	keyFile := fs.String("key-file", envOr("TYST_KEY_FILE", ""), "file holding the newsroom key (TYST_KEY_FILE), when no server runs; else PROJECT_FILES_KEY; else <data>/files.key")
 	username := fs.String("username", "", "the account the token acts as")
 	scope := fs.String("scope", "", `"stream" limits the token to creating records, uploading and streaming; empty gives the account's full role`)
+	if err := checkSubcommand("token", "create", fs, args); err != nil {
+		return err
+	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}

@@ -169,3 +169,36 @@ func TestUserAdd_NoKey(t *testing.T) {
 		t.Fatalf("files.key was made: %v", err)
 	}
 }
+
+// TestUserAdd_Normalised: a username stored lower-cased or trimmed says so,
+// without repeating the name or the password, and the login works.
+func TestUserAdd_Normalised(t *testing.T) {
+	clearKeyEnv(t)
+	key := store.GenerateKey()
+	t.Setenv("PROJECT_FILES_KEY", key)
+	dir := t.TempDir()
+	for _, c := range []struct{ typed, stored, note string }{
+		{"Canary-Editor", "canary-editor", "stored lower-cased (logins ignore case)"},
+		{" canary-viewer\t", "canary-viewer", "stored without its surrounding spaces"},
+		{" Canary-Admin ", "canary-admin", "stored lower-cased and without its surrounding spaces"},
+		{"canary-plain", "canary-plain", ""},
+	} {
+		out, errOut, code := runUserCmd(t, passwordCanary+"\n", "add", "--data", dir, "--username", c.typed, "--role", "viewer", "--password-stdin")
+		if code != 0 || out != "" || !strings.Contains(errOut, "user created (id") {
+			t.Fatalf("%q: exit %d, stdout %q, stderr %q", c.typed, code, out, errOut)
+		}
+		if c.note == "" && strings.Contains(errOut, "stored") || !strings.Contains(errOut, c.note) {
+			t.Fatalf("%q: stderr %q, want the note %q", c.typed, errOut, c.note)
+		}
+		if strings.Contains(strings.ToLower(errOut), "canary") {
+			t.Fatalf("%q: stderr repeats the username or password: %q", c.typed, errOut)
+		}
+	}
+	db := mustOpenStore(t, dir, key)
+	defer db.Close()
+	for _, name := range []string{"canary-editor", "canary-viewer", "canary-admin"} {
+		if _, _, err := db.Login(t.Context(), name, passwordCanary, ""); err != nil {
+			t.Fatalf("login as the stored name %q: %v", name, err)
+		}
+	}
+}

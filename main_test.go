@@ -38,18 +38,9 @@ func TestVersionAndHelp(t *testing.T) {
 	if code != 0 || out != "tyst dev\n" {
 		t.Fatalf("version: %q code %d", out, code)
 	}
-	_, errOut, code := runCmd(t, nil, "serve", "--help")
-	if code != 0 {
-		t.Fatalf("serve --help exit %d", code)
-	}
-	for _, flagName := range []string{"-listen", "-data", "-key-file", "-max-upload-mb", "TYST_LISTEN", "TYST_DATA_DIR"} {
-		if !strings.Contains(errOut, flagName) {
-			t.Fatalf("serve --help does not mention %s:\n%s", flagName, errOut)
-		}
-	}
-	for _, cmd := range []string{"keygen", "decrypt"} {
-		if _, _, code := runCmd(t, nil, cmd, "--help"); code != 0 {
-			t.Fatalf("%s --help exit %d", cmd, code)
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}} {
+		if out, _, code := runCmd(t, nil, args...); code != 0 || !strings.Contains(out, "Commands:") {
+			t.Fatalf("%v: exit %d, stdout %q", args, code, out)
 		}
 	}
 	if _, errOut, code := runCmd(t, nil, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
@@ -58,7 +49,78 @@ func TestVersionAndHelp(t *testing.T) {
 	if _, _, code := runCmd(t, nil); code != 2 {
 		t.Fatalf("no command: exit %d, want 2", code)
 	}
-	if _, _, code := runCmd(t, nil, "serve", "--no-such-flag"); code != 2 {
-		t.Fatalf("bad flag: exit %d, want 2", code)
+}
+
+// commandFlags lists every subcommand and the flags its --help must show.
+var commandFlags = []struct {
+	cmd   []string
+	flags []string
+}{
+	{[]string{"serve"}, []string{"-listen", "-data", "-key-file", "-max-upload-mb", "-retention-days", "-tls-cert", "-tls-key",
+		"-allow-plain-http", "-secure-cookies", "-client-ip-header", "TYST_LISTEN", "TYST_DATA_DIR", "TYST_KEY_FILE"}},
+	{[]string{"user", "add"}, []string{"-data", "-key-file", "-username", "-role", "-password-stdin"}},
+	{[]string{"token", "create"}, []string{"-data", "-key-file", "-username", "-scope"}},
+	{[]string{"keygen"}, []string{"-out"}},
+	{[]string{"decrypt"}, []string{"-key-file", "-out"}},
+	{[]string{"version"}, nil},
+}
+
+// TestHelp: every subcommand's --help (and "tyst help <command>") exits 0
+// and lists the command's flags; a command without flags shows no empty
+// flags heading.
+func TestHelp(t *testing.T) {
+	clearKeyEnv(t)
+	for _, c := range commandFlags {
+		name := strings.Join(c.cmd, " ")
+		for _, args := range [][]string{
+			append(append([]string{}, c.cmd...), "--help"),
+			append(append([]string{}, c.cmd...), "-h"),
+			{"help", c.cmd[0]},
+			{c.cmd[0], "--help"},
+		} {
+			out, errOut, code := runCmd(t, nil, args...)
+			if code != 0 || out != "" || !strings.Contains(errOut, "Usage: tyst "+name) {
+				t.Fatalf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+			}
+			for _, f := range c.flags {
+				if !strings.Contains(errOut, f) {
+					t.Fatalf("%v does not list %s:\n%s", args, f, errOut)
+				}
+			}
+			if hasHeading := strings.Contains(errOut, "Flags"); hasHeading != (len(c.flags) > 0) {
+				t.Fatalf("%v: a Flags heading %v, flags %v:\n%s", args, hasHeading, c.flags, errOut)
+			}
+		}
+	}
+}
+
+// TestFlagErrors: a mistake on the command line exits 2 and is said once,
+// naming the flag but not the value given.
+func TestFlagErrors(t *testing.T) {
+	clearKeyEnv(t)
+	for _, c := range commandFlags {
+		args := append(append([]string{}, c.cmd...), "--no-such-flag")
+		out, errOut, code := runCmd(t, nil, args...)
+		if code != 2 || out != "" || strings.Count(errOut, "flag provided but not defined: -no-such-flag") != 1 {
+			t.Fatalf("%v: exit %d, stdout %q, stderr %q: want the error once, exit 2", args, code, out, errOut)
+		}
+		if strings.Contains(errOut, "Usage:") {
+			t.Fatalf("%v: the whole help buries the error:\n%s", args, errOut)
+		}
+	}
+	for _, args := range [][]string{
+		{"serve", "--max-upload-mb", "SECRET-value"},
+		{"serve", "--allow-plain-http=SECRET-value"},
+		{"decrypt", "SECRET-value"},
+		{"keygen", "SECRET-value"},
+		{"serve", "--=SECRET-value"},
+	} {
+		_, errOut, code := runCmd(t, nil, args...)
+		if code != 2 || strings.Contains(errOut, "SECRET") || strings.Count(errOut, "tyst:") != 1 {
+			t.Fatalf("%v: exit %d, stderr %q: want exit 2, one error, no value", args, code, errOut)
+		}
+	}
+	if _, errOut, code := runCmd(t, nil, "serve", "--max-upload-mb", "x"); !strings.Contains(errOut, "-max-upload-mb") || code != 2 {
+		t.Fatalf("bad value: exit %d, %q does not name the flag", code, errOut)
 	}
 }
