@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"tyst/store"
 )
@@ -42,33 +39,7 @@ func TestServe_NotDumpable(t *testing.T) {
 		uid = 65534
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	serving := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var l struct{ Msg string }
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "tyst serving" {
-				serving <- true
-			}
-		}
-		close(serving)
-	}()
-	select {
-	case ok := <-serving:
-		if !ok {
-			t.Fatal("serve exited before serving")
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not start")
-	}
+	startServing(t, cmd)
 
 	proc := "/proc/" + strconv.Itoa(cmd.Process.Pid)
 	status, err := os.ReadFile(proc + "/status")
