@@ -202,3 +202,18 @@ func TestUserAdd_Normalised(t *testing.T) {
 		}
 	}
 }
+
+// TestUserAdd_BadKey: offline, a malformed key stops user add before it
+// makes the data directory.
+func TestUserAdd_BadKey(t *testing.T) {
+	clearKeyEnv(t)
+	t.Setenv("PROJECT_FILES_KEY", "SECRET-not-a-key")
+	dir := filepath.Join(t.TempDir(), "new")
+	_, errOut, code := runUserCmd(t, passwordCanary+"\n", "add", "--data", dir, "--username", "ed", "--role", "editor", "--password-stdin")
+	if code != 1 || !strings.Contains(errOut, "PROJECT_FILES_KEY") || strings.Contains(errOut, "SECRET") {
+		t.Fatalf("exit %d: %q", code, errOut)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the data directory was made: %v", err)
+	}
+}
