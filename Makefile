@@ -5,8 +5,8 @@ PKG     ?= ./store/sniff
 
 .PHONY: run test bench fuzz build release clean
 
-run: ## start the server on 127.0.0.1:8080 with data in ./tyst-data
-	go run . serve
+run: build ## build, then start ./tyst serve on 127.0.0.1:8080 with data in ./tyst-data
+	./tyst serve
 
 test: ## vet, format check and every test with the race detector
 	go vet ./...

@@ -11,6 +11,6 @@ require (
 )
 
 require (
-	github.com/robfig/cron/v3 v3.0.1 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	github.com/robfig/cron/v3 v3.0.1
+	golang.org/x/sys v0.49.0
 )

@@ -28,15 +28,15 @@ const (
 // socket, or opens the database itself. The password comes from stdin only.
 // Nothing is printed on stdout; stderr gets the new user's id.
 func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "add" {
-		return subcommandError("user", userUsage, args, stderr)
-	}
 	fs := newFlagSet("user add", userUsage, stderr)
 	dataDir := fs.String("data", envOr("TYST_DATA_DIR", "./tyst-data"), "data directory (TYST_DATA_DIR)")
 	keyFile := fs.String("key-file", envOr("TYST_KEY_FILE", ""), "file holding the newsroom key (TYST_KEY_FILE), when no server runs; else PROJECT_FILES_KEY; else <data>/files.key")
 	username := fs.String("username", "", "the new account's name: 2 to 64 of a-z, 0-9, dot, dash, underscore")
 	role := fs.String("role", "", "admin, editor or viewer")
 	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of stdin (required: passwords never go on the command line)")
+	if err := checkSubcommand("user", "add", fs, args); err != nil {
+		return err
+	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -67,63 +67,39 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return fmt.Errorf("user add: %w", err)
 	}
-	_, err = fmt.Fprintf(stderr, "user created (id %d)\n", resp.UserID)
+	_, err = fmt.Fprintf(stderr, "user created (id %d)%s\n", resp.UserID, usernameNote(*username))
 	return err
 }
 
-// runToken handles `tyst token create`: it asks a running server over the
-// admin socket, or opens the database itself. Only the token goes to
-// stdout, so scripts can use $(tyst token create ...).
-func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return subcommandError("token", tokenUsage, args, stderr)
-	}
-	fs := newFlagSet("token create", tokenUsage, stderr)
-	dataDir := fs.String("data", envOr("TYST_DATA_DIR", "./tyst-data"), "data directory (TYST_DATA_DIR)")
-	keyFile := fs.String("key-file", envOr("TYST_KEY_FILE", ""), "file holding the newsroom key (TYST_KEY_FILE), when no server runs; else PROJECT_FILES_KEY; else <data>/files.key")
-	username := fs.String("username", "", "the account the token acts as")
-	scope := fs.String("scope", "", `"stream" limits the token to creating records, uploading and streaming; empty gives the account's full role`)
-	label := fs.String("label", "", `a name for the token shown in lists, e.g. "field box 3"`)
-	if err := parseFlags(fs, args[1:]); err != nil {
-		return err
-	}
+// usernameNote says how the store normalised the username the operator
+// typed, without repeating it: tyst prints no usernames.
+func usernameNote(typed string) string {
+	trimmed := strings.TrimSpace(typed)
+	lower := strings.ToLower(trimmed)
 	switch {
-	case *username == "":
-		return &usageError{"--username is required"}
-	case *scope != "" && *scope != store.ScopeStream:
-		return &usageError{"--scope must be stream or empty"}
+	case trimmed != typed && lower != trimmed:
+		return "; the username was stored lower-cased and without its surrounding spaces (logins ignore case)"
+	case lower != trimmed:
+		return "; the username was stored lower-cased (logins ignore case)"
+	case trimmed != typed:
+		return "; the username was stored without its surrounding spaces"
 	}
-
-	req := adminsock.Request{Op: adminsock.OpTokenCreate, Username: *username, Scope: *scope, Label: *label}
-	resp, err := adminsock.Call(*dataDir, req)
-	if errors.Is(err, adminsock.ErrNoServer) {
-		resp.TokenID, err = offline(*dataDir, *keyFile, false, stderr, func(db *store.DB) (uint64, error) {
-			secret, t, err := db.CreateToken(ctx, *username, *scope, *label)
-			if err != nil {
-				return 0, err
-			}
-			resp.Token = secret
-			return t.ID, nil
-		})
-	}
-	if err != nil {
-		return fmt.Errorf("token create: %w", err)
-	}
-	_, err = fmt.Fprintln(stdout, resp.Token)
-	return err
+	return ""
 }
 
-// subcommandError answers a missing or unknown subcommand of cmd.
-func subcommandError(cmd, synopsis string, args []string, stderr io.Writer) error {
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-		fmt.Fprintf(stderr, "Usage: tyst %s\n", synopsis)
+// checkSubcommand checks that args start with cmd's only subcommand sub.
+// For "tyst cmd --help" it prints fs's help, the subcommand's flags.
+func checkSubcommand(cmd, sub string, fs *flag.FlagSet, args []string) error {
+	switch {
+	case len(args) == 0:
+		return &usageError{fmt.Sprintf("%s: no subcommand given: the command is tyst %s %s (tyst %s --help lists its flags)", cmd, cmd, sub, cmd)}
+	case args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help":
+		fs.Usage()
 		return flag.ErrHelp
+	case args[0] != sub:
+		return &usageError{fmt.Sprintf("%s: unknown subcommand: the command is tyst %s %s (tyst %s --help lists its flags)", cmd, cmd, sub, cmd)}
 	}
-	fmt.Fprintf(stderr, "Usage: tyst %s\n", synopsis)
-	if len(args) == 0 {
-		return &usageError{cmd + ": no subcommand given"}
-	}
-	return &usageError{fmt.Sprintf("%s: unknown subcommand %q", cmd, args[0])}
+	return nil
 }
 
 // readPassword returns the first line of stdin without its line ending.
@@ -145,16 +121,16 @@ func readPassword(stdin io.Reader) (string, error) {
 // directory may be created (user add may set up a new one; token create
 // needs an existing one).
 func offline(dataDir, keyFile string, create bool, stderr io.Writer, do func(*store.DB) (uint64, error)) (uint64, error) {
-	if create {
-		if err := os.MkdirAll(dataDir, 0o700); err != nil {
-			return 0, errors.New("data directory (--data / TYST_DATA_DIR) cannot be created: permission denied or not a directory")
-		}
-	} else if st, err := os.Stat(dataDir); err != nil || !st.IsDir() {
+	if st, err := os.Stat(dataDir); !create && (err != nil || !st.IsDir()) {
 		return 0, errors.New("data directory (--data / TYST_DATA_DIR) does not exist or is not a directory")
 	}
+	// The keys before a new directory: a malformed key leaves none behind.
 	keys, src, err := loadKeys(keyFile, dataDir, false) // a key made here would not be the server's
 	if err != nil {
 		return 0, err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return 0, errors.New("data directory (--data / TYST_DATA_DIR) cannot be created: permission denied or not a directory")
 	}
 	if src == store.KeyFromDataDir {
 		fmt.Fprintln(stderr, "warning: no newsroom key given (PROJECT_FILES_KEY or --key-file): using the generated files.key in the data directory, as `tyst serve` does")

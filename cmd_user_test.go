@@ -1,18 +1,13 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-	"tyst/internal/testlog"
 
-	"tyst/adminsock"
 	"tyst/store"
 )
 
@@ -145,36 +140,6 @@ func TestUserAdd_Errors(t *testing.T) {
 	}
 }
 
-func TestToken_Errors(t *testing.T) {
-	clearKeyEnv(t)
-	t.Setenv("PROJECT_FILES_KEY", store.GenerateKey())
-	dir := t.TempDir()
-	for name, c := range map[string]struct {
-		args    []string
-		code    int
-		mention string
-	}{
-		"ErrNoSuchUser": {[]string{"create", "--data", dir, "--username", userCanary}, 1, "not_found"},
-		"ErrBadScope":   {[]string{"create", "--data", dir, "--username", userCanary, "--scope", "all"}, 2, "--scope"},
-		"ErrNoUsername": {[]string{"create", "--data", dir}, 2, "--username"},
-		"ErrNoDataDir":  {[]string{"create", "--data", filepath.Join(dir, "missing"), "--username", userCanary}, 1, "does not exist"},
-		"ErrUnknownSub": {[]string{"revoke"}, 2, "unknown subcommand"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			out, errOut, code := runTokenCmd(t, c.args...)
-			if code != c.code || out != "" || !strings.Contains(errOut, c.mention) {
-				t.Fatalf("exit %d (want %d), stdout %q, stderr %q (want a mention of %s)", code, c.code, out, errOut, c.mention)
-			}
-			if strings.Contains(errOut, userCanary) || strings.Contains(errOut, dir) {
-				t.Fatalf("stderr shows the username or a path: %q", errOut)
-			}
-		})
-	}
-	if _, err := os.Stat(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("token create made a data directory: %v", err)
-	}
-}
-
 func TestUserAndToken_Help(t *testing.T) {
 	for _, c := range []struct {
 		run     func() (string, string, int)
@@ -191,77 +156,6 @@ func TestUserAndToken_Help(t *testing.T) {
 	}
 }
 
-// TestTokenCreate_RunningServer: while a server holds the database, token
-// create and user add go over the admin socket. The "server" is the store
-// and adminsock.Serve, as serve wires them.
-func TestTokenCreate_RunningServer(t *testing.T) {
-	clearKeyEnv(t)
-	serverKey := store.GenerateKey()
-	t.Setenv("PROJECT_FILES_KEY", store.GenerateKey()) // the CLI's key does not matter over the socket
-	dir := t.TempDir()
-	db := mustOpenStore(t, dir, serverKey)
-	defer db.Close()
-	ln, err := adminsock.Listen(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs testlog.Buffer
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- adminsock.Serve(ctx, ln, db, slog.New(slog.NewJSONHandler(&logs, nil))) }()
-	stopAdmin := func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("Serve did not stop")
-		}
-	}
-	defer cancel()
-
-	out, errOut, code := runUserCmd(t, passwordCanary+"\n", "add", "--data", dir, "--username", userCanary, "--role", "viewer", "--password-stdin")
-	if code != 0 || out != "" || !strings.Contains(errOut, "user created (id 1)") {
-		t.Fatalf("user add: exit %d, stdout %q, stderr %q", code, out, errOut)
-	}
-	if _, errOut, code := runUserCmd(t, passwordCanary+"\n", "add", "--data", dir, "--username", userCanary, "--role", "viewer", "--password-stdin"); code != 1 || !strings.Contains(errOut, "taken") {
-		t.Fatalf("duplicate over the socket: exit %d, %q", code, errOut)
-	}
-	out, errOut, code = runTokenCmd(t, "create", "--data", dir, "--username", userCanary, "--scope", "stream")
-	if code != 0 || strings.Count(out, "\n") != 1 {
-		t.Fatalf("token create: exit %d, stdout %q, stderr %q", code, out, errOut)
-	}
-	token := strings.TrimSuffix(out, "\n")
-	p, err := db.Authenticate(t.Context(), token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.UserID != 1 || p.Role != store.RoleViewer || p.Scope != store.ScopeStream {
-		t.Fatalf("principal %+v", p)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "files.key")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the CLI touched the keys while a server ran: %v", err)
-	}
-	stopAdmin()
-	for _, canary := range []string{userCanary, passwordCanary, token} {
-		if strings.Contains(logs.String(), canary) || strings.Contains(errOut, canary) {
-			t.Fatalf("logs or stderr show %q:\n%s", canary, logs.String())
-		}
-	}
-
-	// The socket is gone but the database is still held: a clear error, not a hang.
-	start := time.Now()
-	out, errOut, code = runTokenCmd(t, "create", "--data", dir, "--username", userCanary)
-	if code != 1 || out != "" || !strings.Contains(errOut, "held by another tyst process") {
-		t.Fatalf("locked database: exit %d, stdout %q, stderr %q", code, out, errOut)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Fatalf("locked database took %v", d)
-	}
-}
-
 // TestUserAdd_NoKey: offline, without a key, the tools refuse rather than
 // make a key of their own that the server would not use.
 func TestUserAdd_NoKey(t *testing.T) {
@@ -273,5 +167,53 @@ func TestUserAdd_NoKey(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "files.key")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("files.key was made: %v", err)
+	}
+}
+
+// TestUserAdd_Normalised: a username stored lower-cased or trimmed says so,
+// without repeating the name or the password, and the login works.
+func TestUserAdd_Normalised(t *testing.T) {
+	clearKeyEnv(t)
+	key := store.GenerateKey()
+	t.Setenv("PROJECT_FILES_KEY", key)
+	dir := t.TempDir()
+	for _, c := range []struct{ typed, stored, note string }{
+		{"Canary-Editor", "canary-editor", "stored lower-cased (logins ignore case)"},
+		{" canary-viewer\t", "canary-viewer", "stored without its surrounding spaces"},
+		{" Canary-Admin ", "canary-admin", "stored lower-cased and without its surrounding spaces"},
+		{"canary-plain", "canary-plain", ""},
+	} {
+		out, errOut, code := runUserCmd(t, passwordCanary+"\n", "add", "--data", dir, "--username", c.typed, "--role", "viewer", "--password-stdin")
+		if code != 0 || out != "" || !strings.Contains(errOut, "user created (id") {
+			t.Fatalf("%q: exit %d, stdout %q, stderr %q", c.typed, code, out, errOut)
+		}
+		if c.note == "" && strings.Contains(errOut, "stored") || !strings.Contains(errOut, c.note) {
+			t.Fatalf("%q: stderr %q, want the note %q", c.typed, errOut, c.note)
+		}
+		if strings.Contains(strings.ToLower(errOut), "canary") {
+			t.Fatalf("%q: stderr repeats the username or password: %q", c.typed, errOut)
+		}
+	}
+	db := mustOpenStore(t, dir, key)
+	defer db.Close()
+	for _, name := range []string{"canary-editor", "canary-viewer", "canary-admin"} {
+		if _, _, err := db.Login(t.Context(), name, passwordCanary, ""); err != nil {
+			t.Fatalf("login as the stored name %q: %v", name, err)
+		}
+	}
+}
+
+// TestUserAdd_BadKey: offline, a malformed key stops user add before it
+// makes the data directory.
+func TestUserAdd_BadKey(t *testing.T) {
+	clearKeyEnv(t)
+	t.Setenv("PROJECT_FILES_KEY", "SECRET-not-a-key")
+	dir := filepath.Join(t.TempDir(), "new")
+	_, errOut, code := runUserCmd(t, passwordCanary+"\n", "add", "--data", dir, "--username", "ed", "--role", "editor", "--password-stdin")
+	if code != 1 || !strings.Contains(errOut, "PROJECT_FILES_KEY") || strings.Contains(errOut, "SECRET") {
+		t.Fatalf("exit %d: %q", code, errOut)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the data directory was made: %v", err)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"syscall"
 	"time"
 
 	"tyst/adminsock"
@@ -92,22 +91,20 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	// Plaintext audio passes through memory; a core dump would put it on disk.
-	if err := syscall.Setrlimit(syscall.RLIMIT_CORE, &syscall.Rlimit{}); err != nil {
-		return fmt.Errorf("cannot disable core dumps: %w", err)
+	// Plaintext audio passes through memory: no core dump may hold it, no
+	// other process of this user may read it.
+	if err := noDump(); err != nil {
+		return err
 	}
 
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
-		return errors.New("data directory (--data / TYST_DATA_DIR) cannot be created: permission denied or not a directory")
-	}
+	// The keys before the data directory: a malformed key leaves none behind.
 	keys, src, err := loadKeys(cfg.keyFile, cfg.dataDir, true)
 	if err != nil {
 		return err
 	}
-	if src == store.KeyFromDataDir {
-		log.Warn("NO NEWSROOM KEY GIVEN: using a generated key stored beside the data (files.key in the data directory). " +
-			"Anyone who copies the data directory can read everything. Set PROJECT_FILES_KEY or --key-file for production; see the README.")
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+		return errors.New("data directory (--data / TYST_DATA_DIR) cannot be created: permission denied or not a directory")
 	}
 	db, err := store.Open(cfg.dataDir, store.Options{
 		Keys:      keys,
@@ -133,14 +130,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	// Deferred after db.Close, so it runs before it: admin requests in flight
 	// finish and the socket file is removed, then the database closes.
 	defer func() { stopAdmin(); <-adminDone }()
-	usage, err := db.KeyUsage(ctx)
-	if err != nil {
+	if err := warnKeys(ctx, log, db, keys, src, cfg.dataDir); err != nil {
 		return err
-	}
-	for id, n := range usage {
-		if !keys.Known(id) && n > 0 {
-			log.Warn("stored items are wrapped by a newsroom key that is not configured: add it to PROJECT_FILES_OLD_KEYS", "key_id", id, "items", n)
-		}
 	}
 
 	srv := &http.Server{
