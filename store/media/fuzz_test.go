@@ -1,11 +1,11 @@
-package sniff_test
+package media_test
 
 import (
 	"errors"
 	"math"
 	"testing"
 
-	"tyst/store/sniff"
+	"tyst/store/media"
 )
 
 // FuzzSniff feeds arbitrary bytes to Detect, Resolve and WAVDurationMS. Seeds
@@ -15,36 +15,36 @@ import (
 // takes longer than a whole -fuzztime run.
 func FuzzSniff(f *testing.F) {
 	canonical := map[string]bool{
-		sniff.WAV: true, sniff.MP3: true, sniff.MP4: true,
-		sniff.AAC: true, sniff.OGG: true, sniff.WebM: true,
+		media.WAV: true, media.MP3: true, media.MP4: true,
+		media.AAC: true, media.OGG: true, media.WebM: true,
 	}
 	declared := []string{
 		"", "application/octet-stream", "text/plain",
-		sniff.WAV, sniff.MP3, sniff.MP4, sniff.AAC, sniff.OGG, sniff.WebM,
+		media.WAV, media.MP3, media.MP4, media.AAC, media.OGG, media.WebM,
 		"audio/x-wav", "video/webm; codecs=opus",
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got := sniff.Detect(data)
+		got := media.Detect(data)
 		if got != "" && !canonical[got] {
 			t.Fatalf("Detect=%q, not a canonical type", got)
 		}
-		if len(data) > sniff.HeadSize {
-			if head := sniff.Detect(data[:sniff.HeadSize]); head != got {
+		if len(data) > media.HeadSize {
+			if head := media.Detect(data[:media.HeadSize]); head != got {
 				t.Fatalf("Detect=%q, but %q on the first HeadSize bytes", got, head)
 			}
 		}
-		if ext := sniff.Ext(got); (ext == "bin") != (got == "") {
+		if ext := media.Ext(got); (ext == "bin") != (got == "") {
 			t.Fatalf("Ext(%q)=%q", got, ext)
 		}
 
 		for _, d := range declared {
-			mimeType, err := sniff.Resolve(d, data)
+			mimeType, err := media.Resolve(d, data)
 			switch {
 			case err == nil:
 				if mimeType != got {
 					t.Fatalf("Resolve(%q)=%q, but Detect=%q", d, mimeType, got)
 				}
-			case !errors.Is(err, sniff.ErrUnsupported) && !errors.Is(err, sniff.ErrMismatch):
+			case !errors.Is(err, media.ErrUnsupported) && !errors.Is(err, media.ErrMismatch):
 				t.Fatalf("Resolve(%q) err=%v, not a sentinel", d, err)
 			case mimeType != "":
 				t.Fatalf("Resolve(%q)=(%q, %v), want \"\" with an error", d, mimeType, err)
@@ -52,14 +52,14 @@ func FuzzSniff(f *testing.F) {
 		}
 
 		for _, total := range []int64{0, int64(len(data)), int64(len(data)) + 1<<20, math.MaxInt64, -1} {
-			ms, ok := sniff.WAVDurationMS(data, total)
+			ms, ok := media.WAVDurationMS(data, total)
 			if ms < 0 {
 				t.Fatalf("WAVDurationMS(total %d)=%d, negative", total, ms)
 			}
 			if !ok && ms != 0 {
 				t.Fatalf("WAVDurationMS(total %d)=(%d, false), want 0", total, ms)
 			}
-			if ok && got != sniff.WAV {
+			if ok && got != media.WAV {
 				t.Fatalf("WAVDurationMS(total %d) ok, but Detect=%q", total, got)
 			}
 		}

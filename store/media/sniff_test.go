@@ -1,4 +1,4 @@
-package sniff_test
+package media_test
 
 import (
 	"encoding/binary"
@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"tyst/store/sniff"
+	"tyst/store/media"
 )
 
 // audioDir holds the real audio files made by testdata/audio/make.sh.
@@ -20,13 +20,13 @@ var realFiles = []struct {
 	name string
 	want string
 }{
-	{"tone.wav", sniff.WAV},
-	{"tone.mp3", sniff.MP3},
-	{"tone-noid3.mp3", sniff.MP3},
-	{"tone.m4a", sniff.MP4},
-	{"tone.aac", sniff.AAC},
-	{"tone.ogg", sniff.OGG},
-	{"tone.webm", sniff.WebM},
+	{"tone.wav", media.WAV},
+	{"tone.mp3", media.MP3},
+	{"tone-noid3.mp3", media.MP3},
+	{"tone.m4a", media.MP4},
+	{"tone.aac", media.AAC},
+	{"tone.ogg", media.OGG},
+	{"tone.webm", media.WebM},
 }
 
 // badFiles lists every file in audioDir/bad and the type its name claims.
@@ -51,13 +51,13 @@ func mustReadFile(tb testing.TB, name string) []byte {
 	return b
 }
 
-// mustReadHead returns at most the first sniff.HeadSize bytes of a file under
+// mustReadHead returns at most the first media.HeadSize bytes of a file under
 // audioDir, as a caller peeking an upload would.
 func mustReadHead(tb testing.TB, name string) []byte {
 	tb.Helper()
 	b := mustReadFile(tb, name)
-	if len(b) > sniff.HeadSize {
-		b = b[:sniff.HeadSize]
+	if len(b) > media.HeadSize {
+		b = b[:media.HeadSize]
 	}
 	return b
 }
@@ -97,7 +97,7 @@ func TestDetect(t *testing.T) {
 	t.Run("RealFiles", func(t *testing.T) {
 		for _, tt := range realFiles {
 			t.Run(tt.name, func(t *testing.T) {
-				if got, want := sniff.Detect(mustReadHead(t, tt.name)), tt.want; got != want {
+				if got, want := media.Detect(mustReadHead(t, tt.name)), tt.want; got != want {
 					t.Fatalf("Detect=%q, want %q", got, want)
 				}
 			})
@@ -107,7 +107,7 @@ func TestDetect(t *testing.T) {
 	t.Run("MalformedFilesMatchNothing", func(t *testing.T) {
 		for _, tt := range badFiles {
 			t.Run(tt.name, func(t *testing.T) {
-				if got := sniff.Detect(mustReadHead(t, filepath.Join("bad", tt.name))); got != "" {
+				if got := media.Detect(mustReadHead(t, filepath.Join("bad", tt.name))); got != "" {
 					t.Fatalf("Detect=%q, want \"\"", got)
 				}
 			})
@@ -121,7 +121,7 @@ func TestDetect(t *testing.T) {
 			t.Fatalf("tone.mp3[20]=%#x, want %#x (frame after a 20-byte tag)", got, want)
 		}
 		head := append(append([]byte{}, mp3[:20]...), mustReadFile(t, "tone.aac")...)
-		if got, want := sniff.Detect(head), sniff.AAC; got != want {
+		if got, want := media.Detect(head), media.AAC; got != want {
 			t.Fatalf("Detect=%q, want %q", got, want)
 		}
 	})
@@ -131,7 +131,7 @@ func TestDetect(t *testing.T) {
 		head := []byte("ID3\x04\x00\x00\x00\x00\x7f\x00")
 		head = append(head, make([]byte, 16256)...)
 		head = append(head, mustReadFile(t, "tone.aac")...)
-		if got, want := sniff.Detect(head), sniff.MP3; got != want {
+		if got, want := media.Detect(head), media.MP3; got != want {
 			t.Fatalf("Detect=%q, want %q", got, want)
 		}
 	})
@@ -144,23 +144,23 @@ func TestDetect(t *testing.T) {
 		}{
 			{"EmptyIsNothing", "", ""},
 			{"RIFFWithoutWAVEIsNothing", "RIFF\x00\x00\x00\x00AVI ", ""},
-			{"RIFFWAVEIsWAV", "RIFF\x00\x00\x00\x00WAVE", sniff.WAV},
+			{"RIFFWAVEIsWAV", "RIFF\x00\x00\x00\x00WAVE", media.WAV},
 			{"ShortRIFFIsNothing", "RIFF\x00\x00\x00\x00WAV", ""},
-			{"FtypIsMP4", "\x00\x00\x00\x18ftypisom", sniff.MP4},
-			{"OggSIsOGG", "OggS\x00", sniff.OGG},
-			{"EBMLIsWebM", "\x1a\x45\xdf\xa3", sniff.WebM},
-			{"ID3v2IsMP3", "ID3\x03\x00\x00\x00\x00\x00\x00", sniff.MP3},
+			{"FtypIsMP4", "\x00\x00\x00\x18ftypisom", media.MP4},
+			{"OggSIsOGG", "OggS\x00", media.OGG},
+			{"EBMLIsWebM", "\x1a\x45\xdf\xa3", media.WebM},
+			{"ID3v2IsMP3", "ID3\x03\x00\x00\x00\x00\x00\x00", media.MP3},
 			{"ShortID3IsNothing", "ID3\x03", ""},
 			{"ID3BadSizeIsNothing", "ID3\x03\x00\x00\x80\x00\x00\x00", ""},
-			{"MPEG1Layer3IsMP3", "\xff\xfb\x90\x00", sniff.MP3},
-			{"MPEG2Layer3IsMP3", "\xff\xf3\x48\xc4", sniff.MP3},
-			{"MPEG25Layer3IsMP3", "\xff\xe3\x18\xc4", sniff.MP3},
-			{"MPEG1Layer2IsMP3", "\xff\xfd\x90\x00", sniff.MP3},
+			{"MPEG1Layer3IsMP3", "\xff\xfb\x90\x00", media.MP3},
+			{"MPEG2Layer3IsMP3", "\xff\xf3\x48\xc4", media.MP3},
+			{"MPEG25Layer3IsMP3", "\xff\xe3\x18\xc4", media.MP3},
+			{"MPEG1Layer2IsMP3", "\xff\xfd\x90\x00", media.MP3},
 			{"MPEGReservedVersionIsNothing", "\xff\xeb\x90\x00", ""},
 			{"MPEGBadBitrateIsNothing", "\xff\xfb\xf0\x00", ""},
 			{"MPEGReservedRateIsNothing", "\xff\xfb\x9c\x00", ""},
-			{"ADTSMPEG4IsAAC", "\xff\xf1\x60\x40", sniff.AAC},
-			{"ADTSMPEG2IsAAC", "\xff\xf9\x60\x40", sniff.AAC},
+			{"ADTSMPEG4IsAAC", "\xff\xf1\x60\x40", media.AAC},
+			{"ADTSMPEG2IsAAC", "\xff\xf9\x60\x40", media.AAC},
 			{"ADTSReservedRateIsNothing", "\xff\xf1\x78\x40", ""},
 			{"MPEG25Layer0IsNothing", "\xff\xe1\x60\x40", ""},
 			{"FrameSyncAloneIsNothing", "\xff\xfb", ""},
@@ -168,7 +168,7 @@ func TestDetect(t *testing.T) {
 			{"TextIsNothing", "hello, world", ""},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
-				if got, want := sniff.Detect([]byte(tt.head)), tt.want; got != want {
+				if got, want := media.Detect([]byte(tt.head)), tt.want; got != want {
 					t.Fatalf("Detect(%q)=%q, want %q", tt.head, got, want)
 				}
 			})
@@ -189,52 +189,52 @@ func TestCanonical(t *testing.T) {
 		{"Application/Octet-Stream; name=x", "", true, true},
 		{"binary/octet-stream", "", true, true},
 
-		{"audio/wav", sniff.WAV, false, true},
-		{"audio/WAV; codecs=1", sniff.WAV, false, true},
-		{" audio/wave ", sniff.WAV, false, true},
-		{"audio/x-wav", sniff.WAV, false, true},
-		{"audio/vnd.wave", sniff.WAV, false, true},
-		{"audio/vnd.wave; codec=1", sniff.WAV, false, true},
-		{"audio/x-pn-wav", sniff.WAV, false, true},
+		{"audio/wav", media.WAV, false, true},
+		{"audio/WAV; codecs=1", media.WAV, false, true},
+		{" audio/wave ", media.WAV, false, true},
+		{"audio/x-wav", media.WAV, false, true},
+		{"audio/vnd.wave", media.WAV, false, true},
+		{"audio/vnd.wave; codec=1", media.WAV, false, true},
+		{"audio/x-pn-wav", media.WAV, false, true},
 
-		{"audio/mpeg", sniff.MP3, false, true},
-		{"audio/mp3", sniff.MP3, false, true},
-		{"audio/x-mp3", sniff.MP3, false, true},
-		{"audio/mpeg3", sniff.MP3, false, true},
-		{"audio/x-mpeg3", sniff.MP3, false, true},
-		{"audio/x-mpeg", sniff.MP3, false, true},
-		{"audio/mpa", sniff.MP3, false, true},
-		{"audio/mpg", sniff.MP3, false, true},
+		{"audio/mpeg", media.MP3, false, true},
+		{"audio/mp3", media.MP3, false, true},
+		{"audio/x-mp3", media.MP3, false, true},
+		{"audio/mpeg3", media.MP3, false, true},
+		{"audio/x-mpeg3", media.MP3, false, true},
+		{"audio/x-mpeg", media.MP3, false, true},
+		{"audio/mpa", media.MP3, false, true},
+		{"audio/mpg", media.MP3, false, true},
 
-		{"audio/mp4", sniff.MP4, false, true},
-		{"audio/x-m4a", sniff.MP4, false, true},
-		{"audio/m4a", sniff.MP4, false, true},
-		{"audio/x-mp4", sniff.MP4, false, true},
-		{"video/mp4", sniff.MP4, false, true},
-		{`audio/mp4; codecs="mp4a.40.2"`, sniff.MP4, false, true},
+		{"audio/mp4", media.MP4, false, true},
+		{"audio/x-m4a", media.MP4, false, true},
+		{"audio/m4a", media.MP4, false, true},
+		{"audio/x-mp4", media.MP4, false, true},
+		{"video/mp4", media.MP4, false, true},
+		{`audio/mp4; codecs="mp4a.40.2"`, media.MP4, false, true},
 
-		{"audio/aac", sniff.AAC, false, true},
-		{"audio/aacp", sniff.AAC, false, true},
-		{"audio/x-aac", sniff.AAC, false, true},
-		{"audio/x-hx-aac-adts", sniff.AAC, false, true},
+		{"audio/aac", media.AAC, false, true},
+		{"audio/aacp", media.AAC, false, true},
+		{"audio/x-aac", media.AAC, false, true},
+		{"audio/x-hx-aac-adts", media.AAC, false, true},
 
-		{"audio/ogg", sniff.OGG, false, true},
-		{"audio/ogg; codecs=opus", sniff.OGG, false, true},
-		{"application/ogg", sniff.OGG, false, true},
-		{"audio/x-ogg", sniff.OGG, false, true},
-		{"video/ogg", sniff.OGG, false, true},
-		{"audio/vorbis", sniff.OGG, false, true},
-		{"audio/opus", sniff.OGG, false, true},
-		{"audio/x-vorbis+ogg", sniff.OGG, false, true},
-		{"audio/x-opus+ogg", sniff.OGG, false, true},
+		{"audio/ogg", media.OGG, false, true},
+		{"audio/ogg; codecs=opus", media.OGG, false, true},
+		{"application/ogg", media.OGG, false, true},
+		{"audio/x-ogg", media.OGG, false, true},
+		{"video/ogg", media.OGG, false, true},
+		{"audio/vorbis", media.OGG, false, true},
+		{"audio/opus", media.OGG, false, true},
+		{"audio/x-vorbis+ogg", media.OGG, false, true},
+		{"audio/x-opus+ogg", media.OGG, false, true},
 
-		{"audio/webm", sniff.WebM, false, true},
-		{"video/webm", sniff.WebM, false, true},
-		{"video/webm;codecs=opus", sniff.WebM, false, true},
-		{"audio/x-webm", sniff.WebM, false, true},
+		{"audio/webm", media.WebM, false, true},
+		{"video/webm", media.WebM, false, true},
+		{"video/webm;codecs=opus", media.WebM, false, true},
+		{"audio/x-webm", media.WebM, false, true},
 
 		// Malformed parameters are ignored, a malformed type is not accepted.
-		{"audio/wav; =broken", sniff.WAV, false, true},
+		{"audio/wav; =broken", media.WAV, false, true},
 		{"audio/", "", false, false},
 		{"/wav", "", false, false},
 		{"audio wav", "", false, false},
@@ -250,7 +250,7 @@ func TestCanonical(t *testing.T) {
 		{"multipart/form-data; boundary=x", "", false, false},
 	} {
 		t.Run(tt.declared, func(t *testing.T) {
-			got, generic, ok := sniff.Canonical(tt.declared)
+			got, generic, ok := media.Canonical(tt.declared)
 			if got != tt.want || generic != tt.generic || ok != tt.ok {
 				t.Fatalf("Canonical(%q)=(%q, %v, %v), want (%q, %v, %v)",
 					tt.declared, got, generic, ok, tt.want, tt.generic, tt.ok)
@@ -263,7 +263,7 @@ func TestResolve(t *testing.T) {
 	t.Run("GenericTakesSniffedType", func(t *testing.T) {
 		for _, declared := range []string{"", "application/octet-stream"} {
 			for _, tt := range realFiles {
-				got, err := sniff.Resolve(declared, mustReadHead(t, tt.name))
+				got, err := media.Resolve(declared, mustReadHead(t, tt.name))
 				if err != nil {
 					t.Fatalf("Resolve(%q, %s): %v", declared, tt.name, err)
 				}
@@ -276,7 +276,7 @@ func TestResolve(t *testing.T) {
 
 	t.Run("GenericMalformedIsErrUnsupported", func(t *testing.T) {
 		for _, tt := range badFiles {
-			if _, err := sniff.Resolve("", mustReadHead(t, filepath.Join("bad", tt.name))); !errors.Is(err, sniff.ErrUnsupported) {
+			if _, err := media.Resolve("", mustReadHead(t, filepath.Join("bad", tt.name))); !errors.Is(err, media.ErrUnsupported) {
 				t.Fatalf("Resolve(\"\", %s) err=%v, want ErrUnsupported", tt.name, err)
 			}
 		}
@@ -284,7 +284,7 @@ func TestResolve(t *testing.T) {
 
 	t.Run("DeclaredMalformedIsErrMismatch", func(t *testing.T) {
 		for _, tt := range badFiles {
-			if _, err := sniff.Resolve(tt.declared, mustReadHead(t, filepath.Join("bad", tt.name))); !errors.Is(err, sniff.ErrMismatch) {
+			if _, err := media.Resolve(tt.declared, mustReadHead(t, filepath.Join("bad", tt.name))); !errors.Is(err, media.ErrMismatch) {
 				t.Fatalf("Resolve(%q, %s) err=%v, want ErrMismatch", tt.declared, tt.name, err)
 			}
 		}
@@ -297,28 +297,28 @@ func TestResolve(t *testing.T) {
 		want     string
 		err      error
 	}{
-		{"OK/WAV", "audio/wav", "tone.wav", sniff.WAV, nil},
-		{"OK/WAVAlias", "audio/x-wav", "tone.wav", sniff.WAV, nil},
-		{"OK/MP3", "audio/mpeg", "tone.mp3", sniff.MP3, nil},
-		{"OK/MP3NoID3", "audio/mp3", "tone-noid3.mp3", sniff.MP3, nil},
-		{"OK/M4A", "audio/x-m4a", "tone.m4a", sniff.MP4, nil},
-		{"OK/AAC", "audio/aac", "tone.aac", sniff.AAC, nil},
-		{"OK/OGG", "audio/ogg; codecs=vorbis", "tone.ogg", sniff.OGG, nil},
-		{"OK/WebM", "video/webm;codecs=opus", "tone.webm", sniff.WebM, nil},
-		{"ErrMismatch/MP3DeclaredWAVBytes", "audio/mpeg", "tone.wav", "", sniff.ErrMismatch},
-		{"ErrMismatch/WAVDeclaredMP3Bytes", "audio/wav", "tone.mp3", "", sniff.ErrMismatch},
-		{"ErrMismatch/MP3DeclaredADTSBytes", "audio/mpeg", "tone.aac", "", sniff.ErrMismatch},
-		{"ErrMismatch/AACDeclaredMP3FrameBytes", "audio/aac", "tone-noid3.mp3", "", sniff.ErrMismatch},
-		{"ErrMismatch/AACDeclaredM4ABytes", "audio/aac", "tone.m4a", "", sniff.ErrMismatch},
-		{"ErrMismatch/OpusDeclaredWebMBytes", "audio/opus", "tone.webm", "", sniff.ErrMismatch},
-		{"ErrMismatch/WebMDeclaredOGGBytes", "audio/webm", "tone.ogg", "", sniff.ErrMismatch},
-		{"ErrUnsupported/TextPlain", "text/plain", "tone.wav", "", sniff.ErrUnsupported},
-		{"ErrUnsupported/ImagePNG", "image/png", "bad/png-as-audio.mp3", "", sniff.ErrUnsupported},
-		{"ErrUnsupported/FLAC", "audio/flac", "tone.wav", "", sniff.ErrUnsupported},
-		{"ErrUnsupported/MalformedType", "audio/", "tone.wav", "", sniff.ErrUnsupported},
+		{"OK/WAV", "audio/wav", "tone.wav", media.WAV, nil},
+		{"OK/WAVAlias", "audio/x-wav", "tone.wav", media.WAV, nil},
+		{"OK/MP3", "audio/mpeg", "tone.mp3", media.MP3, nil},
+		{"OK/MP3NoID3", "audio/mp3", "tone-noid3.mp3", media.MP3, nil},
+		{"OK/M4A", "audio/x-m4a", "tone.m4a", media.MP4, nil},
+		{"OK/AAC", "audio/aac", "tone.aac", media.AAC, nil},
+		{"OK/OGG", "audio/ogg; codecs=vorbis", "tone.ogg", media.OGG, nil},
+		{"OK/WebM", "video/webm;codecs=opus", "tone.webm", media.WebM, nil},
+		{"ErrMismatch/MP3DeclaredWAVBytes", "audio/mpeg", "tone.wav", "", media.ErrMismatch},
+		{"ErrMismatch/WAVDeclaredMP3Bytes", "audio/wav", "tone.mp3", "", media.ErrMismatch},
+		{"ErrMismatch/MP3DeclaredADTSBytes", "audio/mpeg", "tone.aac", "", media.ErrMismatch},
+		{"ErrMismatch/AACDeclaredMP3FrameBytes", "audio/aac", "tone-noid3.mp3", "", media.ErrMismatch},
+		{"ErrMismatch/AACDeclaredM4ABytes", "audio/aac", "tone.m4a", "", media.ErrMismatch},
+		{"ErrMismatch/OpusDeclaredWebMBytes", "audio/opus", "tone.webm", "", media.ErrMismatch},
+		{"ErrMismatch/WebMDeclaredOGGBytes", "audio/webm", "tone.ogg", "", media.ErrMismatch},
+		{"ErrUnsupported/TextPlain", "text/plain", "tone.wav", "", media.ErrUnsupported},
+		{"ErrUnsupported/ImagePNG", "image/png", "bad/png-as-audio.mp3", "", media.ErrUnsupported},
+		{"ErrUnsupported/FLAC", "audio/flac", "tone.wav", "", media.ErrUnsupported},
+		{"ErrUnsupported/MalformedType", "audio/", "tone.wav", "", media.ErrUnsupported},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := sniff.Resolve(tt.declared, mustReadHead(t, tt.file))
+			got, err := media.Resolve(tt.declared, mustReadHead(t, tt.file))
 			if !errors.Is(err, tt.err) || (err == nil) != (tt.err == nil) {
 				t.Fatalf("Resolve(%q, %s) err=%v, want %v", tt.declared, tt.file, err, tt.err)
 			}
@@ -331,18 +331,18 @@ func TestResolve(t *testing.T) {
 
 func TestExt(t *testing.T) {
 	for _, tt := range []struct{ mimeType, want string }{
-		{sniff.WAV, "wav"},
-		{sniff.MP3, "mp3"},
-		{sniff.MP4, "m4a"},
-		{sniff.AAC, "aac"},
-		{sniff.OGG, "ogg"},
-		{sniff.WebM, "webm"},
+		{media.WAV, "wav"},
+		{media.MP3, "mp3"},
+		{media.MP4, "m4a"},
+		{media.AAC, "aac"},
+		{media.OGG, "ogg"},
+		{media.WebM, "webm"},
 		{"audio/x-wav", "bin"}, // an alias: canonicalise first
 		{"", "bin"},
 		{"text/plain", "bin"},
 	} {
 		t.Run(tt.want+"/"+tt.mimeType, func(t *testing.T) {
-			if got := sniff.Ext(tt.mimeType); got != tt.want {
+			if got := media.Ext(tt.mimeType); got != tt.want {
 				t.Fatalf("Ext(%q)=%q, want %q", tt.mimeType, got, tt.want)
 			}
 		})
@@ -404,7 +404,7 @@ func TestWAVDurationMS(t *testing.T) {
 		if got, want := len(b), 44+32000; got != want {
 			t.Fatalf("len(tone.wav)=%d, want %d", got, want)
 		}
-		ms, ok := sniff.WAVDurationMS(mustReadHead(t, "tone.wav"), int64(len(b)))
+		ms, ok := media.WAVDurationMS(mustReadHead(t, "tone.wav"), int64(len(b)))
 		if !ok {
 			t.Fatal("ok=false")
 		}
@@ -416,13 +416,13 @@ func TestWAVDurationMS(t *testing.T) {
 	t.Run("NotWAV", func(t *testing.T) {
 		for _, tt := range realFiles[1:] {
 			b := mustReadHead(t, tt.name)
-			if ms, ok := sniff.WAVDurationMS(b, int64(len(b))); ok || ms != 0 {
+			if ms, ok := media.WAVDurationMS(b, int64(len(b))); ok || ms != 0 {
 				t.Fatalf("WAVDurationMS(%s)=(%d, %v), want (0, false)", tt.name, ms, ok)
 			}
 		}
 		for _, tt := range badFiles {
 			b := mustReadHead(t, filepath.Join("bad", tt.name))
-			if ms, ok := sniff.WAVDurationMS(b, int64(len(b))); ok || ms != 0 {
+			if ms, ok := media.WAVDurationMS(b, int64(len(b))); ok || ms != 0 {
 				t.Fatalf("WAVDurationMS(%s)=(%d, %v), want (0, false)", tt.name, ms, ok)
 			}
 		}
@@ -466,10 +466,10 @@ func TestWAVDurationMS(t *testing.T) {
 				total = int64(len(tt.file))
 			}
 			head := tt.file
-			if len(head) > sniff.HeadSize {
-				head = head[:sniff.HeadSize]
+			if len(head) > media.HeadSize {
+				head = head[:media.HeadSize]
 			}
-			ms, ok := sniff.WAVDurationMS(head, total)
+			ms, ok := media.WAVDurationMS(head, total)
 			if ms != tt.ms || ok != tt.ok {
 				t.Fatalf("WAVDurationMS=(%d, %v), want (%d, %v)", ms, ok, tt.ms, tt.ok)
 			}
@@ -480,12 +480,12 @@ func TestWAVDurationMS(t *testing.T) {
 func ExampleResolve() {
 	wav := []byte("RIFF\x24\x00\x00\x00WAVEfmt ")
 	for _, declared := range []string{"", "audio/x-wav", "audio/mpeg", "text/plain"} {
-		mimeType, err := sniff.Resolve(declared, wav)
+		mimeType, err := media.Resolve(declared, wav)
 		fmt.Printf("%q: %q %v\n", declared, mimeType, err)
 	}
 	// Output:
 	// "": "audio/wav" <nil>
 	// "audio/x-wav": "audio/wav" <nil>
-	// "audio/mpeg": "" sniff: bytes do not match the declared type
-	// "text/plain": "" sniff: type not accepted
+	// "audio/mpeg": "" media: bytes do not match the declared type
+	// "text/plain": "" media: type not accepted
 }

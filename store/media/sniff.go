@@ -1,4 +1,4 @@
-// Package sniff decides what kind of audio an upload holds, from its declared
+// Package media decides what kind of audio an upload holds, from its declared
 // Content-Type and its first bytes (DESIGN §5, "Accepted audio").
 //
 // It owns the list of audio types tyst accepts, their canonical MIME types and
@@ -15,7 +15,7 @@
 // The package holds no state and does no I/O; the caller peeks HeadSize bytes
 // (for example with bufio.Reader.Peek) and passes them in. Nothing here logs,
 // and errors carry no part of the input.
-package sniff
+package media
 
 import (
 	"bytes"
@@ -50,11 +50,11 @@ var (
 	// audio type (for example text/plain or image/png, or a malformed
 	// Content-Type), or when the declared type is generic and the bytes match
 	// no accepted type.
-	ErrUnsupported = errors.New("sniff: type not accepted")
+	ErrUnsupported = errors.New("media: type not accepted")
 
 	// ErrMismatch is returned when the declared type is an accepted audio type
 	// but the bytes are of another type, or of no accepted type at all.
-	ErrMismatch = errors.New("sniff: bytes do not match the declared type")
+	ErrMismatch = errors.New("media: bytes do not match the declared type")
 )
 
 // Detect returns the canonical type whose magic bytes start head, or "" if
