@@ -15,19 +15,40 @@ import (
 // audioDir holds the real audio files made by testdata/audio/make.sh.
 var audioDir = filepath.Join("..", "..", "testdata", "audio")
 
-// realFiles lists every file in audioDir and the type it is.
+// realFiles lists every accepted file in audioDir and the type it is.
 var realFiles = []struct {
 	name string
 	want string
 }{
 	{"tone.wav", media.WAV},
+	{"stereo-48k.wav", media.WAV},
+	{"voice-bext.wav", media.WAV},
 	{"tone.mp3", media.MP3},
 	{"tone-noid3.mp3", media.MP3},
+	{"voice-vbr.mp3", media.MP3},
+	{"voice-cover.mp3", media.MP3},
 	{"tone.m4a", media.MP4},
+	{"phone-video.mp4", media.MP4},
+	{"phone-video.mov", media.MP4},
+	{"voice-noftyp.mov", media.MP4},
+	{"voice.3gp", media.MP4},
+	{"voice-fragmented.m4a", media.MP4},
 	{"tone.aac", media.AAC},
 	{"tone.ogg", media.OGG},
+	{"voice.opus", media.OGG},
 	{"tone.webm", media.WebM},
+	{"phone-video.webm", media.WebM},
+	{"voice-mediarecorder.webm", media.WebM},
 }
+
+// refusedFiles lists the real files in audioDir of a kind tyst refuses
+// under any declared type: their bytes are known, but not accepted.
+var refusedFiles = []string{
+	"voice.mka", // Matroska, DocType "matroska"
+}
+
+// notAudio lists the files in audioDir that are no test input.
+var notAudio = map[string]bool{"make.sh": true, "mediarecorder.go": true, "durations.json": true}
 
 // badFiles lists every file in audioDir/bad and the type its name claims.
 var badFiles = []struct {
@@ -69,6 +90,9 @@ func TestTestdata_EveryFileHasCase(t *testing.T) {
 	for _, f := range realFiles {
 		listed[f.name] = true
 	}
+	for _, name := range refusedFiles {
+		listed[name] = true
+	}
 	for _, f := range badFiles {
 		listed[filepath.Join("bad", f.name)] = true
 	}
@@ -79,7 +103,7 @@ func TestTestdata_EveryFileHasCase(t *testing.T) {
 		}
 		for _, e := range entries {
 			name := filepath.Join(dir, e.Name())
-			if e.IsDir() || name == "make.sh" {
+			if e.IsDir() || notAudio[name] {
 				continue
 			}
 			if !listed[name] {
@@ -99,6 +123,16 @@ func TestDetect(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				if got, want := media.Detect(mustReadHead(t, tt.name)), tt.want; got != want {
 					t.Fatalf("Detect=%q, want %q", got, want)
+				}
+			})
+		}
+	})
+
+	t.Run("RefusedFilesMatchNothing", func(t *testing.T) {
+		for _, name := range refusedFiles {
+			t.Run(name, func(t *testing.T) {
+				if got := media.Detect(mustReadHead(t, name)); got != "" {
+					t.Fatalf("Detect=%q, want \"\"", got)
 				}
 			})
 		}
@@ -147,8 +181,30 @@ func TestDetect(t *testing.T) {
 			{"RIFFWAVEIsWAV", "RIFF\x00\x00\x00\x00WAVE", media.WAV},
 			{"ShortRIFFIsNothing", "RIFF\x00\x00\x00\x00WAV", ""},
 			{"FtypIsMP4", "\x00\x00\x00\x18ftypisom", media.MP4},
+			{"FtypQuickTimeIsMP4", "\x00\x00\x00\x14ftypqt  ", media.MP4},
+			{"Ftyp3GPIsMP4", "\x00\x00\x00\x18ftyp3gp4", media.MP4},
+			{"FtypShortIsMP4", "\x00\x00\x00\x18ftyp", media.MP4},
+			{"FtypHEICIsNothing", "\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", ""},
+			{"FtypAVIFIsNothing", "\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf", ""},
+			{"MoovFirstIsMP4", "\x00\x00\x00\x08moov", media.MP4},
+			{"MdatFirstIsMP4", "\x00\x00\x10\x00mdat", media.MP4},
+			{"MdatLargeSizeIsMP4", "\x00\x00\x00\x01mdat\x00\x00\x00\x01\x00\x00\x00\x00", media.MP4},
+			{"WideThenMdatIsMP4", "\x00\x00\x00\x08wide\x00\x00\x10\x00mdat", media.MP4},
+			{"FreeSkipThenMoovIsMP4", "\x00\x00\x00\x0cfree\x00\x00\x00\x00\x00\x00\x00\x08skip\x00\x00\x00\x08moov", media.MP4},
+			{"FreeAloneIsNothing", "\x00\x00\x00\x08free", ""},
+			{"FreePastHeadIsNothing", "\x00\x01\x00\x00free\x00\x00\x00\x08moov", ""},
+			{"WideThenOtherIsNothing", "\x00\x00\x00\x08wide\x00\x00\x00\x08abcd", ""},
+			{"MoovTooSmallIsNothing", "\x00\x00\x00\x04moov", ""},
+			{"MdatSizeZeroIsNothing", "\x00\x00\x00\x00mdat", ""},
+			{"TextWithFreeIsNothing", "Feelfree to call", ""},
 			{"OggSIsOGG", "OggS\x00", media.OGG},
-			{"EBMLIsWebM", "\x1a\x45\xdf\xa3", media.WebM},
+			{"EBMLWebMIsWebM", "\x1a\x45\xdf\xa3\x88\x42\x82\x84webm\x42\x87\x81\x04", media.WebM},
+			{"EBMLWebMPaddedIsWebM", "\x1a\x45\xdf\xa3\x87\x42\x82\x85webm\x00", media.WebM},
+			{"EBMLMatroskaIsNothing", "\x1a\x45\xdf\xa3\x8b\x42\x82\x88matroska", ""},
+			{"EBMLNoDocTypeIsNothing", "\x1a\x45\xdf\xa3\x84\x42\x87\x81\x04", ""},
+			{"EBMLOtherDocTypeIsNothing", "\x1a\x45\xdf\xa3\x87\x42\x82\x84mkv3", ""},
+			{"EBMLMagicAloneIsNothing", "\x1a\x45\xdf\xa3", ""},
+			{"EBMLCutBeforeDocTypeIsNothing", "\x1a\x45\xdf\xa3\x8f\x42\x87\x81\x04", ""},
 			{"ID3v2IsMP3", "ID3\x03\x00\x00\x00\x00\x00\x00", media.MP3},
 			{"ShortID3IsNothing", "ID3\x03", ""},
 			{"ID3BadSizeIsNothing", "ID3\x03\x00\x00\x80\x00\x00\x00", ""},
@@ -228,10 +284,22 @@ func TestCanonical(t *testing.T) {
 		{"audio/x-vorbis+ogg", media.OGG, false, true},
 		{"audio/x-opus+ogg", media.OGG, false, true},
 
+		{"video/quicktime", media.MP4, false, true},
+		{"video/x-m4v", media.MP4, false, true},
+		{"audio/3gpp", media.MP4, false, true},
+		{"video/3gpp", media.MP4, false, true},
+		{"audio/3gpp2", media.MP4, false, true},
+		{"video/3gpp2", media.MP4, false, true},
+
 		{"audio/webm", media.WebM, false, true},
 		{"video/webm", media.WebM, false, true},
 		{"video/webm;codecs=opus", media.WebM, false, true},
 		{"audio/x-webm", media.WebM, false, true},
+		// WebM is a subset of Matroska: the bytes decide (see TestResolve).
+		{"audio/x-matroska", media.WebM, false, true},
+		{"video/x-matroska", media.WebM, false, true},
+		{"audio/matroska", media.WebM, false, true},
+		{"video/matroska", media.WebM, false, true},
 
 		// Malformed parameters are ignored, a malformed type is not accepted.
 		{"audio/wav; =broken", media.WAV, false, true},
@@ -244,8 +312,8 @@ func TestCanonical(t *testing.T) {
 		{"image/png", "", false, false},
 		{"audio/flac", "", false, false},
 		{"audio/mp4a-latm", "", false, false},
-		{"audio/x-matroska", "", false, false},
-		{"video/x-matroska", "", false, false},
+		{"image/heic", "", false, false},
+		{"video/x-msvideo", "", false, false},
 		{"audio/*", "", false, false},
 		{"multipart/form-data; boundary=x", "", false, false},
 	} {
@@ -312,6 +380,17 @@ func TestResolve(t *testing.T) {
 		{"ErrMismatch/AACDeclaredM4ABytes", "audio/aac", "tone.m4a", "", media.ErrMismatch},
 		{"ErrMismatch/OpusDeclaredWebMBytes", "audio/opus", "tone.webm", "", media.ErrMismatch},
 		{"ErrMismatch/WebMDeclaredOGGBytes", "audio/webm", "tone.ogg", "", media.ErrMismatch},
+		{"OK/MOVDeclaredQuickTime", "video/quicktime", "phone-video.mov", media.MP4, nil},
+		{"OK/MOVWithoutFtypDeclaredQuickTime", "video/quicktime", "voice-noftyp.mov", media.MP4, nil},
+		{"OK/3GPDeclared3GPP", "audio/3gpp", "voice.3gp", media.MP4, nil},
+		{"OK/PhoneVideoDeclaredVideoMP4", "video/mp4", "phone-video.mp4", media.MP4, nil},
+		{"OK/PhoneVideoDeclaredVideoWebM", "video/webm", "phone-video.webm", media.WebM, nil},
+		{"OK/WebMDeclaredMatroska", "video/x-matroska", "tone.webm", media.WebM, nil},
+		{"ErrMismatch/QuickTimeDeclaredWebMBytes", "video/quicktime", "tone.webm", "", media.ErrMismatch},
+		{"ErrUnsupported/MatroskaUndeclared", "", "voice.mka", "", media.ErrUnsupported},
+		{"ErrUnsupported/MatroskaDeclaredWebM", "audio/webm", "voice.mka", "", media.ErrUnsupported},
+		{"ErrUnsupported/MatroskaDeclaredMatroska", "audio/x-matroska", "voice.mka", "", media.ErrUnsupported},
+		{"ErrUnsupported/MatroskaDeclaredMP3", "audio/mpeg", "voice.mka", "", media.ErrUnsupported},
 		{"ErrUnsupported/TextPlain", "text/plain", "tone.wav", "", media.ErrUnsupported},
 		{"ErrUnsupported/ImagePNG", "image/png", "bad/png-as-audio.mp3", "", media.ErrUnsupported},
 		{"ErrUnsupported/FLAC", "audio/flac", "tone.wav", "", media.ErrUnsupported},
@@ -326,6 +405,99 @@ func TestResolve(t *testing.T) {
 				t.Fatalf("Resolve(%q, %s)=%q, want %q", tt.declared, tt.file, got, tt.want)
 			}
 		})
+	}
+}
+
+// aliasFamilies is every accepted declared type and the canonical type it
+// stands for, written out here so that a change to the list in sniff.go
+// shows in review; TestResolve_EveryAliasEveryFile checks it is complete.
+var aliasFamilies = map[string]string{
+	"audio/wav": media.WAV, "audio/wave": media.WAV, "audio/x-wav": media.WAV,
+	"audio/vnd.wave": media.WAV, "audio/x-pn-wav": media.WAV,
+
+	"audio/mpeg": media.MP3, "audio/mp3": media.MP3, "audio/x-mp3": media.MP3,
+	"audio/mpeg3": media.MP3, "audio/x-mpeg": media.MP3, "audio/x-mpeg3": media.MP3,
+	"audio/mpa": media.MP3, "audio/mpg": media.MP3,
+
+	"audio/mp4": media.MP4, "audio/x-m4a": media.MP4, "audio/m4a": media.MP4,
+	"audio/x-mp4": media.MP4, "video/mp4": media.MP4, "video/x-m4v": media.MP4,
+	"video/quicktime": media.MP4, "audio/3gpp": media.MP4, "video/3gpp": media.MP4,
+	"audio/3gpp2": media.MP4, "video/3gpp2": media.MP4,
+
+	"audio/aac": media.AAC, "audio/aacp": media.AAC, "audio/x-aac": media.AAC,
+	"audio/x-hx-aac-adts": media.AAC,
+
+	"audio/ogg": media.OGG, "application/ogg": media.OGG, "audio/x-ogg": media.OGG,
+	"video/ogg": media.OGG, "audio/vorbis": media.OGG, "audio/opus": media.OGG,
+	"audio/x-vorbis+ogg": media.OGG, "audio/x-opus+ogg": media.OGG,
+
+	"audio/webm": media.WebM, "video/webm": media.WebM, "audio/x-webm": media.WebM,
+	"video/x-matroska": media.WebM, "audio/x-matroska": media.WebM,
+	"video/matroska": media.WebM, "audio/matroska": media.WebM,
+}
+
+// TestResolve_EveryAliasEveryFile declares every real, refused and
+// malformed file under every accepted alias, every generic type and some
+// refused types, and checks the one rule: the bytes decide.
+func TestResolve_EveryAliasEveryFile(t *testing.T) {
+	if got, want := len(aliasFamilies), len(media.Aliases); got != want {
+		t.Errorf("aliasFamilies has %d aliases, sniff.go %d", got, want)
+	}
+	for alias, family := range media.Aliases {
+		if aliasFamilies[alias] != family {
+			t.Errorf("alias %q: sniff.go says %q, aliasFamilies %q", alias, family, aliasFamilies[alias])
+		}
+	}
+
+	type file struct {
+		name string
+		want string // the canonical type; "" for no accepted type
+		kind string // "real", "refused" or "bad"
+	}
+	var files []file
+	for _, f := range realFiles {
+		files = append(files, file{f.name, f.want, "real"})
+	}
+	for _, name := range refusedFiles {
+		files = append(files, file{name, "", "refused"})
+	}
+	for _, f := range badFiles {
+		files = append(files, file{filepath.Join("bad", f.name), "", "bad"})
+	}
+
+	generic := []string{"", "application/octet-stream", "binary/octet-stream", "application/octet-stream; name=x"}
+	refused := []string{"text/plain", "image/heic", "audio/flac", "video/x-msvideo", "audio/"}
+	for _, f := range files {
+		head := mustReadHead(t, f.name)
+		check := func(declared, want string, wantErr error) {
+			t.Helper()
+			got, err := media.Resolve(declared, head)
+			if got != want || !errors.Is(err, wantErr) || (err == nil) != (wantErr == nil) {
+				t.Errorf("Resolve(%q, %s)=(%q, %v), want (%q, %v)", declared, f.name, got, err, want, wantErr)
+			}
+		}
+		for alias, family := range aliasFamilies {
+			for _, declared := range []string{alias, strings.ToUpper(alias) + "; codecs=x"} {
+				switch {
+				case f.kind == "refused":
+					check(declared, "", media.ErrUnsupported)
+				case f.want == family:
+					check(declared, family, nil)
+				default:
+					check(declared, "", media.ErrMismatch)
+				}
+			}
+		}
+		for _, declared := range generic {
+			if f.want != "" {
+				check(declared, f.want, nil)
+			} else {
+				check(declared, "", media.ErrUnsupported)
+			}
+		}
+		for _, declared := range refused {
+			check(declared, "", media.ErrUnsupported)
+		}
 	}
 }
 
@@ -414,7 +586,10 @@ func TestWAVDurationMS(t *testing.T) {
 	})
 
 	t.Run("NotWAV", func(t *testing.T) {
-		for _, tt := range realFiles[1:] {
+		for _, tt := range realFiles {
+			if tt.want == media.WAV {
+				continue
+			}
 			b := mustReadHead(t, tt.name)
 			if ms, ok := media.WAVDurationMS(b, int64(len(b))); ok || ms != 0 {
 				t.Fatalf("WAVDurationMS(%s)=(%d, %v), want (0, false)", tt.name, ms, ok)
@@ -449,8 +624,13 @@ func TestWAVDurationMS(t *testing.T) {
 		{"OK/Float", wavFile(bodySize, "fmt ", pcmFmt(3, 1, 8000), "data", second[:16000]), 0, 1000, true},
 		{"OK/Extensible", wavFile(bodySize, "fmt ", extensibleFmt(1, 16000), "data", second), 0, 1000, true},
 		{"OK/HugeTotalSize", wavFile(0xFFFFFFFF, "fmt ", pcm, "data", ""), 44 + 32000*1000, 1000 * 1000, true},
-		{"NotOK/ExtensibleCompressed", wavFile(bodySize, "fmt ", extensibleFmt(0x55, 16000), "data", second), 0, 0, false},
-		{"NotOK/CompressedFormat", wavFile(bodySize, "fmt ", pcmFmt(0x55, 1, 16000), "data", second), 0, 0, false},
+		// A compressed format: fact's sample count over the sample rate, else
+		// the data size over the average byte rate, as ffprobe has it.
+		{"OK/ExtensibleCompressedByteRate", wavFile(bodySize, "fmt ", extensibleFmt(0x55, 16000), "data", second), 0, 1000, true},
+		{"OK/CompressedByteRate", wavFile(bodySize, "fmt ", pcmFmt(0x55, 1, 16000), "data", second), 0, 1000, true},
+		{"OK/CompressedFact", wavFile(bodySize, "fmt ", pcmFmt(0x11, 1, 16000), "fact", "\x00\x7d\x00\x00", "data", second[:8000]), 0, 2000, true},
+		{"OK/PCMIgnoresFact", wavFile(bodySize, "fmt ", pcm, "fact", "\x00\x7d\x00\x00", "data", second), 0, 1000, true},
+		{"OK/ExtensibleShortFmtByteRate", wavFile(bodySize, "fmt ", pcmFmt(0xFFFE, 1, 16000), "data", second), 0, 1000, true},
 		{"NotOK/ZeroByteRate", wavFile(bodySize, "fmt ", pcmFmt(1, 1, 0), "data", second), 0, 0, false},
 		{"NotOK/ShortFmt", wavFile(bodySize, "fmt ", pcm[:14], "data", second), 0, 0, false},
 		{"NotOK/DataBeforeFmt", wavFile(bodySize, "data", second, "fmt ", pcm), 0, 0, false},
