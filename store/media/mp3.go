@@ -5,12 +5,19 @@ import (
 	"encoding/binary"
 )
 
-// maxSync is how far past a tag, or past bytes that are no frame, the MPEG
-// and ADTS parsers look for the next frame before they give up.
-const maxSync = 64 << 10
+const (
+	// maxSync is how far past a tag, or past bytes that are no frame, the
+	// MPEG parser looks for the next frame before it gives up.
+	maxSync = 64 << 10
+	// syncFrames is how many frames in a row, each where the previous one
+	// ends, make a sync: an 11-bit sync word and a few valid fields turn
+	// up by chance in other data (ADTS, Opus, a cover picture).
+	syncFrames = 4
+)
 
 // mpegFrame is an MPEG-1, -2 or -2.5 audio frame header (layers I to III).
 type mpegFrame struct {
+	kind    byte   // version and layer bits: the same in every frame of a stream
 	rate    uint32 // samples a second
 	length  int    // bytes in the frame, header included
 	samples int    // samples per channel in the frame
@@ -61,6 +68,7 @@ func parseMPEGFrame(h []byte) (f mpegFrame, ok bool) {
 		v = 1
 	}
 	bitrate := mpegBitrates[v][layer-1][index] * 1000
+	f.kind = h[1] & 0x1E
 	f.rate = mpegRates[version][rateIndex]
 	pad := int(h[2] >> 1 & 1)
 	mono := h[3]>>6 == 3
@@ -110,7 +118,7 @@ func skipID3(s *source) int64 {
 // has it (the encoder's delay and padding are not taken off). Otherwise it
 // walks every frame header to the end and sums the samples.
 func mp3Duration(s *source) (int64, bool) {
-	off, f, ok := mpegSync(s, skipID3(s), 0)
+	off, f, ok := mpegSync(s, skipID3(s), nil)
 	if !ok {
 		return 0, false
 	}
@@ -122,11 +130,11 @@ func mp3Duration(s *source) (int64, bool) {
 		samples += uint64(f.samples)
 		next := off + int64(f.length)
 		g, ok := parseMPEGFrame(s.bytes(next, 4))
-		if !ok || g.rate != f.rate {
+		if !ok || !g.follows(f) {
 			if mpegTrailer(s, next) {
 				break
 			}
-			if next, g, ok = mpegSync(s, next, f.rate); !ok {
+			if next, g, ok = mpegSync(s, next, &f); !ok {
 				break
 			}
 		}
@@ -160,6 +168,21 @@ func mpegFrameCount(s *source, off int64, f mpegFrame) (uint64, bool) {
 	return 0, false
 }
 
+// mpegRun reports whether the frame f at off starts syncFrames frames in a
+// row, or a shorter run that ends exactly at the end of the file or at a
+// trailing tag.
+func mpegRun(s *source, off int64, f mpegFrame) bool {
+	for range syncFrames - 1 {
+		off += int64(f.length)
+		g, ok := parseMPEGFrame(s.bytes(off, 4))
+		if !ok || !g.follows(f) {
+			return off <= s.size && mpegTrailer(s, off)
+		}
+		f = g
+	}
+	return true
+}
+
 // mpegTrailer reports whether off is the end of the file or the start of a
 // tag that follows the frames (ID3v1, APEv2, Lyrics3).
 func mpegTrailer(s *source, off int64) bool {
@@ -171,11 +194,14 @@ func mpegTrailer(s *source, off int64) bool {
 		bytes.HasPrefix(b, []byte("LYRICS"))
 }
 
-// mpegSync finds the first frame at or after off, within maxSync bytes: a
-// frame header (of the given rate, unless rate is 0) whose next frame header
-// follows it, or which ends the file. The check of the next header keeps
-// stray 0xFF bytes in a tag or in junk from passing for a frame.
-func mpegSync(s *source, off int64, rate uint32) (int64, mpegFrame, bool) {
+// follows reports whether g may follow f in one stream.
+func (g mpegFrame) follows(f mpegFrame) bool { return g.kind == f.kind && g.rate == f.rate }
+
+// mpegSync finds the first frame at or after off, within maxSync bytes,
+// that starts syncFrames frames in a row (fewer if the file or the frames
+// end first), each following the one before, and the first following prev
+// unless prev is nil.
+func mpegSync(s *source, off int64, prev *mpegFrame) (int64, mpegFrame, bool) {
 	end := min(s.size, off+maxSync)
 	for off < end {
 		w := s.bytes(off, int(min(end-off, 4<<10)))
@@ -189,17 +215,13 @@ func mpegSync(s *source, off int64, rate uint32) (int64, mpegFrame, bool) {
 				break
 			}
 			at := off + int64(i+j)
-			f, ok := parseMPEGFrame(s.bytes(at, 4))
-			if ok && (rate == 0 || f.rate == rate) {
-				next := at + int64(f.length)
-				g, ok := parseMPEGFrame(s.bytes(next, 4))
-				if (ok && g.rate == f.rate) || mpegTrailer(s, next) {
-					return at, f, true
-				}
+			if f, ok := parseMPEGFrame(s.bytes(at, 4)); ok && (prev == nil || f.follows(*prev)) && mpegRun(s, at, f) {
+				return at, f, true
 			}
-			w = s.bytes(off, n) // the checks may have moved the buffer
-			if w == nil {
-				return 0, f, false
+			// The checks may have moved the buffer: at most once a window,
+			// since the refill at off then holds the window and its runs.
+			if w = s.bytes(off, n); w == nil {
+				return 0, mpegFrame{}, false
 			}
 			i += j + 1
 		}

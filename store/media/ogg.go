@@ -107,16 +107,20 @@ func oggDuration(s *source) (int64, bool) {
 	return scaleMS(g-skip, rate)
 }
 
-// oggLastGranule searches the tail backwards, one buffer at a time, for
-// the last whole page of stream serial with a granule position.
+// oggLastGranule searches the tail backwards for the last whole page of
+// stream serial with a granule position, one window at a time. A window is
+// a little shorter than the buffer, so that the header of a page that
+// starts in it lies in the buffer too; only a page's checksum, over up to
+// 64 KiB, may move the buffer, and those are bounded by oggMaxChecks.
 func oggLastGranule(s *source, serial uint32) (uint64, bool) {
 	lo := max(0, s.size-oggTail)
+	win := max(int64(len(s.mem))*15/16, 64)
 	checks := 0
 	for winEnd := s.size; winEnd > lo; {
-		winStart := max(lo, winEnd-readAhead)
+		winStart := max(lo, winEnd-win)
 		n := int(winEnd - winStart)
 		for i := n; ; {
-			w := s.bytes(winStart, n) // again each time: checking a page may move the buffer
+			w := s.bytes(winStart, n) // again each time: a checksum may move the buffer
 			if w == nil {
 				return 0, false
 			}
