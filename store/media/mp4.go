@@ -71,17 +71,18 @@ type mp4Movie struct {
 }
 
 // mp4Duration walks the top-level boxes, reading moov wherever it lies and
-// skipping mdat by its size. It returns, in this order of preference:
+// skipping mdat by its size. It returns:
 //
-//   - mvhd's duration over its timescale, which is what ffprobe reports
-//     (QuickTime and MP4 writers put the edited presentation's length
-//     there);
-//   - for a fragmented file (mvex in moov, mvhd's duration 0, as Safari's
-//     MediaRecorder and ffmpeg's empty_moov write), mehd's fragment
-//     duration, else the end of the last fragment of the longest audio
-//     track (tfdt plus the track run's sample durations) read from every
-//     moof;
-//   - the longest audio track's mdhd duration, else the longest track's.
+//   - for a plain file, mvhd's duration over its timescale, which is what
+//     ffprobe reports (writers put the edited presentation's length
+//     there); else the longest audio track's mdhd duration, else the
+//     longest track's;
+//   - for a fragmented file (mvex in moov, as Safari's MediaRecorder and
+//     ffmpeg's frag_keyframe write), whose mvhd covers at most the samples
+//     in moov, the longest of mvhd, mehd's fragment duration, and the end
+//     of the last fragment of the longest audio track (tfdt plus the track
+//     run's sample durations) read from every moof. mehd, when there is
+//     one, spares the walk through the moofs.
 //
 // ok is false without moov (a recording cut before its moov was written).
 func mp4Duration(s *source) (int64, bool) {
@@ -93,11 +94,12 @@ func mp4Duration(s *source) (int64, bool) {
 		}
 		switch b.typ {
 		case "moov":
-			if !m.haveMoov {
-				m.readMoov(s, b)
+			if m.haveMoov {
+				break
 			}
-			if m.duration > 0 && !m.fragmented {
-				return scaleMS(m.duration, uint64(m.timescale))
+			m.readMoov(s, b)
+			if (!m.fragmented && m.duration > 0) || m.fragDur > 0 {
+				return scaleMS(max(m.duration, m.fragDur), uint64(m.timescale))
 			}
 		case "moof":
 			if m.haveMoov {
@@ -109,13 +111,14 @@ func mp4Duration(s *source) (int64, bool) {
 	if !m.haveMoov {
 		return 0, false
 	}
-	if m.duration > 0 {
-		return scaleMS(m.duration, uint64(m.timescale))
+	ms, ok := scaleMS(m.duration, uint64(m.timescale))
+	ok = ok && ms > 0
+	if m.fragmented {
+		if f, found := m.longest(func(t *mp4Track) uint64 { return t.fragEnd }); found && (!ok || f > ms) {
+			ms, ok = f, true
+		}
 	}
-	if m.fragDur > 0 {
-		return scaleMS(m.fragDur, uint64(m.timescale))
-	}
-	if ms, ok := m.longest(func(t *mp4Track) uint64 { return t.fragEnd }); ok {
+	if ok {
 		return ms, true
 	}
 	return m.longest(func(t *mp4Track) uint64 { return t.duration })

@@ -199,8 +199,13 @@ func TestDuration_MP4(t *testing.T) {
 		parts = append(parts, mp4Box("trun", trunFlags, be32(uint32(len(entries))), e))
 		return mp4Box("moof", mp4Box("mfhd", make([]byte, 8)), mp4Box("traf", parts...))
 	}
-	fragMoov := mp4Box("moov", mvhd0(1000, 0), trak(1, "soun", mdhd0(16000, 0)),
-		mp4Box("mvex", mp4Box("trex", make([]byte, 4), be32(1), be32(1), be32(1024), make([]byte, 8))))
+	fragMoovMvhd := func(mvhd []byte) []byte {
+		return mp4Box("moov", mvhd, trak(1, "soun", mdhd0(16000, 0)),
+			mp4Box("mvex", mp4Box("trex", make([]byte, 4), be32(1), be32(1), be32(1024), make([]byte, 8))))
+	}
+	fragMoov := fragMoovMvhd(mvhd0(1000, 0))
+	twoFragments := cat(moof(cat("\x00\x00\x00\x00", be32(0)), "\x00\x00\x01\x00", 1024, 1024, 1024),
+		moof(cat("\x01\x00\x00\x00", be64(3072)), "\x00\x00\x01\x00", 1024, 1024, 1000))
 	runDurationCases(t, media.MP4, []durationCase{
 		{"MvhdV0", cat(ftyp, mp4Box("moov", mvhd0(600, 1200))), 2000, true},
 		{"MvhdV1", cat(ftyp, mp4Box("moov", mp4Box("mvhd", "\x01\x00\x00\x00", make([]byte, 16), be32(1000), be64(5000), make([]byte, 80)))), 5000, true},
@@ -208,7 +213,11 @@ func TestDuration_MP4(t *testing.T) {
 		{"MvhdUnknownTakesLongestTrack", cat(ftyp, mp4Box("moov", mvhd0(1000, 0xFFFFFFFF), trak(1, "vide", mdhd0(90000, 270000)), trak(2, "vide", mdhd0(90000, 90000)))), 3000, true},
 		{"MoovAfterMdatWith64BitSize", cat(ftyp, "\x00\x00\x00\x01mdat", be64(16+100_000), make([]byte, 100_000), mp4Box("moov", mvhd0(1000, 7000))), 7000, true},
 		{"NoFtyp", cat(mp4Box("wide"), mp4Box("moov", mvhd0(1000, 7000))), 7000, true},
-		{"Fragments", cat(ftyp, fragMoov, moof(cat("\x00\x00\x00\x00", be32(0)), "\x00\x00\x01\x00", 1024, 1024, 1024), moof(cat("\x01\x00\x00\x00", be64(3072)), "\x00\x00\x01\x00", 1024, 1024, 1000)), 6120 * 1000 / 16000, true},
+		{"Fragments", cat(ftyp, fragMoov, twoFragments), 6120 * 1000 / 16000, true},
+		// ffmpeg's frag_keyframe without empty_moov: mvhd covers the
+		// samples in moov only.
+		{"FragmentsLongerThanMvhd", cat(ftyp, fragMoovMvhd(mvhd0(1000, 64)), twoFragments), 6120 * 1000 / 16000, true},
+		{"MvhdLongerThanFragments", cat(ftyp, fragMoovMvhd(mvhd0(1000, 900)), twoFragments), 900, true},
 		{"FragmentsWithoutTfdtAddUp", cat(ftyp, fragMoov, moof(nil, "\x00\x00\x01\x00", 1024, 1024), moof(nil, "\x00\x00\x00\x00", 0, 0, 0, 0)), 6 * 1024 * 1000 / 16000, true},
 		{"FragmentsMehd", cat(ftyp, mp4Box("moov", mvhd0(1000, 0), mp4Box("mvex", mp4Box("mehd", make([]byte, 4), be32(9000))))), 9000, true},
 		{"TrunCountLargerThanBox", cat(ftyp, fragMoov, mp4Box("moof", mp4Box("traf", mp4Box("tfhd", "\x00\x02\x00\x00", be32(1)), mp4Box("trun", "\x00\x00\x01\x00", be32(0xFFFFFFFF), be32(16000))))), 1000, true},
