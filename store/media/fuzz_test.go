@@ -1,7 +1,9 @@
 package media_test
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"math"
 	"testing"
 
@@ -65,3 +67,44 @@ func FuzzSniff(f *testing.F) {
 		}
 	})
 }
+
+// fuzzDuration feeds arbitrary bytes to Duration as mimeType. Seeds (real
+// files, cut or with their mdat emptied to stay small, from
+// testdata/audio) and any crashers live in testdata/fuzz/<target>. It
+// checks: no panic; no error from a reader that holds every byte; ms 0
+// unless ok; the same answer from a 4 KiB buffer as from the full one when
+// the input fits in 4 KiB; no panic either with a buffer too small for some
+// reads; and only io.ErrUnexpectedEOF from a reader shorter than the size
+// given.
+func fuzzDuration(f *testing.F, mimeType string) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		size := int64(len(data))
+		ms, ok, err := media.Duration(bytes.NewReader(data), size, mimeType)
+		if err != nil {
+			t.Fatalf("Duration err=%v", err)
+		}
+		if ms < 0 || (!ok && ms != 0) {
+			t.Fatalf("Duration=(%d, %v)", ms, ok)
+		}
+		if len(data) <= 4096 {
+			ms4, ok4, err := media.DurationBuf(bytes.NewReader(data), size, mimeType, 4096)
+			if ms4 != ms || ok4 != ok || err != nil {
+				t.Fatalf("4 KiB buffer: Duration=(%d, %v, %v), full buffer (%d, %v)", ms4, ok4, err, ms, ok)
+			}
+		}
+		if ms, ok, err := media.DurationBuf(bytes.NewReader(data), size, mimeType, 100); err != nil || ms < 0 || (!ok && ms != 0) {
+			t.Fatalf("100-byte buffer: Duration=(%d, %v, %v)", ms, ok, err)
+		}
+		ms, ok, err = media.Duration(bytes.NewReader(data), size+1000, mimeType)
+		if err != nil && (!errors.Is(err, io.ErrUnexpectedEOF) || ok || ms != 0) {
+			t.Fatalf("short reader: Duration=(%d, %v, %v)", ms, ok, err)
+		}
+	})
+}
+
+func FuzzDurationWAV(f *testing.F)  { fuzzDuration(f, media.WAV) }
+func FuzzDurationMP3(f *testing.F)  { fuzzDuration(f, media.MP3) }
+func FuzzDurationMP4(f *testing.F)  { fuzzDuration(f, media.MP4) }
+func FuzzDurationAAC(f *testing.F)  { fuzzDuration(f, media.AAC) }
+func FuzzDurationOgg(f *testing.F)  { fuzzDuration(f, media.OGG) }
+func FuzzDurationWebM(f *testing.F) { fuzzDuration(f, media.WebM) }

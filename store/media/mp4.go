@@ -8,7 +8,7 @@ const maxTracks = 16
 // box is an ISO BMFF (MP4, QuickTime) box: its type, where its data starts
 // and where it ends.
 type box struct {
-	typ       string
+	typ       [4]byte
 	data, end int64
 }
 
@@ -25,7 +25,7 @@ func readBox(s *source, off, parentEnd int64) (b box, ok bool) {
 		return b, false
 	}
 	size := uint64(binary.BigEndian.Uint32(h[0:4]))
-	b.typ = string(h[4:8])
+	b.typ = [4]byte(h[4:8])
 	b.data = off + 8
 	if size == 1 {
 		if parentEnd-off < 16 {
@@ -92,7 +92,7 @@ func mp4Duration(s *source) (int64, bool) {
 		if !ok {
 			break
 		}
-		switch b.typ {
+		switch string(b.typ[:]) {
 		case "moov":
 			if m.haveMoov {
 				break
@@ -193,7 +193,7 @@ func (m *mp4Movie) readMoov(s *source, moov box) {
 		if !ok {
 			return
 		}
-		switch b.typ {
+		switch string(b.typ[:]) {
 		case "mvhd":
 			m.timescale, m.duration = timeHeader(s, b)
 		case "trak":
@@ -216,7 +216,7 @@ func readTrak(s *source, trak box) (t mp4Track) {
 		if !ok {
 			return t
 		}
-		switch b.typ {
+		switch string(b.typ[:]) {
 		case "tkhd":
 			if v, _, p := fullBox(s, b, 20); v == 1 && p != nil {
 				t.id = binary.BigEndian.Uint32(p[16:20])
@@ -229,7 +229,7 @@ func readTrak(s *source, trak box) (t mp4Track) {
 				if !ok {
 					break
 				}
-				switch c.typ {
+				switch string(c.typ[:]) {
 				case "mdhd":
 					t.timescale, t.duration = timeHeader(s, c)
 				case "hdlr":
@@ -252,7 +252,7 @@ func (m *mp4Movie) readMvex(s *source, mvex box) {
 		if !ok {
 			return
 		}
-		switch b.typ {
+		switch string(b.typ[:]) {
 		case "mehd":
 			if v, _, p := fullBox(s, b, 8); v == 1 && p != nil {
 				m.fragDur = binary.BigEndian.Uint64(p)
@@ -304,7 +304,7 @@ func (m *mp4Movie) readMoof(s *source, moof box) {
 			return
 		}
 		off = traf.end
-		if traf.typ != "traf" {
+		if string(traf.typ[:]) != "traf" {
 			continue
 		}
 		var (
@@ -319,7 +319,7 @@ func (m *mp4Movie) readMoof(s *source, moof box) {
 				break
 			}
 			off = b.end
-			switch b.typ {
+			switch string(b.typ[:]) {
 			case "tfhd":
 				_, flags, p := fullBox(s, b, 4)
 				if p == nil {
