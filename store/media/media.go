@@ -87,7 +87,7 @@ func duration(r io.ReaderAt, size int64, mimeType string, bufSize int) (ms int64
 	if r == nil || size <= 0 {
 		return 0, false, nil
 	}
-	s := &source{r: r, size: size, mem: make([]byte, bufSize)}
+	s := &source{r: r, size: size, mem: make([]byte, min(int64(bufSize), size))}
 	ms, ok = parse(s)
 	if s.err != nil {
 		return 0, false, s.err
