@@ -47,12 +47,13 @@ const readAhead = 64 << 10
 //   - MP3: the ID3v2 tag's size, then the first frame: Xing/Info or VBRI
 //     frame count; else every frame header (a frame walk).
 //   - MP4 family: the top-level box headers and the moov box wherever it
-//     is (mdat is skipped by its size): mvhd; for a fragmented file every
-//     moof's track run; else the tracks' mdhd.
+//     is (mdat is skipped by its size): mvhd; for a fragmented file also
+//     mehd or every moof's track runs; else the tracks' mdhd.
 //   - AAC (ADTS): every frame header; frames × 1024 / sample rate.
-//   - Ogg: the first pages (the stream's codec and rate) and the last
-//     64 KiB (the last granule position); Vorbis, Opus (less pre-skip),
-//     FLAC and Speex.
+//   - Ogg: the first pages (the stream's codec and rate), then the tail
+//     backwards, one buffer at a time and at most 1 MiB, to the stream's
+//     last page (its granule position); Vorbis, Opus (less pre-skip), FLAC
+//     and Speex.
 //   - WebM: the EBML header, Info's Duration × TimecodeScale; without
 //     Duration (MediaRecorder) the end of the last block, walking clusters
 //     of unknown size block by block.
