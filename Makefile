@@ -1,7 +1,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BUILD   := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 FUZZ    ?= FuzzSniff
-PKG     ?= ./store/sniff
+PKG     ?= ./store/media
 
 .PHONY: run test bench fuzz build release clean
 

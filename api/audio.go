@@ -17,7 +17,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"tyst/store"
-	"tyst/store/sniff"
+	"tyst/store/media"
 )
 
 // multipartOverhead is how much a multipart body may hold beyond the file:
@@ -192,7 +192,7 @@ func (s *Server) handleAudioGet(w http.ResponseWriter, r *http.Request, ps httpr
 	defer ar.Close()
 	h := w.Header()
 	h.Set("Content-Type", ar.MIMEType)
-	h.Set("Content-Disposition", fmt.Sprintf(`inline; filename="audio-%d.%s"`, id, sniff.Ext(ar.MIMEType)))
+	h.Set("Content-Disposition", fmt.Sprintf(`inline; filename="audio-%d.%s"`, id, media.Ext(ar.MIMEType)))
 	h.Set("ETag", etag)
 	body := &errCapture{ReadSeeker: ar}
 	http.ServeContent(w, r, "", time.Time{}, body)

@@ -18,7 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"tyst/store/fstream"
-	"tyst/store/sniff"
+	"tyst/store/media"
 )
 
 // DefaultMaxUpload is the largest audio file accepted unless configured.
@@ -169,16 +169,16 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 	}
 
 	body := bufio.NewReaderSize(sourceReader{n.Body}, 64<<10)
-	head, err := body.Peek(sniff.HeadSize)
+	head, err := body.Peek(media.HeadSize)
 	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
 		return nil, sourceErr(err)
 	}
 	if len(head) == 0 {
 		return nil, errorf(CodeValidation, "file is empty")
 	}
-	mimeType, err := sniff.Resolve(n.DeclaredType, head)
+	mimeType, err := media.Resolve(n.DeclaredType, head)
 	switch {
-	case errors.Is(err, sniff.ErrMismatch):
+	case errors.Is(err, media.ErrMismatch):
 		return nil, &Error{Code: CodeUnsupported, Message: "file content does not match its declared type"}
 	case err != nil:
 		return nil, &Error{Code: CodeUnsupported, Message: "file type not accepted: send WAV, MP3, M4A/MP4, AAC, OGG or WebM"}
@@ -191,8 +191,8 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 		return nil, err
 	}
 	defer w.discard()
-	if mimeType == sniff.WAV {
-		if ms, ok := sniff.WAVDurationMS(head, w.size); ok {
+	if mimeType == media.WAV {
+		if ms, ok := media.WAVDurationMS(head, w.size); ok {
 			duration = ms
 		}
 	}

@@ -1,27 +1,9 @@
-// Package sniff decides what kind of audio an upload holds, from its declared
-// Content-Type and its first bytes (DESIGN §5, "Accepted audio").
-//
-// It owns the list of audio types tyst accepts, their canonical MIME types and
-// aliases, the magic bytes of each, the policy that reconciles a declared type
-// with the bytes (Resolve), the file extension of each type, and reading the
-// duration of a PCM WAV from its header. It promises:
-//
-//   - Detect, Resolve and WAVDurationMS never panic, on any input, and never
-//     look at more than the bytes they are given; Detect and Resolve look at
-//     no more than HeadSize of them.
-//   - Every type returned is one of the six canonical constants below.
-//   - A declared type that the bytes contradict is refused, never corrected.
-//
-// The package holds no state and does no I/O; the caller peeks HeadSize bytes
-// (for example with bufio.Reader.Peek) and passes them in. Nothing here logs,
-// and errors carry no part of the input.
-package sniff
+package media
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"math"
 	"mime"
 	"strings"
 )
@@ -40,7 +22,8 @@ const (
 // caller peeks this many (fewer when the input is shorter) and passes them in.
 // It is 8 KiB rather than a few bytes so that WAVDurationMS also finds the
 // "data" chunk of Broadcast WAV files from field recorders, which put "bext"
-// (602+ bytes) and "iXML" (a few KiB) chunks before it.
+// (602+ bytes) and "iXML" (a few KiB) chunks before it, and so that a
+// QuickTime file's leading "free" atoms can be looked past.
 const HeadSize = 8192
 
 // Errors returned by Resolve. Callers compare with errors.Is; store maps both
@@ -48,17 +31,19 @@ const HeadSize = 8192
 var (
 	// ErrUnsupported is returned when the declared type is not an accepted
 	// audio type (for example text/plain or image/png, or a malformed
-	// Content-Type), or when the declared type is generic and the bytes match
-	// no accepted type.
-	ErrUnsupported = errors.New("sniff: type not accepted")
+	// Content-Type), when the declared type is generic and the bytes match
+	// no accepted type, and, whatever the declared type, when the bytes are
+	// of a kind tyst refuses: Matroska that is not WebM, an HEIF or AVIF
+	// image. The caller's message then lists the accepted types.
+	ErrUnsupported = errors.New("media: type not accepted")
 
 	// ErrMismatch is returned when the declared type is an accepted audio type
 	// but the bytes are of another type, or of no accepted type at all.
-	ErrMismatch = errors.New("sniff: bytes do not match the declared type")
+	ErrMismatch = errors.New("media: bytes do not match the declared type")
 )
 
-// Detect returns the canonical type whose magic bytes start head, or "" if
-// none matches. It looks at no more than HeadSize bytes of head.
+// Detect returns the canonical type of the audio that starts head, or "" if
+// head is of no accepted type. It looks at no more than HeadSize bytes of head.
 //
 //   - WAV:  "RIFF", 4 size bytes, "WAVE".
 //   - MP3:  an ID3v2 header ("ID3", version bytes other than 0xFF, a syncsafe
@@ -67,41 +52,109 @@ var (
 //     not 1111, sample-rate index not 11. When the whole ID3v2 tag lies in
 //     head and an ADTS header follows it, the result is AAC instead: HLS
 //     and some encoders put ID3 tags in front of raw AAC.
-//   - MP4:  "ftyp" at offset 4 (M4A, MP4 and other ISO BMFF brands).
+//   - MP4:  the ISO base media family (M4A, MP4, QuickTime .mov, 3GPP and
+//     3GPP2): "ftyp" at offset 4 with a major brand that is not a still
+//     image (HEIF, AVIF), or, for QuickTime files older than ftyp, a
+//     "moov" or "mdat" atom first or after leading "free", "skip", "wide"
+//     or "pnot" atoms, all within head.
 //   - AAC:  an ADTS header: 12 sync bits, layer 00, sample-rate index not
 //     reserved (13 to 15).
 //   - OGG:  "OggS".
-//   - WebM: the EBML magic 1A 45 DF A3. Matroska files share it and are
-//     taken as WebM.
+//   - WebM: the EBML magic 1A 45 DF A3 and, in the EBML header, DocType
+//     "webm". Matroska files (DocType "matroska", also when the header
+//     leaves DocType out) share the magic; they are refused (see Resolve).
 //
 // An MPEG frame sync is only 11 bits, so some non-audio bytes starting with
 // 0xFF 0xE0 or more are taken for MP3; the policy only needs to tell the
 // accepted types apart and refuse what is plainly something else.
 func Detect(head []byte) string {
+	mimeType, _ := detect(head)
+	return mimeType
+}
+
+// detect is Detect that also reports refused: head is of a known kind tyst
+// does not accept (Matroska, an ISO BMFF still image), so that Resolve can
+// refuse it as unsupported whatever the declared type.
+func detect(head []byte) (mimeType string, refused bool) {
 	if len(head) > HeadSize {
 		head = head[:HeadSize]
 	}
 	switch {
 	case len(head) >= 12 && string(head[0:4]) == "RIFF" && string(head[8:12]) == "WAVE":
-		return WAV
+		return WAV, false
 	case len(head) >= 8 && string(head[4:8]) == "ftyp":
-		return MP4
+		if len(head) >= 12 && imageBrands[string(head[8:12])] {
+			return "", true
+		}
+		return MP4, false
+	case isQuickTime(head):
+		return MP4, false
 	case bytes.HasPrefix(head, []byte("OggS")):
-		return OGG
-	case bytes.HasPrefix(head, []byte{0x1A, 0x45, 0xDF, 0xA3}):
-		return WebM
+		return OGG, false
+	case bytes.HasPrefix(head, ebmlMagic):
+		switch docType(head) {
+		case "webm":
+			return WebM, false
+		case "matroska":
+			return "", true
+		}
+		return "", false
 	case isADTS(head):
-		return AAC
+		return AAC, false
 	case isMPEGAudio(head):
-		return MP3
+		return MP3, false
 	}
 	if n, ok := id3Size(head); ok {
 		if n < int64(len(head)) && isADTS(head[n:]) {
-			return AAC
+			return AAC, false
 		}
-		return MP3
+		return MP3, false
 	}
-	return ""
+	return "", false
+}
+
+// imageBrands are ftyp major brands of still images and image sequences
+// (HEIF, HEVC and AVIF images, Canon raw): ISO BMFF files, but no audio.
+var imageBrands = map[string]bool{
+	"mif1": true, "msf1": true, "heic": true, "heix": true, "heim": true,
+	"heis": true, "hevc": true, "hevx": true, "hevm": true, "hevs": true,
+	"avif": true, "avis": true, "crx ": true,
+}
+
+// isQuickTime reports whether head starts with QuickTime atoms without an
+// ftyp: a "moov" or "mdat" atom, first or after up to a few "free", "skip",
+// "wide" or "pnot" atoms, found within head. Each atom must have a size
+// that covers at least its header.
+func isQuickTime(head []byte) bool {
+	off := 0
+	for range 8 {
+		if off+8 > len(head) {
+			return false
+		}
+		size := uint64(binary.BigEndian.Uint32(head[off : off+4]))
+		hdr := uint64(8)
+		if size == 1 { // 64-bit size after the type
+			if off+16 > len(head) {
+				return false
+			}
+			size, hdr = binary.BigEndian.Uint64(head[off+8:off+16]), 16
+		}
+		if size < hdr {
+			return false
+		}
+		switch string(head[off+4 : off+8]) {
+		case "moov", "mdat":
+			return true
+		case "free", "skip", "wide", "pnot":
+			if size > uint64(len(head)-off) {
+				return false
+			}
+			off += int(size)
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // id3Size reports whether head starts with an ID3v2 header and, if so, the
@@ -168,14 +221,24 @@ var aliases = map[string]string{
 	"audio/mpa":     MP3,
 	"audio/mpg":     MP3,
 
-	// MP4/M4A. Only names of the container: audio/mp4a-latm and the like name
-	// a codec stream, not a file. video/mp4 is what some phones and browsers
-	// declare for any .mp4; tyst keeps the container as audio.
-	MP4:           MP4,
-	"audio/x-m4a": MP4,
-	"audio/m4a":   MP4,
-	"audio/x-mp4": MP4,
-	"video/mp4":   MP4,
+	// MP4/M4A and the rest of the ISO base media family. Only names of the
+	// container: audio/mp4a-latm and the like name a codec stream, not a
+	// file. video/mp4 is what some phones and browsers declare for any .mp4,
+	// video/quicktime what iPhones declare for .mov, audio/ and video/3gpp
+	// (RFC 3839) and 3gpp2 (RFC 4393) what Android and older phones declare
+	// for .3gp and .3g2; the bytes are the same family, and tyst keeps the
+	// container as audio.
+	MP4:               MP4,
+	"audio/x-m4a":     MP4,
+	"audio/m4a":       MP4,
+	"audio/x-mp4":     MP4,
+	"video/mp4":       MP4,
+	"video/x-m4v":     MP4,
+	"video/quicktime": MP4,
+	"audio/3gpp":      MP4,
+	"video/3gpp":      MP4,
+	"audio/3gpp2":     MP4,
+	"video/3gpp2":     MP4,
 
 	// AAC in ADTS frames. audio/aacp is HE-AAC (AAC+) in ADTS, as sent by
 	// streaming servers; audio/x-hx-aac-adts is the name in shared-mime-info.
@@ -199,11 +262,18 @@ var aliases = map[string]string{
 	"audio/x-vorbis+ogg": OGG,
 	"audio/x-opus+ogg":   OGG,
 
-	// WebM. Browsers' MediaRecorder declares video/webm even for audio only.
-	// Matroska names (video/x-matroska, audio/x-matroska) are not accepted.
-	WebM:           WebM,
-	"video/webm":   WebM,
-	"audio/x-webm": WebM,
+	// WebM. Browsers' MediaRecorder declares video/webm even for audio only,
+	// and phones record interviews on video. WebM is a subset of Matroska,
+	// so a WebM file saved as .mka or .mkv and declared with a Matroska name
+	// is still accepted; the bytes decide, and a Matroska file that is not
+	// WebM is refused under any name (see Resolve).
+	WebM:               WebM,
+	"video/webm":       WebM,
+	"audio/x-webm":     WebM,
+	"video/x-matroska": WebM,
+	"audio/x-matroska": WebM,
+	"video/matroska":   WebM,
+	"audio/matroska":   WebM,
 }
 
 // Canonical normalises a declared Content-Type to a canonical type. Case,
@@ -237,16 +307,23 @@ func Canonical(declared string) (mimeType string, generic bool, ok bool) {
 // of the upload (at most HeadSize of them are looked at) and returns the
 // canonical type to store.
 //
-// A generic declared type (see Canonical) takes the type Detect finds, or
-// fails with ErrUnsupported when the bytes match none. A specific declared
-// type must be accepted (else ErrUnsupported) and the bytes must be of that
-// very type (else ErrMismatch).
+// One rule for every container: the bytes decide. Bytes of a kind tyst
+// refuses (Matroska that is not WebM, an HEIF or AVIF image) fail with
+// ErrUnsupported whatever the declared type. A generic declared type (see
+// Canonical) takes the type Detect finds, or fails with ErrUnsupported when
+// the bytes match none. A specific declared type must be accepted (else
+// ErrUnsupported) and the bytes must be of its family (else ErrMismatch):
+// a .mov declared video/quicktime and the same file undeclared are both
+// audio/mp4.
 func Resolve(declared string, head []byte) (string, error) {
 	want, generic, ok := Canonical(declared)
 	if !ok {
 		return "", ErrUnsupported
 	}
-	got := Detect(head)
+	got, refused := detect(head)
+	if refused {
+		return "", ErrUnsupported
+	}
 	if generic {
 		if got == "" {
 			return "", ErrUnsupported
@@ -278,84 +355,4 @@ func Ext(mimeType string) string {
 		return "webm"
 	}
 	return "bin"
-}
-
-// WAV format codes whose byte rate is constant, so that size / byte rate is
-// the duration: PCM, IEEE float, A-law, µ-law; WAVE_FORMAT_EXTENSIBLE is
-// looked through to its sub-format.
-const (
-	wavePCM        = 0x0001
-	waveFloat      = 0x0003
-	waveALaw       = 0x0006
-	waveMuLaw      = 0x0007
-	waveExtensible = 0xFFFE
-)
-
-// WAVDurationMS returns the duration, in whole milliseconds (rounded down), of
-// a PCM WAV file of totalSize bytes whose first bytes are head. It walks the
-// RIFF chunks in head to find "fmt " and then "data", and divides the data
-// size by the byte rate of "fmt ". It uses all of head, which should be
-// HeadSize bytes or the whole file if shorter.
-//
-// When the data chunk's size is 0 or 0xFFFFFFFF (a writer that streamed and
-// never came back to fix the header) or larger than totalSize allows (a
-// truncated file), the data is taken to run from its start to totalSize.
-//
-// ok is false, with ms 0, when head is not a RIFF WAVE, does not hold a
-// parsable "fmt " chunk of a constant-rate format (PCM, float, A-law, µ-law,
-// or extensible of those) followed by the header of the "data" chunk, or when
-// totalSize ends before the data starts.
-func WAVDurationMS(head []byte, totalSize int64) (ms int64, ok bool) {
-	if len(head) < 12 || string(head[0:4]) != "RIFF" || string(head[8:12]) != "WAVE" {
-		return 0, false
-	}
-	var byteRate int64
-	n := int64(len(head))
-	for off := int64(12); off+8 <= n; {
-		id := string(head[off : off+4])
-		size := int64(binary.LittleEndian.Uint32(head[off+4 : off+8]))
-		body := off + 8
-		switch id {
-		case "fmt ":
-			if size < 16 || body+size > n {
-				return 0, false
-			}
-			byteRate = fmtByteRate(head[body : body+size])
-			if byteRate == 0 {
-				return 0, false
-			}
-		case "data":
-			if byteRate == 0 || totalSize < body {
-				return 0, false
-			}
-			avail := totalSize - body
-			if size == 0 || size == math.MaxUint32 || size > avail {
-				size = avail
-			}
-			q, r := size/byteRate, size%byteRate
-			if q > (math.MaxInt64-999)/1000 {
-				return 0, false // only for a totalSize no file has
-			}
-			return q*1000 + r*1000/byteRate, true // r < byteRate < 2^32: no overflow
-		}
-		off = body + size + size&1 // chunks are padded to an even size
-	}
-	return 0, false
-}
-
-// fmtByteRate returns the byte rate of a "fmt " chunk body of at least 16
-// bytes, or 0 when its format has no constant byte rate or the rate is 0.
-func fmtByteRate(f []byte) int64 {
-	format := binary.LittleEndian.Uint16(f[0:2])
-	if format == waveExtensible {
-		if len(f) < 40 {
-			return 0
-		}
-		format = binary.LittleEndian.Uint16(f[24:26]) // first bytes of the sub-format GUID
-	}
-	switch format {
-	case wavePCM, waveFloat, waveALaw, waveMuLaw:
-		return int64(binary.LittleEndian.Uint32(f[8:12]))
-	}
-	return 0
 }
