@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -229,5 +230,52 @@ func TestStatus(t *testing.T) {
 	}
 	if strings.Contains(string(b), ts.dir) {
 		t.Fatal("the status names the data directory")
+	}
+}
+
+// TestAudio_Durations: every accepted format uploaded over HTTP gets a
+// duration_ms within 1 % of what ffprobe reported for the file (the golden
+// testdata/audio/durations.json), whatever alias its type was declared
+// under; a Matroska file that is not WebM is refused.
+func TestAudio_Durations(t *testing.T) {
+	ts := mustServe(t)
+	var golden map[string]struct {
+		Seconds float64 `json:"seconds"`
+	}
+	mustUnmarshal(t, mustRead(t, audioDir+"durations.json"), &golden)
+	declared := map[string]string{".mov": "video/quicktime", ".3gp": "audio/3gpp", ".mp4": "video/mp4", ".webm": "video/webm", ".opus": "audio/ogg"}
+	if len(golden) < 15 {
+		t.Fatalf("only %d files in the golden list", len(golden))
+	}
+	for file, g := range golden {
+		t.Run(file, func(t *testing.T) {
+			id := ts.mustCreate(t, file)
+			resp, body := ts.upload(t, id, declared[filepath.Ext(file)], mustRead(t, audioDir+file))
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("upload: %d %s", resp.StatusCode, body)
+			}
+			_, body = ts.do(t, "GET", fmt.Sprintf("/api/v1/record/%d", id), "", nil)
+			var rec struct {
+				Audio struct {
+					DurationMS *int64 `json:"duration_ms"`
+				} `json:"audio"`
+			}
+			mustUnmarshal(t, body, &rec)
+			if rec.Audio.DurationMS == nil {
+				t.Fatalf("no duration: %s", body)
+			}
+			want := g.Seconds * 1000
+			if got := float64(*rec.Audio.DurationMS); got < want*0.99 || got > want*1.01 {
+				t.Fatalf("duration_ms=%v, want %v ± 1 %%", got, want)
+			}
+		})
+	}
+	for _, typ := range []string{"", "video/x-matroska", "audio/webm"} {
+		id := ts.mustCreate(t, "mka")
+		resp, body := ts.upload(t, id, typ, mustRead(t, audioDir+"voice.mka"))
+		wantError(t, resp, body, http.StatusUnsupportedMediaType, "unsupported_media_type")
+		if !strings.Contains(string(body), "WAV, MP3") {
+			t.Fatalf("the refusal does not say what is accepted: %s", body)
+		}
 	}
 }
