@@ -39,6 +39,7 @@ Commands:
   token     create an API token: token create --username U [--scope stream]
   keygen    print a new newsroom key (Fernet, base64url)
   decrypt   decrypt a file of tyst's stream format (stdin to stdout)
+  verify-package  check an export package offline: verify-package FILE.zip
   version   print the version
 
 Run "tyst <command> --help" for a command's flags.
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runKeygen(rest, stdout, stderr)
 	case "decrypt":
 		return runDecrypt(rest, stdin, stdout, stderr)
+	case "verify-package":
+		return runVerifyPackage(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tyst", version)
 		return nil
