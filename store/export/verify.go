@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -316,7 +318,8 @@ func (v *verifier) checkManifest(m *Manifest) {
 	if m.AudioMode != ModeEncrypted && m.AudioMode != ModeDecrypted {
 		v.problem("manifest.json: bad audio_mode")
 	}
-	for name, sum := range m.Files {
+	for _, name := range slices.Sorted(maps.Keys(m.Files)) {
+		sum := m.Files[name]
 		if limit, _ := entryLimit(name); limit == 0 || name == NameManifest || name == NameSignature {
 			v.problem("manifest.json lists a file that is not part of a tyst package")
 		} else if v.files[name] == nil {
@@ -325,7 +328,7 @@ func (v *verifier) checkManifest(m *Manifest) {
 			v.problem("manifest.json: bad hash for %s", name)
 		}
 	}
-	for name := range v.files {
+	for _, name := range slices.Sorted(maps.Keys(v.files)) {
 		if _, ok := m.Files[name]; !ok && name != NameManifest && name != NameSignature {
 			v.problem("%s is not listed in manifest.json (added)", name)
 		}
