@@ -33,12 +33,19 @@ const usage = `tyst keeps interview audio encrypted and serves it to reporters.
 Usage: tyst <command> [flags]
 
 Commands:
-  serve     run the server (default 127.0.0.1:8080, data in ./tyst-data)
-  user      add an account: user add --username U --role R --password-stdin
-  token     create an API token: token create --username U [--scope stream]
-  keygen    make a new newsroom key (Fernet, base64url): stdout or --out FILE
-  decrypt   decrypt a file of tyst's stream format: stdin to stdout or --out FILE
-  version   print the version
+  serve           run the server (default 127.0.0.1:8080, data in ./tyst-data)
+  user            add an account: user add --username U --role R --password-stdin
+  token           create an API token: token create --username U [--scope stream]
+  purge           delete what has outlived its retention time (also runs in serve)
+  verify          check every blob, key and the audit chain
+  rekey           seal everything under the primary newsroom key after a rotation
+  backup          write a consistent copy of the data directory
+  signing-key     print the newsroom signing key's allowed_signers line and fingerprint
+  verify-package  check an export package offline: verify-package FILE.zip
+  stream          stream live PCM from stdin into a record (the field box)
+  keygen          make a new newsroom key (Fernet, base64url): stdout or --out FILE
+  decrypt         decrypt a file of tyst's stream format: stdin to stdout or --out FILE
+  version         print the version
 
 Run "tyst <command> --help" or "tyst help <command>" for a command's flags.
 `
@@ -65,6 +72,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runKeygen(rest, stdout, stderr)
 	case "decrypt":
 		return runDecrypt(ctx, rest, stdin, stdout, stderr)
+	case "verify-package":
+		return runVerifyPackage(rest, stdout, stderr)
 	case "version":
 		return runVersion(rest, stdout, stderr)
 	case "help", "-h", "--help":
