@@ -181,9 +181,7 @@ func (s *Server) handleAudioGet(w http.ResponseWriter, r *http.Request, ps httpr
 		r.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", start, end))
 	case rangeUnsatisfiable:
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
-		return writeJSON(w, http.StatusRequestedRangeNotSatisfiable, errorBody{Error: errorDetail{
-			Code: store.CodeValidation, Message: "range not satisfiable", RequestID: requestID(r.Context()),
-		}})
+		return apiError(store.CodeRangeNotSatisfiable, "range not satisfiable")
 	}
 	ar, err := s.records.OpenAudio(r.Context(), id)
 	if err != nil {

@@ -8,17 +8,18 @@ import (
 
 // statuses is the one place that maps error codes to HTTP statuses (DESIGN §5).
 var statuses = map[store.Code]int{
-	store.CodeValidation:   http.StatusBadRequest,
-	store.CodeUnauthorized: http.StatusUnauthorized,
-	store.CodeForbidden:    http.StatusForbidden,
-	store.CodeNotFound:     http.StatusNotFound,
-	store.CodeConflict:     http.StatusConflict,
-	store.CodeTooLarge:     http.StatusRequestEntityTooLarge,
-	store.CodeUnsupported:  http.StatusUnsupportedMediaType,
-	store.CodeRateLimited:  http.StatusTooManyRequests,
-	store.CodeInternal:     http.StatusInternalServerError,
-	store.CodeUnavailable:  http.StatusServiceUnavailable,
-	store.CodeDiskFull:     http.StatusInsufficientStorage,
+	store.CodeValidation:          http.StatusBadRequest,
+	store.CodeUnauthorized:        http.StatusUnauthorized,
+	store.CodeForbidden:           http.StatusForbidden,
+	store.CodeNotFound:            http.StatusNotFound,
+	store.CodeConflict:            http.StatusConflict,
+	store.CodeTooLarge:            http.StatusRequestEntityTooLarge,
+	store.CodeUnsupported:         http.StatusUnsupportedMediaType,
+	store.CodeRangeNotSatisfiable: http.StatusRequestedRangeNotSatisfiable,
+	store.CodeRateLimited:         http.StatusTooManyRequests,
+	store.CodeInternal:            http.StatusInternalServerError,
+	store.CodeUnavailable:         http.StatusServiceUnavailable,
+	store.CodeDiskFull:            http.StatusInsufficientStorage,
 }
 
 // statusOf returns the HTTP status for err's code.
