@@ -770,3 +770,42 @@ func TestSensitive_ProjectAndUpload(t *testing.T) {
 		t.Fatalf("the hidden project is listed: %s", body)
 	}
 }
+
+// TestSetup_ClosedDoesNotLockOut: once setup is closed, setup attempts are
+// answered 403 and never touch the login limiter: many of them from one
+// address do not keep anyone behind it from logging in. While setup is
+// open, wrong tokens still count.
+func TestSetup_ClosedDoesNotLockOut(t *testing.T) {
+	ts := mustServe(t) // has an admin: setup is closed
+	ts.mustUser(t, "editor", store.RoleEditor, "")
+	for i := range 50 {
+		body := fmt.Sprintf(`{"token":"tyst_setup_guess%d","username":"boss","password":"correct horse battery"}`, i)
+		resp, b := ts.do(t, "POST", "/api/v1/setup", "application/json", strings.NewReader(body), anonymous()...)
+		wantError(t, resp, b, 403, "forbidden")
+	}
+	if c := ts.mustLogin(t, "editor"); c == nil {
+		t.Fatal("setup attempts locked the client out of logging in")
+	}
+
+	keys, _ := store.NewKeyring(store.GenerateKey())
+	db, err := store.Open(t.TempDir(), store.Options{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	srv := httptest.NewServer(api.New(api.Config{Records: db, Accounts: db}))
+	defer srv.Close()
+	open := &testServer{Server: srv, db: db}
+	if _, err := db.NewSetupToken(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	statuses := map[int]int{}
+	for i := range 21 {
+		body := fmt.Sprintf(`{"token":"tyst_setup_guess%d","username":"boss","password":"correct horse battery"}`, i)
+		resp, _ := open.do(t, "POST", "/api/v1/setup", "application/json", strings.NewReader(body), anonymous()...)
+		statuses[resp.StatusCode]++
+	}
+	if statuses[401] != 20 || statuses[429] != 1 {
+		t.Fatalf("21 wrong setup tokens while open: statuses %v, want 20×401 and 1×429", statuses)
+	}
+}
