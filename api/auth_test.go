@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -807,5 +808,35 @@ func TestSetup_ClosedDoesNotLockOut(t *testing.T) {
 	}
 	if statuses[401] != 20 || statuses[429] != 1 {
 		t.Fatalf("21 wrong setup tokens while open: statuses %v, want 20×401 and 1×429", statuses)
+	}
+}
+
+// TestUserCreate_WeakPasswords: white space only, one character repeated
+// and common passwords (in any case) are refused with a clear 400 when an
+// account is created or its password is set, and nothing changes.
+func TestUserCreate_WeakPasswords(t *testing.T) {
+	ts := mustServe(t)
+	before := ts.snapshot(t)
+	for pass, msg := range map[string]string{
+		"            ":  "white space",
+		"xxxxxxxxxxxx":  "repeated",
+		"QWERTYUIOP":    "common",
+		"1q2w3e4r5t":    "common",
+		" password123 ": "common",
+	} {
+		body, _ := json.Marshal(map[string]string{"username": "newbie", "password": pass, "role": "viewer"})
+		resp, b := ts.do(t, "POST", "/api/v1/users", "application/json", bytes.NewReader(body))
+		wantError(t, resp, b, 400, "validation_error")
+		if p := strings.TrimSpace(pass); !strings.Contains(string(b), msg) || (p != "" && strings.Contains(string(b), p)) {
+			t.Fatalf("password %q: message %s, want one that says %q without the password", pass, b, msg)
+		}
+		resp, b = ts.do(t, "PATCH", "/api/v1/users/1", "application/json", strings.NewReader(`{"password":`+strconv.Quote(pass)+`}`))
+		wantError(t, resp, b, 400, "validation_error")
+	}
+	if after := ts.snapshot(t); after != before {
+		t.Fatalf("refused passwords changed the store:\n%s\n%s", before, after)
+	}
+	if c := ts.mustLogin(t, "admin"); c == nil {
+		t.Fatal("the admin's password changed")
 	}
 }
