@@ -56,6 +56,13 @@ type Config struct {
 	// front passes the client's address (e.g. X-Forwarded-For), for the
 	// per-client login limit. Never logged.
 	ClientIPHeader string
+	// Hosts are the host names requests may address besides loopback names
+	// and IP addresses (DNS rebinding, DESIGN §6): the --listen host and
+	// the --public-host names. Case and a trailing dot do not matter.
+	Hosts []string
+	// HSTS adds Strict-Transport-Security to every response (serve sets it
+	// when it serves TLS itself).
+	HSTS bool
 }
 
 // DefaultBodyIdleTimeout is how long a request body may send nothing.
@@ -74,6 +81,8 @@ type Server struct {
 	secureCookies          bool
 	clientIPHeader         string
 	sessionTTL             time.Duration
+	hosts                  map[string]bool // allowed Host names, normalised
+	hsts                   bool
 	router                 *httprouter.Router
 	routes                 []string // "METHOD /pattern", for the OpenAPI and route tests
 	rules                  []rule   // who may call routes[i]
@@ -94,7 +103,14 @@ func New(cfg Config) *Server {
 		log:            cfg.Logger,
 		version:        cfg.Version,
 		maxUpload:      cfg.MaxUploadBytes,
+		hosts:          map[string]bool{},
+		hsts:           cfg.HSTS,
 		router:         httprouter.New(),
+	}
+	for _, h := range cfg.Hosts {
+		if h = normalHost(h); h != "" {
+			s.hosts[h] = true
+		}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -245,8 +261,19 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 		h.Set("Cache-Control", "no-store")
+		if s.hsts {
+			h.Set("Strict-Transport-Security", "max-age=63072000")
+		}
 		rw := &responseWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rw, r.WithContext(ctx))
+		r = r.WithContext(ctx)
+		switch {
+		case !s.hostAllowed(r.Host):
+			s.writeError(rw, r, "", apiError(store.CodeForbidden, "this server does not answer to that host name: an operator can add it with --public-host"))
+		case encodedSeparator(r):
+			s.writeError(rw, r, "", apiError(store.CodeNotFound, "no such endpoint"))
+		default:
+			next.ServeHTTP(rw, r)
+		}
 		s.log.Info("request",
 			keyMethod, r.Method, keyRoute, box.pattern, keyStatus, rw.status,
 			keyBytes, rw.bytes, keyDur, time.Since(start).Round(time.Microsecond).String(), keyRequestID, id)
