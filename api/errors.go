@@ -53,10 +53,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, route string
 			msg = "internal error"
 		}
 	}
-	if r.ContentLength != 0 {
+	if r.ContentLength != 0 && r.ProtoMajor == 1 {
 		// The body may be unread. Without this the server would wait to
 		// drain it before answering, and a client that stalls its body
-		// would hold the connection.
+		// would hold the connection. (HTTP/2 resets the one stream; there
+		// "Connection: close" would end every other stream of the client.)
 		w.Header().Set("Connection", "close")
 	}
 	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg, RequestID: requestID(r.Context())}})

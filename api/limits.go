@@ -45,8 +45,9 @@ func newSlots(kind string, maxAll, maxUser, defAll, defUser int) *slots {
 // acquire takes a slot for the request's principal, or answers why not: 429
 // rate_limited when the account has its share running, 503 unavailable when
 // the server has all it takes. Either refusal sets Retry-After and closes
-// the connection (the client may not have sent its body, and a busy server
-// keeps no idle connection for it). The caller calls release once.
+// an HTTP/1 connection (the client may not have sent its body, and a busy
+// server keeps no idle connection for it). The caller calls release, once
+// or more.
 func (sl *slots) acquire(w http.ResponseWriter, r *http.Request) (release func(), err error) {
 	var user uint64
 	if p := store.PrincipalFrom(r.Context()); p != nil {
@@ -65,7 +66,9 @@ func (sl *slots) acquire(w http.ResponseWriter, r *http.Request) (release func()
 	sl.mu.Unlock()
 	if err != nil {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
-		w.Header().Set("Connection", "close")
+		if r.ProtoMajor == 1 { // HTTP/2 would end the client's other streams too
+			w.Header().Set("Connection", "close")
+		}
 		return nil, err
 	}
 	var once sync.Once
