@@ -318,12 +318,11 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		if s.hsts {
 			h.Set("Strict-Transport-Security", "max-age=63072000")
 		}
-		// Each write gets the write deadline anew (responseWriter.Write); a
-		// keep-alive connection may still carry the last request's, so it
-		// is lifted until this request writes. After the handler, the
-		// deadline covers net/http's final flush of the response.
+		// Each write gets the write deadline anew (responseWriter.Write).
+		// After the handler, one more covers net/http's final flush of the
+		// response, which then lifts it for the next request on the
+		// connection (net/http's conn.serve, after finishRequest).
 		rc := http.NewResponseController(w)
-		rc.SetWriteDeadline(time.Time{})
 		rw := &responseWriter{ResponseWriter: w, status: http.StatusOK, rc: rc, writeIdle: s.writeIdle}
 		defer func() {
 			if !rw.hijacked { // a hijacked connection is its new owner's
