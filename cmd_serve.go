@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"tyst/adminsock"
@@ -30,6 +31,8 @@ type serveConfig struct {
 	allowPlainHTTP bool
 	secureCookies  bool
 	clientIPHeader string
+	publicHosts    string
+	transfers      transferLimits
 }
 
 // validate checks the settings that need no I/O; errors name the setting,
@@ -42,6 +45,9 @@ func (c *serveConfig) validate() error {
 		return &usageError{"--retention-days must be at least 1"}
 	case (c.tlsCert == "") != (c.tlsKey == ""):
 		return &usageError{"--tls-cert and --tls-key go together"}
+	}
+	if err := c.transfers.validate(); err != nil {
+		return err
 	}
 	host, _, err := net.SplitHostPort(c.listen)
 	if err != nil {
@@ -85,6 +91,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.BoolVar(&cfg.allowPlainHTTP, "allow-plain-http", envOr("TYST_ALLOW_PLAIN_HTTP", "") == "1", "allow a non-loopback --listen without TLS, behind a TLS proxy (TYST_ALLOW_PLAIN_HTTP=1)")
 	fs.BoolVar(&cfg.secureCookies, "secure-cookies", envOr("TYST_SECURE_COOKIES", "") == "1", "mark the session cookie Secure; on by itself with --tls-cert; set it behind a TLS proxy (TYST_SECURE_COOKIES=1)")
 	fs.StringVar(&cfg.clientIPHeader, "client-ip-header", envOr("TYST_CLIENT_IP_HEADER", ""), "header in which a trusted proxy passes the client address, for login limits only, e.g. X-Forwarded-For (TYST_CLIENT_IP_HEADER)")
+	fs.StringVar(&cfg.publicHosts, "public-host", envOr("TYST_PUBLIC_HOST", ""), "host names the server answers to besides loopback, IP addresses and the --listen host, comma separated, e.g. the name a proxy forwards (TYST_PUBLIC_HOST)")
+	if err := transferFlags(fs, &cfg.transfers); err != nil {
+		return err
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -138,7 +148,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		Handler: api.New(api.Config{
 			Records: db, Accounts: db, Logger: log.With("component", "api"), Version: version,
 			MaxUploadBytes: cfg.maxUploadMB << 20, SecureCookies: cfg.tlsCert != "" || cfg.secureCookies,
-			ClientIPHeader: cfg.clientIPHeader,
+			ClientIPHeader: cfg.clientIPHeader, HSTS: cfg.tlsCert != "",
+			Hosts:            append(strings.Split(cfg.publicHosts, ","), listenHost(cfg.listen)),
+			WriteIdleTimeout: cfg.transfers.writeIdle, UploadMinRate: cfg.transfers.uploadMinRate, UploadGrace: cfg.transfers.uploadGrace,
+			MaxDownloads: cfg.transfers.maxDownloads, MaxDownloadsPerUser: cfg.transfers.maxDownloadsPerUser,
+			MaxUploads: cfg.transfers.maxUploads, MaxUploadsPerUser: cfg.transfers.maxUploadsPerUser,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
