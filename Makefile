@@ -3,7 +3,7 @@ BUILD   := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VE
 FUZZ    ?= FuzzSniff
 PKG     ?= ./store/media
 
-.PHONY: run test bench fuzz build release clean
+.PHONY: run test bench fuzz build release purge purge-dry-run clean
 
 run: build ## build, then start ./tyst serve on 127.0.0.1:8080 with data in ./tyst-data
 	./tyst serve
@@ -26,6 +26,12 @@ release:
 	GOOS=linux GOARCH=amd64 $(BUILD) -o dist/tyst-linux-amd64 .
 	GOOS=linux GOARCH=arm64 $(BUILD) -o dist/tyst-linux-arm64 .
 	GOOS=linux GOARCH=arm GOARM=7 $(BUILD) -o dist/tyst-linux-armv7 .
+
+purge: build ## purge ./tyst-data now (through a running server's admin socket, or offline)
+	./tyst purge --data ./tyst-data
+
+purge-dry-run: build ## count what purge would delete from ./tyst-data
+	./tyst purge --data ./tyst-data --dry-run
 
 clean:
 	rm -rf tyst dist

@@ -17,6 +17,7 @@ import (
 
 	"tyst/adminsock"
 	"tyst/api"
+	"tyst/retention"
 	"tyst/store"
 )
 
@@ -33,6 +34,7 @@ type serveConfig struct {
 	clientIPHeader string
 	publicHosts    string
 	transfers      transferLimits
+	purge          retentionSettings
 }
 
 // validate checks the settings that need no I/O; errors name the setting,
@@ -80,12 +82,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	retention, err := envInt("RECORDER_RETENTION_DAYS", int64(store.DefaultRetention/(24*time.Hour)))
+	retentionDays, err := envInt("RECORDER_RETENTION_DAYS", int64(store.DefaultRetention/(24*time.Hour)))
 	if err != nil {
 		return err
 	}
 	fs.Int64Var(&cfg.maxUploadMB, "max-upload-mb", maxMB, "largest audio upload in MiB (TYST_MAX_UPLOAD_MB)")
-	fs.IntVar(&cfg.retentionDays, "retention-days", int(retention), "days a record is kept (RECORDER_RETENTION_DAYS)")
+	fs.IntVar(&cfg.retentionDays, "retention-days", int(retentionDays), "days a record is kept (RECORDER_RETENTION_DAYS)")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", envOr("TYST_TLS_CERT", ""), "TLS certificate file, PEM (TYST_TLS_CERT)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", envOr("TYST_TLS_KEY", ""), "TLS private key file, PEM (TYST_TLS_KEY)")
 	fs.BoolVar(&cfg.allowPlainHTTP, "allow-plain-http", envOr("TYST_ALLOW_PLAIN_HTTP", "") == "1", "allow a non-loopback --listen without TLS, behind a TLS proxy (TYST_ALLOW_PLAIN_HTTP=1)")
@@ -95,10 +97,16 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := transferFlags(fs, &cfg.transfers); err != nil {
 		return err
 	}
+	if err := retentionFlags(fs, &cfg.purge); err != nil {
+		return err
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := cfg.validate(); err != nil {
+		return err
+	}
+	if err := cfg.purge.validate(); err != nil {
 		return err
 	}
 	// Plaintext audio passes through memory: no core dump may hold it, no
@@ -116,15 +124,24 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return errors.New("data directory (--data / TYST_DATA_DIR) cannot be created: permission denied or not a directory")
 	}
+	ret := time.Duration(cfg.retentionDays) * 24 * time.Hour
 	db, err := store.Open(cfg.dataDir, store.Options{
 		Keys:      keys,
 		Logger:    log.With("component", "store"),
-		Retention: time.Duration(cfg.retentionDays) * 24 * time.Hour,
+		Retention: ret,
 	})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	maint := newMaintainer(db, ret, log.With("component", "retention"))
+	sched := retention.NewScheduler(log.With("component", "cron"))
+	if err := schedulePurge(sched, cfg.purge, maint, log.With("component", "retention")); err != nil {
+		return err
+	}
+	sched.Start()
+	// Deferred after db.Close, so it runs before it.
+	defer sched.Stop(context.Background())
 	adminLn, err := adminsock.Listen(cfg.dataDir)
 	if err != nil {
 		return err
@@ -133,7 +150,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	adminDone := make(chan struct{})
 	go func() {
 		defer close(adminDone)
-		if err := adminsock.Serve(adminCtx, adminLn, db, log.With("component", "admin")); err != nil {
+		if err := adminsock.Serve(adminCtx, adminLn, db, maint, log.With("component", "admin")); err != nil {
 			log.Error("admin socket stopped", "err", err)
 		}
 	}()
@@ -153,6 +170,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			WriteIdleTimeout: cfg.transfers.writeIdle, UploadMinRate: cfg.transfers.uploadMinRate, UploadGrace: cfg.transfers.uploadGrace,
 			MaxDownloads: cfg.transfers.maxDownloads, MaxDownloadsPerUser: cfg.transfers.maxDownloadsPerUser,
 			MaxUploads: cfg.transfers.maxUploads, MaxUploadsPerUser: cfg.transfers.maxUploadsPerUser,
+			Status: statusFunc(cfg.purge, ret, sched, maint, keys, src, cfg.dataDir, nil),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -121,24 +120,7 @@ func readPassword(stdin io.Reader) (string, error) {
 // directory may be created (user add may set up a new one; token create
 // needs an existing one).
 func offline(dataDir, keyFile string, create bool, stderr io.Writer, do func(*store.DB) (uint64, error)) (uint64, error) {
-	if st, err := os.Stat(dataDir); !create && (err != nil || !st.IsDir()) {
-		return 0, errors.New("data directory (--data / TYST_DATA_DIR) does not exist or is not a directory")
-	}
-	// The keys before a new directory: a malformed key leaves none behind.
-	keys, src, err := loadKeys(keyFile, dataDir, false) // a key made here would not be the server's
-	if err != nil {
-		return 0, err
-	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return 0, errors.New("data directory (--data / TYST_DATA_DIR) cannot be created: permission denied or not a directory")
-	}
-	if src == store.KeyFromDataDir {
-		fmt.Fprintln(stderr, "warning: no newsroom key given (PROJECT_FILES_KEY or --key-file): using the generated files.key in the data directory, as `tyst serve` does")
-	}
-	db, err := store.Open(dataDir, store.Options{Keys: keys, LockTimeout: offlineLockTimeout})
-	if errors.Is(err, store.ErrLocked) {
-		return 0, errors.New("the database is held by another tyst process, but no server answered on its admin socket (admin.sock in the data directory): if a server is starting or stopping, try again")
-	}
+	db, err := openOffline(dataDir, keyFile, create, stderr)
 	if err != nil {
 		return 0, err
 	}

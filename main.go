@@ -42,7 +42,6 @@ Commands:
   backup          write a consistent copy of the data directory
   signing-key     print the newsroom signing key's allowed_signers line and fingerprint
   verify-package  check an export package offline: verify-package FILE.zip
-  stream          stream live PCM from stdin into a record (the field box)
   keygen          make a new newsroom key (Fernet, base64url): stdout or --out FILE
   decrypt         decrypt a file of tyst's stream format: stdin to stdout or --out FILE
   version         print the version
@@ -72,6 +71,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runKeygen(rest, stdout, stderr)
 	case "decrypt":
 		return runDecrypt(ctx, rest, stdin, stdout, stderr)
+	case "purge":
+		return runPurge(ctx, rest, stdout, stderr)
+	case "verify":
+		return runVerify(ctx, rest, stdout, stderr)
+	case "rekey":
+		return runRekey(ctx, rest, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, rest, stdout, stderr)
+	case "signing-key":
+		return runSigningKey(ctx, rest, stdout, stderr)
 	case "verify-package":
 		return runVerifyPackage(rest, stdout, stderr)
 	case "version":
