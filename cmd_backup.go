@@ -32,6 +32,8 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &usageError{"--out cannot be made absolute"}
 	}
 	_, err = runMaint(ctx, f, adminsock.Request{Op: adminsock.OpBackup, Out: abs}, stdout, stderr,
-		func(ctx context.Context, m *maintainer, progress func(int, int)) (any, error) { return m.Backup(ctx, abs, progress) })
+		func(ctx context.Context, m *maintainer, progress func(int, int)) (any, error) {
+			return m.Backup(ctx, abs, progress)
+		})
 	return err
 }

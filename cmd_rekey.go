@@ -28,7 +28,9 @@ func runRekey(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	raw, err := runMaint(ctx, f, adminsock.Request{Op: adminsock.OpRekey}, stdout, stderr,
-		func(ctx context.Context, m *maintainer, progress func(int, int)) (any, error) { return m.Rekey(ctx, progress) })
+		func(ctx context.Context, m *maintainer, progress func(int, int)) (any, error) {
+			return m.Rekey(ctx, progress)
+		})
 	if err != nil {
 		return err
 	}

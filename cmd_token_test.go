@@ -62,7 +62,9 @@ func TestTokenCreate_RunningServer(t *testing.T) {
 	var logs testlog.Buffer
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- adminsock.Serve(ctx, ln, db, newMaintainer(db, 0, nil), slog.New(slog.NewJSONHandler(&logs, nil))) }()
+	go func() {
+		done <- adminsock.Serve(ctx, ln, db, newMaintainer(db, 0, nil), slog.New(slog.NewJSONHandler(&logs, nil)))
+	}()
 	stopAdmin := func() {
 		cancel()
 		select {

@@ -27,7 +27,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	raw, err := runMaint(ctx, f, adminsock.Request{Op: adminsock.OpVerify}, stdout, stderr,
-		func(ctx context.Context, m *maintainer, progress func(int, int)) (any, error) { return m.Verify(ctx, progress) })
+		func(ctx context.Context, m *maintainer, progress func(int, int)) (any, error) {
+			return m.Verify(ctx, progress)
+		})
 	if err != nil {
 		return err
 	}

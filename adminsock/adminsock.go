@@ -125,7 +125,7 @@ type Response struct {
 	TokenID uint64          `json:"token_id,omitempty"` // OpTokenCreate
 	Result  json.RawMessage `json:"result,omitempty"`   // the long ops and OpSigningKey
 	// Progress marks a progress line of a long op; the answer follows.
-	Progress *Progress     `json:"progress,omitempty"`
+	Progress *Progress      `json:"progress,omitempty"`
 	Error    *ResponseError `json:"error,omitempty"`
 }
 
