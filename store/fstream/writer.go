@@ -10,7 +10,8 @@ import (
 )
 
 // Writer encrypts what is written to it into the stream format. Close writes
-// the last chunk; without Close the file is incomplete and reads as corrupt.
+// the final data chunk and the padding; without Close the file is incomplete
+// and reads as corrupt.
 //
 // Writer builds each Fernet token in buffers it reuses (sealer), so a long
 // stream allocates nothing per chunk; the tokens are standard Fernet, which
@@ -38,8 +39,8 @@ func NewWriter(w io.Writer, key *fernet.Key) (*Writer, error) {
 // FileID returns the random id that binds this file's chunks together.
 func (sw *Writer) FileID() [FileIDSize]byte { return sw.fileID }
 
-// Write buffers p and writes every chunk that is full and known not to be the
-// last. It returns the first error of the underlying writer.
+// Write buffers p and writes every chunk as soon as it is full. It returns
+// the first error of the underlying writer.
 func (sw *Writer) Write(p []byte) (int, error) {
 	if sw.err != nil {
 		return 0, sw.err
@@ -49,23 +50,25 @@ func (sw *Writer) Write(p []byte) (int, error) {
 	}
 	n := 0
 	for len(p) > 0 {
-		if len(sw.buf) == HeaderSize+ChunkSize {
-			// A full chunk is written only when more data follows, because
-			// only Close knows which chunk is the last.
-			if err := sw.flush(false); err != nil {
-				return n, err
-			}
-		}
 		k := copy(sw.buf[len(sw.buf):HeaderSize+ChunkSize], p)
 		sw.buf = sw.buf[:len(sw.buf)+k]
 		p = p[k:]
 		n += k
+		if len(sw.buf) == HeaderSize+ChunkSize {
+			// The last flag sits on padding, so a full chunk is never
+			// the last one and need not wait.
+			if err := sw.flush(0); err != nil {
+				return n, err
+			}
+		}
 	}
 	return n, nil
 }
 
-// Close writes the last chunk (an empty one for an empty file). It does not
-// close the underlying writer.
+// Close writes the final data chunk (shorter than ChunkSize, empty when the
+// size is a multiple of it) and two padding chunks that bring the file to
+// EncryptedSize of the bytes written. It does not close the underlying
+// writer.
 func (sw *Writer) Close() error {
 	if sw.closed {
 		return sw.err
@@ -74,11 +77,30 @@ func (sw *Writer) Close() error {
 	if sw.err != nil {
 		return sw.err
 	}
-	return sw.flush(true)
+	a, b, ok := paddingLens(len(sw.buf) - HeaderSize)
+	if !ok { // paddingLens finds a pair for every length: see its test
+		sw.err = errors.New("fstream: no padding fits")
+		return sw.err
+	}
+	if err := sw.flush(0); err != nil {
+		return err
+	}
+	if err := sw.pad(a, flagPadding); err != nil {
+		return err
+	}
+	return sw.pad(b, flagPadding|flagLast)
 }
 
-func (sw *Writer) flush(last bool) error {
-	putHeader(sw.buf[:HeaderSize], last, sw.index, sw.fileID)
+// pad writes a padding chunk of n zero bytes.
+func (sw *Writer) pad(n int, flags byte) error {
+	sw.buf = sw.buf[:HeaderSize+n]
+	clear(sw.buf[HeaderSize:])
+	return sw.flush(flags)
+}
+
+// flush writes the buffered chunk with flags and empties the buffer.
+func (sw *Writer) flush(flags byte) error {
+	putHeader(sw.buf[:HeaderSize], flags, sw.index, sw.fileID)
 	line, err := sw.seal.line(sw.buf)
 	if err != nil {
 		sw.err = fmt.Errorf("fstream: encrypt: %w", err)
@@ -92,6 +114,3 @@ func (sw *Writer) flush(last bool) error {
 	sw.buf = sw.buf[:HeaderSize]
 	return nil
 }
-
-// sealer makes Fernet tokens (spec version 0x80: AES-128-CBC with PKCS #7
-// padding, then HMAC-SHA256 over version, time, IV and ciphertext) with the
