@@ -140,24 +140,20 @@ func (db *DB) SweepOrphans(ctx context.Context, olderThan time.Time, dryRun bool
 	if err != nil {
 		return 0, err
 	}
-	names, err := db.blobs.list()
+	infos, err := listObjects(db.blobs)
 	if err != nil {
 		return 0, err
 	}
 	var first error
-	for _, name := range names {
-		if referenced[name] {
-			continue
-		}
-		mod, err := db.blobs.modTime(name)
-		if err != nil || !mod.Before(olderThan) {
+	for _, i := range infos {
+		if referenced[i.Name] || !i.ModTime.Before(olderThan) {
 			continue
 		}
 		n++
 		if dryRun {
 			continue
 		}
-		if err := db.removeBlob(name); err != nil {
+		if err := db.removeBlob(i.Name); err != nil {
 			db.log.Warn("orphan blob not removed", "err", stripPaths(err).Error())
 			n--
 			if first == nil {
@@ -165,10 +161,12 @@ func (db *DB) SweepOrphans(ctx context.Context, olderThan time.Time, dryRun bool
 			}
 		}
 	}
-	tmp, err := db.blobs.cleanTmpOlder(olderThan, dryRun)
-	n += tmp
-	if first == nil {
-		first = err
+	if !dryRun { // a dry run does not count temp files: the stores cannot
+		tmp, err := db.blobs.CleanTemp(olderThan)
+		n += tmp
+		if first == nil {
+			first = err
+		}
 	}
 	return n, first
 }

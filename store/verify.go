@@ -151,14 +151,14 @@ func (db *DB) Verify(ctx context.Context, o VerifyOptions) (rep VerifyReport, er
 			add(*perr)
 		}
 	}
-	names, err := db.blobs.list()
+	infos, err := listObjects(db.blobs)
 	if err != nil {
 		return rep, err
 	}
-	rep.Blobs = len(names)
-	for _, name := range names {
-		if !referenced[name] {
-			add(Problem{Kind: ProblemOrphanBlob, Blob: name})
+	rep.Blobs = len(infos)
+	for _, i := range infos {
+		if !referenced[i.Name] {
+			add(Problem{Kind: ProblemOrphanBlob, Blob: i.Name})
 		}
 	}
 	if rep.Audit, err = db.VerifyAuditChain(ctx); err != nil {
@@ -190,13 +190,13 @@ func (db *DB) Verify(ctx context.Context, o VerifyOptions) (rep VerifyReport, er
 // checkBlob reads asset a's blob to its end, checking every chunk and the
 // SHA-256; it returns the bytes read and a problem, if any.
 func (db *DB) checkBlob(a asset) (int64, *Problem) {
-	f, err := db.blobs.open(a.row.Blob)
+	f, err := db.openBlob(a.row.Blob)
 	if err != nil {
 		return 0, &Problem{Kind: ProblemMissingBlob, AssetID: a.row.ID, Blob: a.row.Blob}
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, fstream.NewReader(f, []*fernet.Key{a.key}))
+	n, err := io.Copy(h, fstream.NewReader(io.NewSectionReader(f, 0, f.Size()), []*fernet.Key{a.key}))
 	switch {
 	case err != nil:
 		return n, &Problem{Kind: ProblemCorruptBlob, AssetID: a.row.ID, Blob: a.row.Blob, Detail: "does not decrypt to its end"}
