@@ -113,6 +113,7 @@ func (db *DB) KeyUsage(ctx context.Context) (usage map[string]int, err error) {
 		usage[id] = 0
 	}
 	err = db.view(func(tx *bolt.Tx) error {
+		db.exportKeyUsage(tx, usage)
 		return db.eachBox(tx, func(_ []byte, _ []byte, b box) error {
 			usage[b.KeyID]++
 			return nil

@@ -161,6 +161,7 @@ func (db *DB) Verify(ctx context.Context, o VerifyOptions) (rep VerifyReport, er
 			add(Problem{Kind: ProblemOrphanBlob, Blob: i.Name})
 		}
 	}
+	rep.Problems = append(rep.Problems, db.checkExports()...)
 	if rep.Audit, err = db.VerifyAuditChain(ctx); err != nil {
 		if ErrorCode(err) == CodeUnavailable {
 			return rep, err
@@ -204,4 +205,31 @@ func (db *DB) checkBlob(a asset) (int64, *Problem) {
 		return n, &Problem{Kind: ProblemSHA256, AssetID: a.row.ID, Blob: a.row.Blob, Detail: "decrypts to other bytes than its SHA-256"}
 	}
 	return n, nil
+}
+
+// checkExports checks that every export package's file is there and that
+// its last chunk (and so its size and file id) decrypts.
+func (db *DB) checkExports() []Problem {
+	var out []Problem
+	db.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketExports).ForEach(func(k, v []byte) error {
+			var row exportRow
+			var sec exportSecrets
+			if json.Unmarshal(v, &row) != nil || db.keys.openBox(row.Box, &sec) != nil {
+				out = append(out, Problem{Kind: ProblemExport, Detail: "row does not open"})
+				return nil
+			}
+			o, err := db.exports.Open(exportObjectName(sec.PackageID))
+			if err != nil {
+				out = append(out, Problem{Kind: ProblemExport, RecordID: sec.RecordID, Detail: "package file missing"})
+				return nil
+			}
+			defer o.Close()
+			if rs, err := fstream.NewReadSeeker(o, o.Size(), db.keys.All()); err != nil || rs.Size() != sec.Size {
+				out = append(out, Problem{Kind: ProblemExport, RecordID: sec.RecordID, Detail: "package file does not decrypt"})
+			}
+			return nil
+		})
+	})
+	return out
 }
