@@ -35,7 +35,7 @@ var (
 	bucketProjectIndex  = []byte("project_records")
 	allBuckets          = [][]byte{bucketMeta, bucketProjects, bucketRecords, bucketAssets, bucketAudit, bucketAuditByRecord,
 		bucketUsers, bucketUsersByName, bucketSessions, bucketTokens, bucketTokenHashes, bucketProjectIndex,
-		bucketSegments, bucketNotes, bucketReceipts, bucketTombstones, bucketExports}
+		bucketSegments, bucketNotes, bucketReceipts, bucketTombstones, bucketExports, bucketUntitled}
 )
 
 const (
