@@ -92,6 +92,7 @@ var routeClass = map[string]string{
 	"GET /api/v1/projects":          "viewer",
 	"POST /api/v1/record/:id/audio": "editor+stream",
 	"GET /api/v1/record/:id/audio":  "viewer",
+	"GET /api/v1/record/:id/stream": "editor+stream",
 	"GET /api/v1/users":             "admin",
 	"POST /api/v1/users":            "admin",
 	"PATCH /api/v1/users/:id":       "admin",
@@ -276,8 +277,19 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 	// Lists do not show it either; its creator and admins see it.
 	listed := func(hdr []string) bool {
-		_, b := ts.do(t, "GET", "/api/v1/records?limit=200", "", nil, hdr...)
-		return strings.Contains(string(b), `"title":"secret"`)
+		for cursor := ""; ; {
+			_, b := ts.do(t, "GET", "/api/v1/records?limit=200&cursor="+cursor, "", nil, hdr...)
+			if strings.Contains(string(b), `"title":"secret"`) {
+				return true
+			}
+			var page struct {
+				NextCursor string `json:"next_cursor"`
+			}
+			if json.Unmarshal(b, &page) != nil || page.NextCursor == "" {
+				return false
+			}
+			cursor = page.NextCursor
+		}
 	}
 	if listed(asCookie(sessions["editor"])) || listed(asToken(editorToken)) {
 		t.Error("another editor's list shows the sensitive record")

@@ -1,0 +1,341 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"tyst/store"
+	"tyst/stream/proto"
+	"tyst/stream/spool"
+)
+
+// storeTimeout bounds the store calls of start.
+const storeTimeout = 10 * time.Second
+
+// start opens a new stream on c's record: the record must be visible to
+// c's principal and have no audio, and no other stream may hold it.
+func (s *Server) start(c *conn, m proto.Start) (*stream, error) {
+	ctx, cancel := context.WithTimeout(store.WithPrincipal(context.Background(), c.p), storeTimeout)
+	defer cancel()
+	rec, err := s.cfg.Store.Record(ctx, c.recordID)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Audio != nil {
+		return nil, policy(store.CodeConflict, "the record already has audio")
+	}
+	md := meta{
+		V: 1, StreamID: newStreamID(), RecordID: c.recordID,
+		UserID: c.p.UserID, Role: c.p.Role, Scope: c.p.Scope, TokenID: c.p.TokenID,
+		SampleRate: m.SampleRate, Channels: m.Channels, Source: m.Source, CreatedAt: s.now().UTC(),
+	}
+	st := newStream(s, md)
+	s.mu.Lock()
+	switch {
+	case s.closing:
+		s.mu.Unlock()
+		return nil, policy(store.CodeUnavailable, "server is shutting down")
+	case s.byRecord[c.recordID] != nil:
+		s.mu.Unlock()
+		return nil, policy(store.CodeConflict, "a stream is already running for this record: resume it")
+	case len(s.streams) >= s.cfg.MaxStreams:
+		s.mu.Unlock()
+		return nil, policy(store.CodeUnavailable, "too many streams: try again later")
+	}
+	s.byRecord[c.recordID] = st // claimed while the spool is made
+	s.mu.Unlock()
+
+	b, err := json.Marshal(md)
+	var f *spool.File
+	if err == nil {
+		f, err = spool.Create(s.spoolPath(md.StreamID), s.codec, b, spool.Grow1MiB)
+	}
+	if err != nil {
+		s.forget(st)
+		return nil, diskErr(err)
+	}
+	st.mu.Lock()
+	st.file = s.wrap(f)
+	st.conn, st.state = c, stateAttached
+	st.pending = make([]byte, 0, st.pendingCap)
+	st.nextFlush = time.Now().Add(s.cfg.AckInterval)
+	st.mu.Unlock()
+	s.mu.Lock()
+	s.streams[md.StreamID] = st
+	s.mu.Unlock()
+	s.log.Info("stream started", keyStreamID, md.StreamID, keyRecordID, md.RecordID)
+	return st, nil
+}
+
+// resume attaches c to the stream id and returns the offset to send from.
+// A stream that is unknown, finished, or not of c's user and record is
+// unknown_stream; one that another connection holds is taken from it (that
+// client is gone, or this one would not resume).
+func (s *Server) resume(c *conn, id string) (*stream, int64, error) {
+	unknown := policy(proto.CodeUnknownStream, "no such stream to resume: start a new one")
+	s.mu.Lock()
+	st := s.streams[id]
+	s.mu.Unlock()
+	if st == nil || st.m.UserID != c.p.UserID || st.m.RecordID != c.recordID {
+		return nil, 0, unknown
+	}
+	for tries := 0; ; tries++ {
+		if tries > 3 {
+			return nil, 0, policy(store.CodeConflict, "the stream is busy: try again")
+		}
+		st.mu.Lock()
+		switch st.state {
+		case stateFinished:
+			st.mu.Unlock()
+			return nil, 0, unknown
+		case stateFinalising:
+			done := st.finalDone
+			st.mu.Unlock()
+			select {
+			case <-done:
+			case <-time.After(time.Minute):
+			}
+			continue
+		case stateAttached:
+			old := st.conn
+			st.mu.Unlock()
+			old.kill()
+			select {
+			case <-old.done:
+			case <-time.After(10 * time.Second):
+			}
+			continue
+		}
+		off, err := st.attachLocked(c)
+		st.mu.Unlock()
+		if err != nil {
+			st.warn("spool cannot be resumed", err)
+			return nil, 0, diskErr(err)
+		}
+		s.log.Info("stream resumed", keyStreamID, id, keyRecordID, st.m.RecordID, keyBytes, off)
+		return st, off, nil
+	}
+}
+
+// syncLoop is the group commit: every SyncTick it writes the streams whose
+// flush is due, syncs them all, then acknowledges them all.
+func (s *Server) syncLoop() {
+	defer s.loops.Done()
+	t := time.NewTicker(s.cfg.SyncTick)
+	defer t.Stop()
+	var batch []*stream
+	var jobs []syncJob
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+		}
+		batch, jobs = s.groupCommit(batch[:0], jobs[:0])
+	}
+}
+
+type syncJob struct {
+	st   *stream
+	file SpoolFile
+	upto int64
+	err  error
+}
+
+// maxSyncers bounds the syncs run at once: the file system batches
+// concurrent syncs into one journal commit.
+const maxSyncers = 16
+
+func (s *Server) groupCommit(batch []*stream, jobs []syncJob) ([]*stream, []syncJob) {
+	now := time.Now()
+	s.mu.Lock()
+	for _, st := range s.streams {
+		batch = append(batch, st)
+	}
+	s.mu.Unlock()
+	var failed []*conn
+	for _, st := range batch {
+		st.mu.Lock()
+		if st.state == stateAttached && st.broken == nil && !now.Before(st.nextFlush) {
+			st.nextFlush = now.Add(s.cfg.AckInterval)
+			if err := st.flushLocked(); err != nil {
+				failed = append(failed, st.conn)
+			} else if st.written > st.durable.Load() {
+				jobs = append(jobs, syncJob{st: st, file: st.file, upto: st.written})
+			}
+		}
+		st.mu.Unlock()
+	}
+	clear(batch)
+	if len(jobs) > 0 {
+		syncAll(jobs)
+	}
+	for i := range jobs {
+		j := &jobs[i]
+		j.st.mu.Lock()
+		c := j.st.conn
+		if j.err == nil {
+			j.st.setDurable(j.upto)
+		} else if j.st.state == stateAttached {
+			j.st.broken = j.err
+			failed = append(failed, c)
+		}
+		j.st.mu.Unlock()
+		if j.err == nil && c != nil {
+			c.wakeAck()
+		}
+	}
+	clear(jobs)
+	for _, c := range failed {
+		if c != nil {
+			// The reader's next add fails with the spool's error; a client
+			// that sends nothing is ended here. It resumes from what is
+			// durable once the spool is read back.
+			c.st.warn("spool sync failed", c.st.broken)
+			c.nc.Close()
+		}
+	}
+	return batch, jobs
+}
+
+// syncAll syncs the jobs' files, up to maxSyncers at once.
+func syncAll(jobs []syncJob) {
+	next := make(chan int, len(jobs))
+	for i := range jobs {
+		next <- i
+	}
+	close(next)
+	n := min(len(jobs), maxSyncers)
+	done := make(chan struct{}, n)
+	for range n {
+		go func() {
+			for i := range next {
+				jobs[i].err = jobs[i].file.Sync()
+			}
+			done <- struct{}{}
+		}()
+	}
+	for range n {
+		<-done
+	}
+}
+
+// janitorLoop stores streams whose resume window has ended.
+func (s *Server) janitorLoop() {
+	defer s.loops.Done()
+	tick := min(max(s.cfg.ResumeWindow/20, 10*time.Millisecond), 5*time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+		}
+		s.expireDue()
+	}
+}
+
+// expireDue starts storing every detached stream past its deadline.
+func (s *Server) expireDue() {
+	now := s.now()
+	s.mu.Lock()
+	var due []*stream
+	for _, st := range s.streams {
+		st.mu.Lock()
+		if st.state == stateDetached && !st.expiring && !now.Before(st.deadline) {
+			st.expiring = true
+			due = append(due, st)
+		}
+		st.mu.Unlock()
+	}
+	s.mu.Unlock()
+	for _, st := range due {
+		s.finals.Add(1)
+		go func() {
+			defer s.finals.Done()
+			select {
+			case s.finalSlot <- struct{}{}:
+			case <-s.quit:
+				return
+			}
+			defer func() { <-s.finalSlot }()
+			s.expire(st)
+		}()
+	}
+}
+
+// expire stores an abandoned stream.
+func (s *Server) expire(st *stream) {
+	defer func() {
+		st.mu.Lock()
+		st.expiring = false
+		st.mu.Unlock()
+	}()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	audio, err := st.finalise(ctx, nil)
+	var fe *finishError
+	switch {
+	case err == nil && audio == nil:
+		s.log.Info("abandoned stream held no audio and is removed", keyStreamID, st.id, keyRecordID, st.m.RecordID)
+	case err == nil:
+		s.log.Info("abandoned stream stored", keyStreamID, st.id, keyRecordID, st.m.RecordID, keyBytes, audio.SizeBytes,
+			keyDur, time.Since(start).Round(time.Millisecond).String())
+	case asFinishError(err, &fe) && fe.permanent:
+		s.log.Error("abandoned stream refused by the store and discarded", keyStreamID, st.id, keyRecordID, st.m.RecordID,
+			keyCode, string(store.ErrorCode(err)))
+	case asFinishError(err, &fe):
+		s.log.Error("abandoned stream could not be stored; retrying later", keyStreamID, st.id, keyRecordID, st.m.RecordID,
+			keyCode, string(store.ErrorCode(err)), keyErr, pathFree(err).Error())
+	}
+}
+
+// recoverSpools registers the spools a previous run left: each stays
+// resumable until its recorded deadline, or for a whole window from now if
+// it was live when the previous run ended.
+func (s *Server) recoverSpools() error {
+	entries, err := readDir(s.dir)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	for _, e := range entries {
+		name := e.Name()
+		if len(name) != proto.StreamIDLen+len(spoolExt) || name[proto.StreamIDLen:] != spoolExt {
+			continue
+		}
+		id := name[:proto.StreamIDLen]
+		if !proto.ValidStreamID(id) || !e.Type().IsRegular() {
+			continue
+		}
+		f, scan, err := spool.Open(s.spoolPath(id), s.codec, s.cfg.Keys.All(), spool.Grow1MiB)
+		if err != nil {
+			s.log.Warn("spool cannot be read and is left in place: is its newsroom key configured?", keyStreamID, id, keyErr, pathFree(err).Error())
+			continue
+		}
+		var md meta
+		if err := json.Unmarshal(scan.Meta, &md); err != nil || md.StreamID != id || md.Channels < 1 || md.Channels > 2 {
+			f.Close()
+			s.log.Warn("spool metadata is not readable; left in place", keyStreamID, id)
+			continue
+		}
+		st := newStream(s, md)
+		st.file = s.wrap(f)
+		st.written = scan.DataBytes
+		st.durable.Store(scan.DataBytes)
+		st.state = stateDetached
+		st.deadline = now.Add(s.cfg.ResumeWindow)
+		if md.Deadline != nil {
+			st.deadline = *md.Deadline
+		}
+		s.streams[id] = st
+		if s.byRecord[md.RecordID] == nil {
+			s.byRecord[md.RecordID] = st
+		}
+		s.log.Info("stream found after restart; resumable until its window ends", keyStreamID, id, keyRecordID, md.RecordID, keyBytes, scan.DataBytes)
+	}
+	return nil
+}
