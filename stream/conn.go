@@ -129,26 +129,30 @@ func (c *conn) serve() {
 	c.finish(err)
 }
 
-// finish tells the client why the connection ends, then closes it.
+// finish tells the client why the connection ends (unless a close was sent
+// already), lingers, then closes.
 func (c *conn) finish(err error) {
 	var we *wsError
 	switch {
 	case c.killed.Load():
+		c.nc.Close()
+		return
 	case errors.Is(err, errStored):
-		c.sendClose(proto.CloseNormal, "stored")
+		c.writeClose(proto.CloseNormal, nil)
 	case errors.Is(err, errPeerClosed):
-		c.sendClose(proto.CloseNormal, "")
+		c.writeClose(proto.CloseNormal, nil)
 	case errors.As(err, &we):
 		if closeCode(we.code) == proto.CloseInternal && we.code != string(store.CodeDiskFull) {
 			c.srv.log.Error("stream failed", keyStreamID, c.streamID(), keyRecordID, c.recordID, keyCode, we.code)
 		}
-		c.closeWith(closeCode(we.code), proto.Error{Code: we.code, Message: we.message})
-		return
+		c.writeClose(closeCode(we.code), &proto.Error{Code: we.code, Message: we.message})
 	case isTimeout(err):
-		c.closeWith(proto.ClosePolicy, proto.Error{Code: proto.CodeTimeout, Message: "no frame within the idle timeout"})
+		c.writeClose(proto.ClosePolicy, &proto.Error{Code: proto.CodeTimeout, Message: "no frame within the idle timeout"})
+	default:
+		c.nc.Close() // the client is gone
 		return
 	}
-	c.nc.Close()
+	c.linger()
 }
 
 func (c *conn) streamID() string {
@@ -163,26 +167,34 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
-// closeWith sends an error message and a close frame, then closes.
-func (c *conn) closeWith(code int, e proto.Error) {
-	if b, err := proto.Marshal(e); err == nil {
-		c.writeFrame(ws.OpText, b)
+// writeClose sends an error message (when e is not nil) and a close frame,
+// and shuts the connection for writing. Nothing is written after it.
+func (c *conn) writeClose(code int, e *proto.Error) {
+	reason := ""
+	if e != nil {
+		if b, err := proto.Marshal(*e); err == nil {
+			c.writeFrame(ws.OpText, b)
+		}
+		reason = e.Message
 	}
-	c.sendClose(code, e.Message)
-	c.nc.Close()
-}
-
-// sendClose sends a close frame and lingers briefly, reading and dropping
-// what the client still sends, so that the client reads the close before
-// the connection goes (closing with unread input would reset it).
-func (c *conn) sendClose(code int, reason string) {
-	if err := c.writeFrame(ws.OpClose, proto.CloseBody(code, reason)); err != nil {
-		c.nc.Close()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wclosed {
 		return
 	}
+	c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	c.fw.WriteFrame(ws.OpClose, proto.CloseBody(code, reason))
+	c.wclosed = true
 	if tc, ok := c.nc.(*net.TCPConn); ok {
 		tc.CloseWrite()
 	}
+}
+
+// linger reads and drops what the client still sends, for at most a
+// second, so that it reads the close before the connection goes (closing
+// with unread input would reset it and could lose the close). Reader
+// goroutine only.
+func (c *conn) linger() {
 	c.nc.SetReadDeadline(time.Now().Add(time.Second))
 	io.CopyN(io.Discard, c.br, 1<<20)
 	c.nc.Close()
@@ -206,6 +218,14 @@ func (c *conn) writeFrame(op ws.OpCode, p []byte) error {
 	return err
 }
 
+// abort ends the connection from another goroutine with an error (the
+// group commit's failed sync): the reader wakes within a second.
+func (c *conn) abort(err error) {
+	we := c.asWSError(diskErr(err)).(*wsError)
+	c.writeClose(closeCode(we.code), &proto.Error{Code: we.code, Message: we.message})
+	c.nc.SetReadDeadline(time.Now().Add(time.Second))
+}
+
 // kill ends the connection from the server side: another connection resumed
 // its stream.
 func (c *conn) kill() {
@@ -220,7 +240,7 @@ func (c *conn) shutdown() {
 	c.wmu.Lock()
 	if !c.wclosed {
 		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		c.fw.WriteFrame(ws.OpClose, proto.CloseBody(proto.CloseGoingAway, "server shutting down"))
+		c.fw.WriteFrame(ws.OpClose, proto.CloseBody(proto.CloseGoingAway, "server shutting down: resume later"))
 	}
 	c.wclosed = true
 	c.wmu.Unlock()

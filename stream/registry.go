@@ -136,6 +136,11 @@ func (s *Server) syncLoop() {
 	}
 }
 
+type failure struct {
+	c   *conn
+	err error
+}
+
 type syncJob struct {
 	st   *stream
 	file SpoolFile
@@ -154,13 +159,13 @@ func (s *Server) groupCommit(batch []*stream, jobs []syncJob) ([]*stream, []sync
 		batch = append(batch, st)
 	}
 	s.mu.Unlock()
-	var failed []*conn
+	var failed []failure
 	for _, st := range batch {
 		st.mu.Lock()
 		if st.state == stateAttached && st.broken == nil && !now.Before(st.nextFlush) {
 			st.nextFlush = now.Add(s.cfg.AckInterval)
 			if err := st.flushLocked(); err != nil {
-				failed = append(failed, st.conn)
+				failed = append(failed, failure{st.conn, err})
 			} else if st.written > st.durable.Load() {
 				jobs = append(jobs, syncJob{st: st, file: st.file, upto: st.written})
 			}
@@ -179,7 +184,7 @@ func (s *Server) groupCommit(batch []*stream, jobs []syncJob) ([]*stream, []sync
 			j.st.setDurable(j.upto)
 		} else if j.st.state == stateAttached {
 			j.st.broken = j.err
-			failed = append(failed, c)
+			failed = append(failed, failure{c, j.err})
 		}
 		j.st.mu.Unlock()
 		if j.err == nil && c != nil {
@@ -187,13 +192,12 @@ func (s *Server) groupCommit(batch []*stream, jobs []syncJob) ([]*stream, []sync
 		}
 	}
 	clear(jobs)
-	for _, c := range failed {
-		if c != nil {
-			// The reader's next add fails with the spool's error; a client
-			// that sends nothing is ended here. It resumes from what is
-			// durable once the spool is read back.
-			c.st.warn("spool sync failed", c.st.broken)
-			c.nc.Close()
+	for _, f := range failed {
+		if f.c != nil {
+			// The client resumes from what is durable once the spool is
+			// read back.
+			f.c.st.warn("spool write failed", f.err)
+			f.c.abort(f.err)
 		}
 	}
 	return batch, jobs

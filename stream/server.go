@@ -263,7 +263,8 @@ func (s *Server) ServeStream(w http.ResponseWriter, r *http.Request, recordID ui
 	}
 	c := newConn(s, nc, rw.Reader, p, recordID)
 	if !s.track(c) {
-		c.closeWith(proto.CloseGoingAway, proto.Error{Code: string(store.CodeUnavailable), Message: "server is shutting down"})
+		c.writeClose(proto.CloseGoingAway, &proto.Error{Code: string(store.CodeUnavailable), Message: "server is shutting down"})
+		c.nc.Close()
 		return nil
 	}
 	defer s.untrack(c)
@@ -319,4 +320,19 @@ func (s *Server) Streams() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.streams)
+}
+
+// Live returns the number of streams a connection is sending into.
+func (s *Server) Live() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, st := range s.streams {
+		st.mu.Lock()
+		if st.state == stateAttached {
+			n++
+		}
+		st.mu.Unlock()
+	}
+	return n
 }

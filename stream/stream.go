@@ -56,7 +56,8 @@ func (m *meta) start() proto.Start {
 	return proto.Start{Format: proto.FormatPCM16, SampleRate: m.SampleRate, Channels: m.Channels, Source: m.Source}
 }
 
-// stream is one live stream and its spool.
+// stream is one live stream and its spool. Lock order: Server.mu, then
+// stream.mu; never Server.mu while holding stream.mu.
 type stream struct {
 	srv        *Server
 	id         string
@@ -381,12 +382,14 @@ func (st *stream) finalise(ctx context.Context, c *conn) (*store.Audio, error) {
 	}
 
 	st.mu.Lock()
-	defer st.mu.Unlock()
-	defer func() { close(st.finalDone); st.finalDone = nil }()
+	done := st.finalDone
+	st.finalDone = nil
 	if err != nil && !permanent {
 		st.state = stateDetached
 		st.retries++
 		st.deadline = st.srv.now().Add(retryDelay(st.retries))
+		st.mu.Unlock()
+		close(done)
 		return nil, &finishError{err: err}
 	}
 	st.state = stateFinished
@@ -395,11 +398,14 @@ func (st *stream) finalise(ctx context.Context, c *conn) (*store.Audio, error) {
 		st.file.Close()
 		st.file = nil
 	}
+	st.mu.Unlock()
 	// The store holds the audio (or refused it for good): the spool goes.
+	// Lock order: Server.mu before stream.mu, so forget runs unlocked.
 	if rerr := removeSync(st.srv.spoolPath(st.id)); rerr != nil {
 		st.warn("spool not removed", rerr)
 	}
 	st.srv.forget(st)
+	close(done)
 	if err != nil {
 		return nil, &finishError{err: err, permanent: true}
 	}
