@@ -295,23 +295,29 @@ func (c *conn) writeLoop() {
 // readLoop reads frames until the connection ends; it returns why.
 func (c *conn) readLoop() error {
 	for {
-		// Moving the deadline on every frame would cost a timer update
-		// each; a deadline at most a second stale is as good.
-		if now := time.Now(); now.Sub(c.lastDL) > time.Second {
-			c.nc.SetReadDeadline(now.Add(c.srv.cfg.IdleTimeout))
-			c.lastDL = now
-		}
-		h, err := ws.ReadHeaderBuffer(c.br, c.hdr[:])
-		if err != nil {
-			if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
-				return protocolError("malformed frame header")
-			}
-			return err
-		}
-		if err := c.frame(h); err != nil {
+		if err := c.readFrame(); err != nil {
 			return err
 		}
 	}
+}
+
+// readFrame reads and handles one frame. In steady state (binary frames
+// into a live stream) it allocates nothing.
+func (c *conn) readFrame() error {
+	// Moving the deadline on every frame would cost a timer update each; a
+	// deadline at most a second stale is as good.
+	if now := time.Now(); now.Sub(c.lastDL) > time.Second {
+		c.nc.SetReadDeadline(now.Add(c.srv.cfg.IdleTimeout))
+		c.lastDL = now
+	}
+	h, err := ws.ReadHeaderBuffer(c.br, c.hdr[:])
+	if err != nil {
+		if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
+			return protocolError("malformed frame header")
+		}
+		return err
+	}
+	return c.frame(h)
 }
 
 // frame handles one frame whose header was read. Every limit is checked

@@ -3,9 +3,9 @@ package spool
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding"
 	"encoding/base64"
 	"encoding/binary"
 	"hash"
@@ -15,13 +15,41 @@ import (
 	"github.com/fernet/fernet-go"
 )
 
-// Codec seals chunks under one Fernet key. It keeps a pool of sealing
-// buffers, so many spools share a few buffers instead of holding one each;
-// it is safe for concurrent use.
+// Codec seals chunks under one Fernet key. It keeps a free list of sealing
+// buffers, so many spools share a few instead of holding one each; it is
+// safe for concurrent use. (A sync.Pool would allocate now and then: an
+// object put on one processor is not found from another.)
 type Codec struct {
 	block  cipher.Block
 	macKey []byte
-	pool   sync.Pool // *sealer
+	mu     sync.Mutex
+	free   []*sealer
+}
+
+// maxFree bounds the sealers kept for reuse.
+const maxFree = 64
+
+func (c *Codec) get() *sealer {
+	c.mu.Lock()
+	if n := len(c.free); n > 0 {
+		s := c.free[n-1]
+		c.free = c.free[:n-1]
+		c.mu.Unlock()
+		return s
+	}
+	c.mu.Unlock()
+	s := &sealer{mac: newMAC(c.macKey)}
+	s.cbc = cipher.NewCBCEncrypter(c.block, s.iv[:])
+	s.setIV, _ = s.cbc.(ivSetter)
+	return s
+}
+
+func (c *Codec) put(s *sealer) {
+	c.mu.Lock()
+	if len(c.free) < maxFree {
+		c.free = append(c.free, s)
+	}
+	c.mu.Unlock()
 }
 
 // NewCodec returns a Codec that encrypts under key.
@@ -30,8 +58,7 @@ func NewCodec(key *fernet.Key) *Codec {
 	if err != nil {
 		panic("spool: aes: " + err.Error()) // a 16-byte key cannot fail
 	}
-	c := &Codec{block: block, macKey: append([]byte(nil), key[:16]...)}
-	c.pool.New = func() any { return &sealer{mac: hmac.New(sha256.New, c.macKey)} }
+	c := &Codec{block: block, macKey: append([]byte(nil), key[:16]...), free: make([]*sealer, 0, maxFree)}
 	return c
 }
 
@@ -39,11 +66,56 @@ func NewCodec(key *fernet.Key) *Codec {
 // padding, HMAC-SHA256 over version, time, IV and ciphertext) with the Unix
 // epoch as their time, in buffers it reuses.
 type sealer struct {
-	mac hash.Hash
-	raw []byte // version | time | iv | ciphertext | hmac
-	out []byte // base64url(raw) + "\n"
-	iv  [aes.BlockSize]byte
+	mac   *mac
+	cbc   cipher.BlockMode
+	setIV ivSetter // the standard library's CBC modes take a new IV in place
+	raw   []byte   // version | time | iv | ciphertext | hmac
+	out   []byte   // base64url(raw) + "\n"
+	iv    [aes.BlockSize]byte
 }
+
+// mac is HMAC-SHA256 under one key (RFC 2104) that restores its keyed
+// states instead of rehashing the pads, and allocates nothing per use (the
+// standard library's HMAC allocates now and then when it saves its state).
+type mac struct {
+	inner, outer           hash.Hash
+	innerState, outerState []byte
+	inSum                  [sha256.Size]byte
+}
+
+func newMAC(key []byte) *mac {
+	var ipad, opad [sha256.BlockSize]byte
+	copy(ipad[:], key) // keys here are 16 bytes, shorter than a block
+	copy(opad[:], key)
+	for i := range ipad {
+		ipad[i] ^= 0x36
+		opad[i] ^= 0x5c
+	}
+	m := &mac{inner: sha256.New(), outer: sha256.New()}
+	m.inner.Write(ipad[:])
+	m.outer.Write(opad[:])
+	var err error
+	if m.innerState, err = m.inner.(encoding.BinaryMarshaler).MarshalBinary(); err == nil {
+		m.outerState, err = m.outer.(encoding.BinaryMarshaler).MarshalBinary()
+	}
+	if err != nil {
+		panic("spool: sha256 state: " + err.Error()) // the standard library's sha256 always marshals
+	}
+	return m
+}
+
+// sum appends HMAC(key, data) to dst.
+func (m *mac) sum(dst, data []byte) []byte {
+	m.inner.(encoding.BinaryUnmarshaler).UnmarshalBinary(m.innerState)
+	m.inner.Write(data)
+	in := m.inner.Sum(m.inSum[:0])
+	m.outer.(encoding.BinaryUnmarshaler).UnmarshalBinary(m.outerState)
+	m.outer.Write(in)
+	return m.outer.Sum(dst)
+}
+
+// ivSetter is implemented by the standard library's CBC encrypters.
+type ivSetter interface{ SetIV([]byte) }
 
 const fernetOverhead = 1 + 8 + aes.BlockSize + sha256.Size // version, time, iv, hmac
 
@@ -78,10 +150,13 @@ func (s *sealer) seal(block cipher.Block, header, data []byte) ([]byte, error) {
 	for i := plain; i < padded; i++ {
 		pay[i] = byte(padded - plain)
 	}
-	cipher.NewCBCEncrypter(block, s.iv[:]).CryptBlocks(pay, pay)
-	s.mac.Reset()
-	s.mac.Write(raw)
-	raw = s.mac.Sum(raw) // appends in place: cap(s.raw) >= n
+	if s.setIV != nil {
+		s.setIV.SetIV(s.iv[:]) // no allocation per chunk
+	} else {
+		s.cbc = cipher.NewCBCEncrypter(block, s.iv[:])
+	}
+	s.cbc.CryptBlocks(pay, pay)
+	raw = s.mac.sum(raw, raw) // appends in place: cap(s.raw) >= n
 	enc := base64.URLEncoding.EncodedLen(len(raw))
 	if cap(s.out) < enc+1 {
 		s.out = make([]byte, enc+1)

@@ -204,8 +204,8 @@ func (sf *File) append(flags byte, data []byte) error {
 	h[1] = flags
 	binary.BigEndian.PutUint64(h[2:10], sf.index)
 	copy(h[10:], sf.fileID[:])
-	s := sf.codec.pool.Get().(*sealer)
-	defer sf.codec.pool.Put(s)
+	s := sf.codec.get()
+	defer sf.codec.put(s)
 	line, err := s.seal(sf.codec.block, h, data)
 	if err != nil {
 		return err
