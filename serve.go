@@ -31,6 +31,13 @@ type serveConfig struct {
 	allowPlainHTTP bool
 	secureCookies  bool
 	clientIPHeader string
+	// Live streams and the debug audio dump (DESIGN §8, §9).
+	resumeWindow    time.Duration
+	dumpOn          bool
+	dumpPlaintext   bool
+	dumpMaxAgeHours int64
+	dumpMaxFiles    int64
+	dumpMaxMB       int64
 }
 
 // validate checks the settings that need no I/O; errors name the setting,
@@ -43,6 +50,10 @@ func (c *serveConfig) validate() error {
 		return &usageError{"--retention-days must be at least 1"}
 	case (c.tlsCert == "") != (c.tlsKey == ""):
 		return &usageError{"--tls-cert and --tls-key go together"}
+	case c.resumeWindow < time.Second:
+		return &usageError{"--stream-resume-window must be at least 1s"}
+	case c.dumpMaxAgeHours < 1 || c.dumpMaxFiles < 1 || c.dumpMaxMB < 1:
+		return &usageError{"the --debug-audio-dump-max-* limits must be at least 1"}
 	}
 	host, _, err := net.SplitHostPort(c.listen)
 	if err != nil {
@@ -86,6 +97,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.BoolVar(&cfg.allowPlainHTTP, "allow-plain-http", envOr("TYST_ALLOW_PLAIN_HTTP", "") == "1", "allow a non-loopback --listen without TLS, behind a TLS proxy (TYST_ALLOW_PLAIN_HTTP=1)")
 	fs.BoolVar(&cfg.secureCookies, "secure-cookies", envOr("TYST_SECURE_COOKIES", "") == "1", "mark the session cookie Secure; on by itself with --tls-cert; set it behind a TLS proxy (TYST_SECURE_COOKIES=1)")
 	fs.StringVar(&cfg.clientIPHeader, "client-ip-header", envOr("TYST_CLIENT_IP_HEADER", ""), "header in which a trusted proxy passes the client address, for login limits only, e.g. X-Forwarded-For (TYST_CLIENT_IP_HEADER)")
+	if err := streamFlags(fs, &cfg); err != nil {
+		return err
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -143,9 +157,17 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 
+	streams, err := openStreams(ctx, &cfg, db, keys, log)
+	if err != nil {
+		return err
+	}
+	// Deferred after db.Close, so it runs before it: live streams end (they
+	// resume after a restart) before the database closes.
+	defer streams.Close()
+
 	srv := &http.Server{
 		Handler: api.New(api.Config{
-			Records: db, Accounts: db, Logger: log.With("component", "api"), Version: version,
+			Records: db, Accounts: db, Streams: streams, Logger: log.With("component", "api"), Version: version,
 			MaxUploadBytes: cfg.maxUploadMB << 20, SecureCookies: cfg.tlsCert != "" || cfg.secureCookies,
 			ClientIPHeader: cfg.clientIPHeader,
 		}),
