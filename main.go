@@ -38,6 +38,7 @@ Commands:
   user      add an account: user add --username U --role R --password-stdin
   token     create an API token: token create --username U [--scope stream]
   keygen    print a new newsroom key (Fernet, base64url)
+  stream    stream live PCM from stdin into a record (arecord ... | tyst stream)
   decrypt   decrypt a file of tyst's stream format (stdin to stdout)
   version   print the version
 
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runKeygen(rest, stdout, stderr)
 	case "decrypt":
 		return runDecrypt(rest, stdin, stdout, stderr)
+	case "stream":
+		return runStream(ctx, rest, stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tyst", version)
 		return nil

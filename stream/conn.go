@@ -75,6 +75,7 @@ func newConn(s *Server, nc net.Conn, br *bufio.Reader, p *store.Principal, recor
 type wsError struct {
 	code    string // proto or store code, sent as the error's code
 	message string // sent to the client: names no value it sent
+	offset  *int64 // unknown_stream of a stored stream: the bytes stored
 }
 
 func (e *wsError) Error() string { return "stream: " + e.code + ": " + e.message }
@@ -145,7 +146,7 @@ func (c *conn) finish(err error) {
 		if closeCode(we.code) == proto.CloseInternal && we.code != string(store.CodeDiskFull) {
 			c.srv.log.Error("stream failed", keyStreamID, c.streamID(), keyRecordID, c.recordID, keyCode, we.code)
 		}
-		c.writeClose(closeCode(we.code), &proto.Error{Code: we.code, Message: we.message})
+		c.writeClose(closeCode(we.code), &proto.Error{Code: we.code, Message: we.message, Offset: we.offset})
 	case isTimeout(err):
 		c.writeClose(proto.ClosePolicy, &proto.Error{Code: proto.CodeTimeout, Message: "no frame within the idle timeout"})
 	default:
@@ -492,9 +493,20 @@ func (c *conn) ready(st *stream, off int64) error {
 	return nil
 }
 
-// stop stores the stream and answers stored.
+// stop stores the stream and answers stored. Before storing it acks the
+// end: a client whose connection drops while the store works then knows
+// that the server held everything.
 func (c *conn) stop() error {
 	start := time.Now()
+	c.stopWriter() // no ack after stored; the last one comes from here
+	if off, err := c.st.syncNow(c); err != nil {
+		if errors.Is(err, errDetached) {
+			return err
+		}
+		return c.asWSError(diskErr(err))
+	} else if err := c.writeFrame(ws.OpText, proto.AppendAck(c.abuf[:0], off)); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	audio, err := c.st.finalise(ctx, c)
@@ -517,7 +529,6 @@ func (c *conn) stop() error {
 	if err != nil {
 		return err
 	}
-	c.stopWriter() // no ack after stored
 	if err := c.writeFrame(ws.OpText, b); err != nil {
 		return err
 	}

@@ -131,8 +131,8 @@ func (e *env) wsURL(id uint64) string {
 	return "ws" + strings.TrimPrefix(e.URL, "http") + fmt.Sprintf("/api/v1/record/%d/stream", id)
 }
 
-// client is a minimal WebSocket client on gobwas/ws for the tests.
-type client struct {
+// tclient is a minimal WebSocket client on gobwas/ws for the tests.
+type tclient struct {
 	tb testing.TB
 	nc net.Conn
 	r  io.Reader
@@ -140,12 +140,12 @@ type client struct {
 }
 
 // dial connects to record id's stream with the env's token.
-func (e *env) dial(tb testing.TB, id uint64) *client {
+func (e *env) dial(tb testing.TB, id uint64) *tclient {
 	tb.Helper()
 	return e.dialHeader(tb, id, http.Header{"Authorization": {"Bearer " + e.token}})
 }
 
-func (e *env) dialHeader(tb testing.TB, id uint64, h http.Header) *client {
+func (e *env) dialHeader(tb testing.TB, id uint64, h http.Header) *tclient {
 	tb.Helper()
 	d := ws.Dialer{Header: ws.HandshakeHeaderHTTP(h), Timeout: 5 * time.Second}
 	nc, br, _, err := d.Dial(context.Background(), e.wsURL(id))
@@ -153,7 +153,7 @@ func (e *env) dialHeader(tb testing.TB, id uint64, h http.Header) *client {
 		tb.Fatalf("dial: %v", err)
 	}
 	tb.Cleanup(func() { nc.Close() })
-	c := &client{tb: tb, nc: nc, r: nc}
+	c := &tclient{tb: tb, nc: nc, r: nc}
 	if br != nil {
 		c.r = io.MultiReader(br, nc)
 	}
@@ -161,14 +161,14 @@ func (e *env) dialHeader(tb testing.TB, id uint64, h http.Header) *client {
 	return c
 }
 
-func (c *client) rw() io.ReadWriter {
+func (c *tclient) rw() io.ReadWriter {
 	return struct {
 		io.Reader
 		io.Writer
 	}{c.r, c.nc}
 }
 
-func (c *client) send(msg string) {
+func (c *tclient) send(msg string) {
 	c.tb.Helper()
 	if err := c.fw.WriteFrame(ws.OpText, []byte(msg)); err != nil {
 		c.tb.Fatalf("send: %v", err)
@@ -176,7 +176,7 @@ func (c *client) send(msg string) {
 }
 
 // sendPCM sends p in frames of frame bytes.
-func (c *client) sendPCM(p []byte, frame int) error {
+func (c *tclient) sendPCM(p []byte, frame int) error {
 	for len(p) > 0 {
 		n := min(len(p), frame)
 		if err := c.fw.WriteFrame(ws.OpBinary, p[:n]); err != nil {
@@ -195,7 +195,7 @@ type closed struct {
 }
 
 // next returns the next message, or the close.
-func (c *client) next() (proto.ServerMessage, *closed) {
+func (c *tclient) next() (proto.ServerMessage, *closed) {
 	c.tb.Helper()
 	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	b, err := wsutil.ReadServerText(c.rw())
@@ -215,7 +215,7 @@ func (c *client) next() (proto.ServerMessage, *closed) {
 
 // expect returns the next message, which must be of type T, skipping acks
 // unless T is Ack.
-func expect[T proto.ServerMessage](c *client) T {
+func expect[T proto.ServerMessage](c *tclient) T {
 	c.tb.Helper()
 	for {
 		m, cl := c.next()
@@ -234,7 +234,7 @@ func expect[T proto.ServerMessage](c *client) T {
 
 // expectClose reads until the close and checks its code and, when the
 // server sent one, the error's code.
-func (c *client) expectClose(code int, errCode string) {
+func (c *tclient) expectClose(code int, errCode string) {
 	c.tb.Helper()
 	var gotErr string
 	for {
@@ -255,7 +255,7 @@ func (c *client) expectClose(code int, errCode string) {
 }
 
 // start sends start and waits for ready.
-func (c *client) start(rate, channels int) proto.Ready {
+func (c *tclient) start(rate, channels int) proto.Ready {
 	c.tb.Helper()
 	c.send(fmt.Sprintf(`{"type":"start","format":"pcm_s16le","sample_rate":%d,"channels":%d,"source":"mic"}`, rate, channels))
 	return expect[proto.Ready](c)

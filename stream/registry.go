@@ -76,7 +76,12 @@ func (s *Server) resume(c *conn, id string) (*stream, int64, error) {
 	unknown := policy(proto.CodeUnknownStream, "no such stream to resume: start a new one")
 	s.mu.Lock()
 	st := s.streams[id]
+	fin, wasStored := s.finished[id]
 	s.mu.Unlock()
+	if st == nil && wasStored && fin.userID == c.p.UserID && fin.recordID == c.recordID {
+		n := fin.stored
+		return nil, 0, &wsError{code: proto.CodeUnknownStream, message: "the stream was stored: start a new one for more audio", offset: &n}
+	}
 	if st == nil || st.m.UserID != c.p.UserID || st.m.RecordID != c.recordID {
 		return nil, 0, unknown
 	}
@@ -88,6 +93,13 @@ func (s *Server) resume(c *conn, id string) (*stream, int64, error) {
 		switch st.state {
 		case stateFinished:
 			st.mu.Unlock()
+			s.mu.Lock()
+			fin, wasStored := s.finished[id]
+			s.mu.Unlock()
+			if wasStored {
+				n := fin.stored
+				return nil, 0, &wsError{code: proto.CodeUnknownStream, message: "the stream was stored: start a new one for more audio", offset: &n}
+			}
 			return nil, 0, unknown
 		case stateFinalising:
 			done := st.finalDone

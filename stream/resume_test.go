@@ -21,7 +21,7 @@ import (
 
 // writePartial writes a binary frame's header and the first cut bytes of
 // its payload: the connection then drops mid-frame.
-func (c *client) writePartial(p []byte, cut int) {
+func (c *tclient) writePartial(p []byte, cut int) {
 	h := ws.Header{Fin: true, OpCode: ws.OpBinary, Length: int64(len(p)), Masked: true, Mask: ws.NewMask()}
 	var buf bytes.Buffer
 	ws.WriteHeader(&buf, h)
@@ -31,7 +31,7 @@ func (c *client) writePartial(p []byte, cut int) {
 	c.nc.Write(buf.Bytes())
 }
 
-func (c *client) resume(id string) proto.Ready {
+func (c *tclient) resume(id string) proto.Ready {
 	c.tb.Helper()
 	c.send(`{"type":"resume","stream_id":"` + id + `"}`)
 	return expect[proto.Ready](c)

@@ -135,6 +135,11 @@ type Server struct {
 	byRecord map[uint64]*stream
 	conns    map[*conn]struct{}
 	closing  bool
+	// finished remembers streams stored lately (bounded, oldest forgotten
+	// first), so that their owner, resuming after the window ended, learns
+	// how much was stored.
+	finished      map[string]finishedStream
+	finishedOrder []string
 
 	quit      chan struct{}
 	loops     sync.WaitGroup // syncer, janitor
@@ -169,6 +174,7 @@ func Open(cfg Config) (*Server, error) {
 		streams:   map[string]*stream{},
 		byRecord:  map[uint64]*stream{},
 		conns:     map[*conn]struct{}{},
+		finished:  map[string]finishedStream{},
 		quit:      make(chan struct{}),
 		finalSlot: make(chan struct{}, 2),
 	}
@@ -335,4 +341,25 @@ func (s *Server) Live() int {
 		st.mu.Unlock()
 	}
 	return n
+}
+
+// finishedStream is what a resume of a stored stream is told.
+type finishedStream struct {
+	userID, recordID uint64
+	stored           int64 // PCM bytes stored
+}
+
+// maxFinished bounds the stored streams remembered.
+const maxFinished = 4096
+
+// rememberFinished records that st was stored with n PCM bytes.
+func (s *Server) rememberFinished(st *stream, n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.finishedOrder) >= maxFinished {
+		delete(s.finished, s.finishedOrder[0])
+		s.finishedOrder = s.finishedOrder[1:]
+	}
+	s.finished[st.id] = finishedStream{userID: st.m.UserID, recordID: st.m.RecordID, stored: n}
+	s.finishedOrder = append(s.finishedOrder, st.id)
 }

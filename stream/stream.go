@@ -176,6 +176,20 @@ func (st *stream) setDurable(n int64) {
 	}
 }
 
+// syncNow syncs what c sent, whole sample frames, and returns the durable
+// offset.
+func (st *stream) syncNow(c *conn) (int64, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.conn != c || st.state != stateAttached {
+		return 0, errDetached
+	}
+	if err := st.syncLocked(); err != nil {
+		return 0, err
+	}
+	return st.written, nil
+}
+
 // writeMetaLocked appends the stream's metadata with deadline (nil: live).
 func (st *stream) writeMetaLocked(deadline *time.Time) error {
 	m := st.m
@@ -405,6 +419,9 @@ func (st *stream) finalise(ctx context.Context, c *conn) (*store.Audio, error) {
 		st.warn("spool not removed", rerr)
 	}
 	st.srv.forget(st)
+	if err == nil && n > 0 {
+		st.srv.rememberFinished(st, n)
+	}
 	close(done)
 	if err != nil {
 		return nil, &finishError{err: err, permanent: true}

@@ -255,7 +255,13 @@ type Stored struct {
 }
 
 // Error is a refusal or failure; a close frame follows.
-type Error struct{ Code, Message string }
+type Error struct {
+	Code, Message string
+	// Offset, on unknown_stream for a stream of the caller's that the
+	// server finished (its resume window ended, or stop), is the bytes it
+	// stored: a client with more audio continues from there elsewhere.
+	Offset *int64
+}
 
 // ServerMessage is a Ready, Ack, Stored or Error.
 type ServerMessage interface{ serverMessage() }
@@ -291,9 +297,12 @@ func ParseServer(b []byte) (ServerMessage, error) {
 		if w.Code == nil {
 			return nil, errors.New("error needs a code")
 		}
-		e := Error{Code: *w.Code}
+		e := Error{Code: *w.Code, Offset: w.Offset}
 		if w.Message != nil {
 			e.Message = *w.Message
+		}
+		if e.Offset != nil && *e.Offset < 0 {
+			return nil, errors.New("error offset must not be negative")
 		}
 		return e, nil
 	}
@@ -338,6 +347,7 @@ func Marshal(m any) ([]byte, error) {
 		Type    string `json:"type"`
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		Offset  *int64 `json:"offset,omitempty"`
 	}
 	switch m := m.(type) {
 	case Start:
@@ -353,7 +363,7 @@ func Marshal(m any) ([]byte, error) {
 	case Stored:
 		return json.Marshal(stored{TypeStored, m.FileID, m.SHA256, m.SizeBytes, m.MIMEType, m.DurationMS})
 	case Error:
-		return json.Marshal(errMsg{TypeError, m.Code, m.Message})
+		return json.Marshal(errMsg{TypeError, m.Code, m.Message, m.Offset})
 	}
 	return nil, fmt.Errorf("proto: cannot marshal %T", m)
 }

@@ -65,6 +65,11 @@ func TestMarshalParseServer(t *testing.T) {
 			t.Errorf("%s: parsed %#v, %v", b, got, err)
 		}
 	}
+	n := int64(640)
+	b, _ := proto.Marshal(proto.Error{Code: proto.CodeUnknownStream, Offset: &n})
+	if got, err := proto.ParseServer(b); err != nil || *got.(proto.Error).Offset != 640 {
+		t.Errorf("%s: parsed %#v, %v", b, got, err)
+	}
 	for _, m := range []proto.ClientMessage{
 		proto.Start{Format: proto.FormatPCM16, SampleRate: 8000, Channels: 2, Source: "mic"},
 		proto.Resume{StreamID: "0123456789abcdef0123456789abcdef"},

@@ -118,3 +118,28 @@ func (d *DataReader) Read(p []byte) (int, error) {
 	d.data = d.data[n:]
 	return n, nil
 }
+
+// ReadChunkAt reads and decrypts the chunk whose line (with its "\n") is n
+// bytes at off in r, and checks that it is data chunk index of file fileID.
+// buf is used for the line when it is large enough. For readers that keep
+// an index of the lines they wrote (the field client's buffer).
+func ReadChunkAt(r io.ReaderAt, off int64, n int, index uint64, fileID [FileIDSize]byte, keys []*fernet.Key, buf []byte) ([]byte, error) {
+	if n < 1 || n > MaxLine {
+		return nil, ErrCorrupt
+	}
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	line := buf[:n]
+	if _, err := r.ReadAt(line, off); err != nil {
+		return nil, err
+	}
+	if line[n-1] != '\n' {
+		return nil, ErrCorrupt
+	}
+	c, id, i, ok := openLine(line[:n-1], keys)
+	if !ok || c.Meta || i != index || id != fileID {
+		return nil, ErrCorrupt
+	}
+	return c.Data, nil
+}

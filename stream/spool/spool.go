@@ -274,6 +274,15 @@ func (sf *File) Sync() error {
 // the allocation step.
 func (sf *File) Size() int64 { return max(sf.size, sf.end) }
 
+// End returns the bytes of the tokens written: where the next line goes.
+func (sf *File) End() int64 { return sf.end }
+
+// FileID returns the random id in every chunk's header.
+func (sf *File) FileID() [FileIDSize]byte { return sf.fileID }
+
+// ReadAt reads the file's bytes at off, for readers of what was written.
+func (sf *File) ReadAt(p []byte, off int64) (int, error) { return sf.f.ReadAt(p, off) }
+
 // Chunks returns the number of chunks written, metadata included.
 func (sf *File) Chunks() uint64 { return sf.index }
 
