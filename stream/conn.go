@@ -36,6 +36,8 @@ type conn struct {
 	text     []byte    // a text message being read, at most proto.MaxTextBytes
 	frag     ws.OpCode // the opcode of a fragmented message in progress, 0 when none
 	lastDL   time.Time // when the read deadline was last moved
+	now      time.Time // when the frame being read began
+	flushAt  time.Time // when this connection next asks for a sync
 
 	wmu     sync.Mutex
 	fw      proto.FrameWriter
@@ -307,9 +309,10 @@ func (c *conn) readLoop() error {
 func (c *conn) readFrame() error {
 	// Moving the deadline on every frame would cost a timer update each; a
 	// deadline at most a second stale is as good.
-	if now := time.Now(); now.Sub(c.lastDL) > time.Second {
-		c.nc.SetReadDeadline(now.Add(c.srv.cfg.IdleTimeout))
-		c.lastDL = now
+	c.now = time.Now()
+	if c.now.Sub(c.lastDL) > time.Second {
+		c.nc.SetReadDeadline(c.now.Add(c.srv.cfg.IdleTimeout))
+		c.lastDL = c.now
 	}
 	h, err := ws.ReadHeaderBuffer(c.br, c.hdr[:])
 	if err != nil {
@@ -435,6 +438,13 @@ func (c *conn) binaryFrame(h ws.Header) error {
 		off += k
 		c.received += int64(k)
 	}
+	if h.Fin && !c.now.Before(c.flushAt) {
+		// The stream is due: sync it now, right after this frame, rather
+		// than at the next tick (the ticker still serves a client that
+		// pauses).
+		c.flushAt = c.now.Add(c.srv.cfg.AckInterval)
+		c.srv.requestSync(st)
+	}
 	return nil
 }
 
@@ -485,6 +495,7 @@ func (c *conn) ready(st *stream, off int64) error {
 		return err
 	}
 	c.st, c.received, c.lastAck = st, off, off
+	c.flushAt = time.Now().Add(c.srv.cfg.AckInterval)
 	if err := c.writeFrame(ws.OpText, b); err != nil {
 		return err
 	}

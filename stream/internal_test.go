@@ -61,7 +61,8 @@ func maskedFrames(n, size int) []byte {
 }
 
 // mustServer opens a stream server over a real store whose background
-// loops stay idle during a measurement.
+// loops and sync workers stay idle during a measurement: no stream is due
+// for a sync within the hour.
 func mustServer(tb testing.TB) *Server {
 	tb.Helper()
 	dir := tb.TempDir()
@@ -74,7 +75,7 @@ func mustServer(tb testing.TB) *Server {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	s, err := Open(Config{Store: db, Keys: keys, DataDir: dir, SyncTick: time.Hour, ResumeWindow: time.Hour})
+	s, err := Open(Config{Store: db, Keys: keys, DataDir: dir, SyncTick: time.Hour, AckInterval: time.Hour, ResumeWindow: time.Hour})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -130,110 +130,114 @@ func (s *Server) resume(c *conn, id string) (*stream, int64, error) {
 	}
 }
 
-// syncLoop is the group commit: every SyncTick it writes the streams whose
-// flush is due, syncs them all, then acknowledges them all.
+// syncLoop is the group commit's dispatcher: every SyncTick it hands the
+// streams whose flush is due (about every AckInterval each) to the sync
+// workers, which write, sync and acknowledge them. Many syncs run at once,
+// so the file system commits them together, and each stream is
+// acknowledged as soon as its own sync is done, not the slowest of a
+// batch's.
 func (s *Server) syncLoop() {
 	defer s.loops.Done()
+	defer close(s.syncq)
 	t := time.NewTicker(s.cfg.SyncTick)
 	defer t.Stop()
-	var batch []*stream
-	var jobs []syncJob
+	var due []*stream
 	for {
 		select {
 		case <-s.quit:
 			return
 		case <-t.C:
 		}
-		batch, jobs = s.groupCommit(batch[:0], jobs[:0])
-	}
-}
-
-type failure struct {
-	c   *conn
-	err error
-}
-
-type syncJob struct {
-	st   *stream
-	file SpoolFile
-	upto int64
-	err  error
-}
-
-// maxSyncers bounds the syncs run at once: the file system batches
-// concurrent syncs into one journal commit.
-const maxSyncers = 16
-
-func (s *Server) groupCommit(batch []*stream, jobs []syncJob) ([]*stream, []syncJob) {
-	now := time.Now()
-	s.mu.Lock()
-	for _, st := range s.streams {
-		batch = append(batch, st)
-	}
-	s.mu.Unlock()
-	var failed []failure
-	for _, st := range batch {
-		st.mu.Lock()
-		if st.state == stateAttached && st.broken == nil && !now.Before(st.nextFlush) {
-			st.nextFlush = now.Add(s.cfg.AckInterval)
-			if err := st.flushLocked(); err != nil {
-				failed = append(failed, failure{st.conn, err})
-			} else if st.written > st.durable.Load() {
-				jobs = append(jobs, syncJob{st: st, file: st.file, upto: st.written})
+		now := time.Now()
+		s.mu.Lock()
+		for _, st := range s.streams {
+			st.mu.Lock()
+			if st.state == stateAttached && st.broken == nil && !st.syncing && !now.Before(st.nextFlush) {
+				st.syncing = true
+				st.nextFlush = now.Add(s.cfg.AckInterval)
+				due = append(due, st)
+			}
+			st.mu.Unlock()
+		}
+		s.mu.Unlock()
+		for _, st := range due {
+			select {
+			case s.syncq <- st:
+			case <-s.quit:
+				return
 			}
 		}
+		clear(due)
+		due = due[:0]
+	}
+}
+
+// requestSync hands st to the sync workers unless it is there already or
+// the queue is full (the ticker then gets it). No allocation: it runs on
+// the frame read path.
+func (s *Server) requestSync(st *stream) {
+	st.mu.Lock()
+	if st.state != stateAttached || st.broken != nil || st.syncing {
+		st.mu.Unlock()
+		return
+	}
+	st.syncing = true
+	st.nextFlush = time.Now().Add(s.cfg.AckInterval)
+	st.mu.Unlock()
+	select {
+	case s.syncq <- st:
+	default:
+		st.mu.Lock()
+		st.syncing = false
 		st.mu.Unlock()
 	}
-	clear(batch)
-	if len(jobs) > 0 {
-		syncAll(jobs)
-	}
-	for i := range jobs {
-		j := &jobs[i]
-		j.st.mu.Lock()
-		c := j.st.conn
-		if j.err == nil {
-			j.st.setDurable(j.upto)
-		} else if j.st.state == stateAttached {
-			j.st.broken = j.err
-			failed = append(failed, failure{c, j.err})
-		}
-		j.st.mu.Unlock()
-		if j.err == nil && c != nil {
-			c.wakeAck()
-		}
-	}
-	clear(jobs)
-	for _, f := range failed {
-		if f.c != nil {
-			// The client resumes from what is durable once the spool is
-			// read back.
-			f.c.st.warn("spool write failed", f.err)
-			f.c.abort(f.err)
-		}
-	}
-	return batch, jobs
 }
 
-// syncAll syncs the jobs' files, up to maxSyncers at once.
-func syncAll(jobs []syncJob) {
-	next := make(chan int, len(jobs))
-	for i := range jobs {
-		next <- i
+// maxSyncers is the number of sync workers: syncs run at once so that the
+// file system commits them together.
+const maxSyncers = 64
+
+// syncWorker writes, syncs and acknowledges the streams it is handed.
+func (s *Server) syncWorker() {
+	defer s.loops.Done()
+	for st := range s.syncq {
+		s.commit(st)
 	}
-	close(next)
-	n := min(len(jobs), maxSyncers)
-	done := make(chan struct{}, n)
-	for range n {
-		go func() {
-			for i := range next {
-				jobs[i].err = jobs[i].file.Sync()
-			}
-			done <- struct{}{}
-		}()
+}
+
+// commit writes st's pending PCM to its spool, syncs it, and acknowledges
+// it; a failure ends the connection, which resumes from what is durable.
+func (s *Server) commit(st *stream) {
+	st.mu.Lock()
+	if st.state != stateAttached || st.broken != nil {
+		st.syncing = false
+		st.mu.Unlock()
+		return
 	}
-	for range n {
-		<-done
+	err := st.flushLocked()
+	upto, file := st.written, st.file
+	st.mu.Unlock()
+	if err == nil && upto > st.durable.Load() {
+		err = file.Sync()
+	}
+	st.mu.Lock()
+	st.syncing = false
+	c := st.conn
+	if err == nil {
+		st.setDurable(upto)
+	} else if st.state == stateAttached {
+		st.broken = err
+	} else {
+		c, err = nil, nil // stored or detached meanwhile: nothing to tell
+	}
+	st.mu.Unlock()
+	switch {
+	case c == nil:
+	case err != nil:
+		st.warn("spool write failed", err)
+		c.abort(err)
+	default:
+		c.wakeAck()
 	}
 }
 

@@ -8,8 +8,9 @@
 //   - An ack names bytes that are encrypted, written and synced into the
 //     spool (<data>/spool/<stream_id>.spool, package stream/spool), never
 //     bytes merely received. Spools are synced by group commit: every
-//     SyncTick, the streams due (each about every AckInterval) are written
-//     and synced together, then acknowledged.
+//     SyncTick, the streams due (each about every AckInterval) go to a pool
+//     of sync workers that write and sync them at once (the file system
+//     commits them together); each is acknowledged when its sync is done.
 //   - A dropped connection leaves the stream resumable for ResumeWindow;
 //     a resume gets the durable offset and the client resends from there.
 //     After a restart the spools are found again and stay resumable until
@@ -142,7 +143,8 @@ type Server struct {
 	finishedOrder []string
 
 	quit      chan struct{}
-	loops     sync.WaitGroup // syncer, janitor
+	syncq     chan *stream   // streams due for a sync, to the sync workers
+	loops     sync.WaitGroup // syncer, its workers, janitor
 	finals    sync.WaitGroup // finalisations in flight
 	finalSlot chan struct{}  // bounds concurrent finalisations
 	connWG    sync.WaitGroup
@@ -176,6 +178,7 @@ func Open(cfg Config) (*Server, error) {
 		conns:     map[*conn]struct{}{},
 		finished:  map[string]finishedStream{},
 		quit:      make(chan struct{}),
+		syncq:     make(chan *stream, 1024),
 		finalSlot: make(chan struct{}, 2),
 	}
 	if s.log == nil {
@@ -190,8 +193,11 @@ func Open(cfg Config) (*Server, error) {
 	if err := s.recoverSpools(); err != nil {
 		return nil, err
 	}
-	s.loops.Add(2)
+	s.loops.Add(2 + maxSyncers)
 	go s.syncLoop()
+	for range maxSyncers {
+		go s.syncWorker()
+	}
 	go s.janitorLoop()
 	return s, nil
 }

@@ -77,6 +77,7 @@ type stream struct {
 	finalDone chan struct{} // closed when the finalisation running ends
 	retries   int           // failed finalisations in a row
 	expiring  bool          // the janitor is storing it
+	syncing   bool          // handed to a sync worker
 	dump      *dump.File
 	dumpOff   bool // the dump failed to open for this stream, or is full
 	dumpErrs  int  // failed dump writes

@@ -21,8 +21,9 @@
 //     are never set: a spool is removed when its stream is stored, not
 //     finished.
 //   - The file grows in steps of Grow bytes (1 MiB for server spools),
-//     allocated with fallocate, so its size tells the stream's length only
-//     to within a step. After the last token the file holds zeros. The end
+//     written with zeros ahead of the data, so its size tells the stream's
+//     length only to within a step. After the last token the file holds
+//     zeros. The end
 //     of a spool is the first line that is not the next valid token of the
 //     same file: a write torn by a crash ends it there, and Open zeroes
 //     everything after it before appending, so a stale token left behind a
@@ -41,6 +42,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
+	"syscall"
 
 	"github.com/fernet/fernet-go"
 	"golang.org/x/sys/unix"
@@ -76,6 +79,10 @@ var ErrShort = errors.New("spool: holds less data than expected")
 // concurrent use, except Sync, which may run beside Append.
 type File struct {
 	f      *os.File
+	rc     syscall.RawConn
+	syncMu sync.Mutex // one sync at a time; guards serr
+	syncFn func(fd uintptr)
+	serr   error
 	codec  *Codec
 	fileID [FileIDSize]byte
 	index  uint64
@@ -223,20 +230,26 @@ func (sf *File) append(flags byte, data []byte) error {
 	return nil
 }
 
-// reserve grows the file in steps of grow so that it holds n bytes.
+// zeros is written to grow a file; never modified.
+var zeros [64 << 10]byte
+
+// reserve grows the file in steps of grow so that it holds n bytes. The new
+// space is written with zeros rather than fallocated: fallocate leaves
+// unwritten extents, and every append into one would then cost a journal
+// commit at the next sync; zeroed blocks are overwritten in place, and a
+// sync of an append is only its data. (Either way the file's block count
+// tells no more than its size.)
 func (sf *File) reserve(n int64) error {
 	if sf.grow <= 0 || n <= sf.size {
 		return nil
 	}
 	newSize := (n + sf.grow - 1) / sf.grow * sf.grow
-	// fallocate allocates real blocks, so the file's block count tells no
-	// more than its size; a file system without it gets a sparse file.
-	err := unix.Fallocate(int(sf.f.Fd()), 0, sf.size, newSize-sf.size)
-	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
-		err = sf.f.Truncate(newSize)
-	}
-	if err != nil {
-		return &os.PathError{Op: "fallocate", Path: sf.f.Name(), Err: err}
+	for off := sf.size; off < newSize; {
+		k := min(int64(len(zeros)), newSize-off)
+		if _, err := sf.f.WriteAt(zeros[:k], off); err != nil {
+			return err
+		}
+		off += k
 	}
 	sf.size = newSize
 	return nil
@@ -248,21 +261,28 @@ func (sf *File) reserve(n int64) error {
 // Sync may run beside Append and Close: the descriptor stays valid while it
 // runs.
 func (sf *File) Sync() error {
-	rc, err := sf.f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		for {
-			serr = unix.Fdatasync(int(fd))
-			if serr != unix.EINTR {
-				return
+	sf.syncMu.Lock()
+	defer sf.syncMu.Unlock()
+	if sf.rc == nil {
+		rc, err := sf.f.SyscallConn()
+		if err != nil {
+			return err
+		}
+		sf.rc = rc
+		sf.syncFn = func(fd uintptr) {
+			for {
+				sf.serr = unix.Fdatasync(int(fd))
+				if sf.serr != unix.EINTR {
+					return
+				}
 			}
 		}
-	})
+	}
+	// Control keeps the descriptor open while it runs; the function is
+	// made once, so a sync allocates nothing.
+	err := sf.rc.Control(sf.syncFn)
 	if err == nil {
-		err = serr
+		err = sf.serr
 	}
 	if err != nil {
 		return &os.PathError{Op: "fdatasync", Path: sf.f.Name(), Err: err}
