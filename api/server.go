@@ -74,6 +74,9 @@ type Records interface {
 // answered as JSON; after an upgrade it returns nil.
 type Streams interface {
 	ServeStream(w http.ResponseWriter, r *http.Request, recordID uint64) error
+	// Busy reports whether a live stream holds record id (running, or
+	// dropped and still resumable).
+	Busy(recordID uint64) bool
 }
 
 // Config configures a Server.

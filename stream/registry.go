@@ -45,6 +45,12 @@ func (s *Server) start(c *conn, m proto.Start) (*stream, error) {
 	}
 	s.byRecord[c.recordID] = st // claimed while the spool is made
 	s.mu.Unlock()
+	// Held first, then checked: an upload checks for streams the same way
+	// round (store.NewAudio.Exclusive), so the two never both go ahead.
+	if s.cfg.Store.Uploading(c.recordID) {
+		s.forget(st)
+		return nil, policy(store.CodeConflict, "an upload into this record is running")
+	}
 
 	b, err := json.Marshal(md)
 	var f *spool.File

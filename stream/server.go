@@ -64,6 +64,8 @@ type Store interface {
 	// forbidden, validation_error, payload_too_large, insufficient_storage,
 	// internal_error; an *store.Error the body returns is passed through.
 	AttachAudio(ctx context.Context, id uint64, n store.NewAudio) (*store.Audio, error)
+	// Uploading reports whether an upload into record id is running.
+	Uploading(id uint64) bool
 }
 
 // Keys is the newsroom keyring: spools are sealed under the primary key
@@ -368,4 +370,12 @@ func (s *Server) rememberFinished(st *stream, n int64) {
 	}
 	s.finished[st.id] = finishedStream{userID: st.m.UserID, recordID: st.m.RecordID, stored: n}
 	s.finishedOrder = append(s.finishedOrder, st.id)
+}
+
+// Busy reports whether a stream holds record id: running, or dropped and
+// still resumable.
+func (s *Server) Busy(id uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byRecord[id] != nil
 }
