@@ -18,6 +18,7 @@ import (
 	"tyst/adminsock"
 	"tyst/api"
 	"tyst/store"
+	"tyst/web"
 )
 
 type serveConfig struct {
@@ -148,6 +149,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			Records: db, Accounts: db, Logger: log.With("component", "api"), Version: version,
 			MaxUploadBytes: cfg.maxUploadMB << 20, SecureCookies: cfg.tlsCert != "" || cfg.secureCookies,
 			ClientIPHeader: cfg.clientIPHeader,
+			UI:             web.Handler(web.Config{MaxUploadBytes: cfg.maxUploadMB << 20}),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

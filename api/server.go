@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -80,6 +81,10 @@ type Config struct {
 	// front passes the client's address (e.g. X-Forwarded-For), for the
 	// per-client login limit. Never logged.
 	ClientIPHeader string
+	// UI, when set, serves GET and HEAD requests for paths outside /api/
+	// that no route matches: the browser UI (package web). It is not a
+	// route, so the route list and the OpenAPI document stay the API's.
+	UI http.Handler
 }
 
 // DefaultBodyIdleTimeout is how long a request body may send nothing.
@@ -102,6 +107,7 @@ type Server struct {
 	routes                 []string // "METHOD /pattern", for the OpenAPI and route tests
 	rules                  []rule   // who may call routes[i]
 	handler                http.Handler
+	ui                     http.Handler
 }
 
 // handlerFunc is a route handler that returns its error instead of writing it.
@@ -119,6 +125,7 @@ func New(cfg Config) *Server {
 		version:        cfg.Version,
 		maxUpload:      cfg.MaxUploadBytes,
 		router:         httprouter.New(),
+		ui:             cfg.UI,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -146,6 +153,10 @@ func New(cfg Config) *Server {
 	s.router.HandleMethodNotAllowed = false
 	s.router.HandleOPTIONS = false
 	s.router.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.ui != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, "/api/") {
+			s.ui.ServeHTTP(w, r)
+			return
+		}
 		s.writeError(w, r, "", apiError(store.CodeNotFound, "no such endpoint"))
 	})
 	s.router.PanicHandler = func(w http.ResponseWriter, r *http.Request, v any) {
