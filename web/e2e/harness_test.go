@@ -457,10 +457,11 @@ func short(s string) string {
 
 // apiClient is a plain HTTP client for checks from the test side.
 type apiClient struct {
-	t     *testing.T
-	base  string
-	token string
-	http  *http.Client
+	t      *testing.T
+	base   string
+	token  string
+	cookie string // a browser session's cookie header, when set
+	http   *http.Client
 }
 
 func newAPIClient(t *testing.T, base, token string) *apiClient {
@@ -488,6 +489,9 @@ func (c *apiClient) call(method, path string, body any) (int, []byte) {
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.cookie != "" {
+		req.Header.Set("Cookie", c.cookie)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

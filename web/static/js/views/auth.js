@@ -29,7 +29,7 @@ export async function setup(main, tokenFromLink) {
       await post('/api/v1/setup', { token: token.value.trim(), username: user.value.trim(), password: pass.value }, { noRedirect: true });
       await post('/api/v1/session', { username: user.value.trim(), password: pass.value }, { noRedirect: true });
       await setMe('#/account');
-      flash('The admin account is ready. Admins enrol a second factor next.');
+      flash('The admin account is ready. Enrol a second factor now; then turn on "Admins must use a second factor" in Settings.');
     } catch (ex) {
       err.textContent = ex.message;
     }

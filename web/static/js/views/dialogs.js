@@ -36,7 +36,7 @@ async function signingKey() {
 function verifyHelp(fingerprint) {
   return [
     h('p', {}, 'The package is signed with the newsroom\'s signing key. The receiver checks it offline with OpenSSH:'),
-    h('pre', { class: 'doc' }, 'ssh-keygen -l -f allowed_signers\nssh-keygen -Y verify -f allowed_signers -I tyst -n tyst-export-v1 \\\n  -s manifest.json.sig < manifest.json'),
+    h('pre', { class: 'doc', tabindex: 0 }, 'ssh-keygen -l -f allowed_signers\nssh-keygen -Y verify -f allowed_signers -I tyst -n tyst-export-v1 \\\n  -s manifest.json.sig < manifest.json'),
     h('p', {}, 'The first line prints the key\'s fingerprint. It must be the one the newsroom publishes',
       fingerprint ? ':' : ' (ask an admin; it is on the status page).'),
     fingerprint ? h('p', { class: 'secret-box', id: 'export-fingerprint' }, fingerprint) : null,
@@ -172,10 +172,10 @@ async function showReceipt(body, dlg, id, headline) {
         h('dt', {}, 'Signing key'), h('dd', { class: 'mono' }, rc.signing_key)] : null),
     rc ? [
       h('p', {}, 'The signed receipt. Keep it: it proves what was destroyed and when, without saying what it was.'),
-      h('h3', {}, 'Document'), h('pre', { class: 'doc', id: 'receipt-document' }, rc.document),
-      h('h3', {}, 'Signature'), h('pre', { class: 'doc' }, rc.signature),
+      h('h3', {}, 'Document'), h('pre', { class: 'doc', tabindex: 0, id: 'receipt-document' }, rc.document),
+      h('h3', {}, 'Signature'), h('pre', { class: 'doc', tabindex: 0 }, rc.signature),
       h('p', { class: 'small' }, 'Check it: save the document as receipt.json, the signature as receipt.sig and this line as allowed_signers, then run ssh-keygen -Y verify -f allowed_signers -I tyst -n tyst-receipt-v1 -s receipt.sig < receipt.json'),
-      h('pre', { class: 'doc' }, rc.allowed_signers),
+      h('pre', { class: 'doc', tabindex: 0 }, rc.allowed_signers),
     ] : h('p', { class: 'error' }, 'The receipt could not be loaded; its id is above.'),
     h('div', { class: 'actions' }, close));
   close.focus();

@@ -50,7 +50,7 @@ export async function show(main) {
         perKey.length ? fact('Items per key', perKey.map(([k, n]) => `${k}: ${n}`).join(', ')) : null,
         fact('Signing key fingerprint', h('span', { class: 'mono', id: 'status-fingerprint' }, sk.fingerprint || '—'))),
       sk.allowed_signers ? [h('p', { class: 'small' }, 'Publish the fingerprint where receivers of export packages can find it. The allowed_signers line:'),
-        h('pre', { class: 'doc' }, sk.allowed_signers)] : null),
+        h('pre', { class: 'doc', tabindex: 0 }, sk.allowed_signers)] : null),
     h('section', { class: 'card', 'aria-labelledby': 'st-store' }, h('h2', { id: 'st-store' }, 'Storage and debugging'),
       h('dl', { class: 'facts' },
         fact('Stored audio files', storage.blobs ?? '—'),
