@@ -27,7 +27,8 @@ type session struct {
 	t        *testing.T
 	srv      *server
 	b        *browser
-	secret   []byte // the admin's TOTP secret
+	secret   []byte   // the admin's TOTP secret
+	recovery []string // the admin's unused recovery codes
 	api      *apiClient
 	lastStep time.Time
 }
@@ -76,6 +77,7 @@ func setupAdmin(t *testing.T, srv *server, b *browser, shots bool) *session {
 	if n := eval[int](b, `document.querySelectorAll('#recovery-codes li').length`); n < 5 {
 		t.Fatalf("%d recovery codes shown, want several", n)
 	}
+	s.recovery = eval[[]string](b, `[...document.querySelectorAll('#recovery-codes li')].map(li => li.textContent)`)
 	if shots {
 		b.screen("04-recovery-codes")
 	}

@@ -77,7 +77,13 @@ export async function render() {
         if (err?.status === 401) return;
         replace(main, h('h1', {}, 'Something went wrong'), h('p', { class: 'error', role: 'alert' }, err.message));
       }
-      main.focus({ preventScroll: true });
+      // After a move, focus goes to the new screen, unless the screen put
+      // it on a field. On the first screen it stays at the top of the
+      // page, where the skip link is.
+      if (app.moved && !main.contains(document.activeElement)) {
+        main.focus({ preventScroll: true });
+      }
+      app.moved = true;
       return;
     }
   }
@@ -169,6 +175,11 @@ setUnauthorizedHandler(() => {
 });
 
 document.getElementById('logout').addEventListener('click', logout);
+// The skip link moves focus without touching the hash, which is the route.
+document.querySelector('.skip').addEventListener('click', (e) => {
+  e.preventDefault();
+  main.focus();
+});
 window.addEventListener('hashchange', () => render());
 
 /** setMe records a fresh login and opens the first screen. */
