@@ -152,4 +152,3 @@ func TestNoWebAudio(t *testing.T) {
 	b.screen("28-no-webaudio")
 	b.checkClean()
 }
-
