@@ -1,6 +1,7 @@
 // Command tyst stores interview audio encrypted, serves it to reporters in a
 // browser and destroys it on request or when its retention time is up. This
-// file parses subcommands and flags and wires the packages; nothing else.
+// file dispatches the subcommands, each in its cmd_<name>.go, and picks the
+// exit status; nothing else.
 package main
 
 import (
@@ -12,8 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	"tyst/store"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -34,14 +33,20 @@ const usage = `tyst keeps interview audio encrypted and serves it to reporters.
 Usage: tyst <command> [flags]
 
 Commands:
-  serve     run the server (default 127.0.0.1:8080, data in ./tyst-data)
-  user      add an account: user add --username U --role R --password-stdin
-  token     create an API token: token create --username U [--scope stream]
-  keygen    print a new newsroom key (Fernet, base64url)
-  decrypt   decrypt a file of tyst's stream format (stdin to stdout)
-  version   print the version
+  serve           run the server (default 127.0.0.1:8080, data in ./tyst-data)
+  user            add an account: user add --username U --role R --password-stdin
+  token           create an API token: token create --username U [--scope stream]
+  purge           delete what has outlived its retention time (also runs in serve)
+  verify          check every blob, key and the audit chain
+  rekey           seal everything under the primary newsroom key after a rotation
+  backup          write a consistent copy of the data directory
+  signing-key     print the newsroom signing key's allowed_signers line and fingerprint
+  verify-package  check an export package offline: verify-package FILE.zip
+  keygen          make a new newsroom key (Fernet, base64url): stdout or --out FILE
+  decrypt         decrypt a file of tyst's stream format: stdin to stdout or --out FILE
+  version         print the version
 
-Run "tyst <command> --help" for a command's flags.
+Run "tyst <command> --help" or "tyst help <command>" for a command's flags.
 `
 
 // usageError is a mistake in the command line: exit status 2.
@@ -65,11 +70,25 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "keygen":
 		return runKeygen(rest, stdout, stderr)
 	case "decrypt":
-		return runDecrypt(rest, stdin, stdout, stderr)
+		return runDecrypt(ctx, rest, stdin, stdout, stderr)
+	case "purge":
+		return runPurge(ctx, rest, stdout, stderr)
+	case "verify":
+		return runVerify(ctx, rest, stdout, stderr)
+	case "rekey":
+		return runRekey(ctx, rest, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, rest, stdout, stderr)
+	case "signing-key":
+		return runSigningKey(ctx, rest, stdout, stderr)
+	case "verify-package":
+		return runVerifyPackage(rest, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "tyst", version)
-		return nil
+		return runVersion(rest, stdout, stderr)
 	case "help", "-h", "--help":
+		if len(rest) > 0 && cmd == "help" && rest[0] != "help" {
+			return run(ctx, []string{rest[0], "--help"}, stdin, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
@@ -86,49 +105,4 @@ func exitCode(err error) int {
 		return 2
 	}
 	return 1
-}
-
-// newFlagSet returns a flag set that reports errors instead of exiting.
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: tyst %s\n\nFlags (each also an environment variable where named):\n", synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseFlags parses args and refuses positional arguments.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &usageError{err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
-	}
-	return nil
-}
-
-// loadKeys builds the newsroom keyring from --key-file, else
-// PROJECT_FILES_KEY, else <dataDir>/files.key (generated only when generate
-// is set), with PROJECT_FILES_OLD_KEYS for unwrapping. Every command that
-// needs the key reads the settings here.
-func loadKeys(keyFile, dataDir string, generate bool) (*store.Keyring, store.KeySource, error) {
-	return store.LoadKeyring(store.KeyConfig{
-		Env: os.Getenv("PROJECT_FILES_KEY"), File: keyFile,
-		OldKeys: os.Getenv("PROJECT_FILES_OLD_KEYS"), DataDir: dataDir,
-		NoGenerate: !generate,
-	})
-}
-
-// envOr returns the environment variable name, or def when it is unset.
-func envOr(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
 }

@@ -232,3 +232,46 @@ func offlineToken(tb testing.TB, bin, data, key string) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// startServing starts cmd, a tyst serve, and returns its "tyst serving" log
+// line once it listens. Cleanup kills it if the test has not stopped it.
+func startServing(t *testing.T, cmd *exec.Cmd) map[string]any {
+	t.Helper()
+	// An io.Pipe rather than StderrPipe: the test may Wait while the log
+	// is still being read.
+	stderr, w := io.Pipe()
+	cmd.Stderr = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		w.Close()
+	})
+	serving := make(chan map[string]any, 1)
+	tail := &logTail{}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			tail.add(append(sc.Bytes(), '\n'))
+			var l map[string]any
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l["msg"] == "tyst serving" {
+				serving <- l
+			}
+		}
+		close(serving)
+	}()
+	select {
+	case l, ok := <-serving:
+		if !ok {
+			t.Fatalf("serve exited before serving:\n%s", tail)
+		}
+		return l
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not start within 30s:\n%s", tail)
+	}
+	return nil
+}

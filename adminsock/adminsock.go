@@ -35,14 +35,32 @@ const SocketName = "admin.sock"
 // Ops of the protocol.
 const (
 	OpUserAdd     = "user_add"     // Username, Role, Password → UserID
-	OpTokenCreate = "token_create" // Username, Scope → Token, TokenID
+	OpTokenCreate = "token_create" // Username, Scope, Label → Token, TokenID
+	// The long ops answer Result (a JSON document), after progress lines.
+	OpPurge      = "purge"       // DryRun, RetentionDays → Result
+	OpVerify     = "verify"      // → Result
+	OpRekey      = "rekey"       // → Result
+	OpBackup     = "backup"      // Out (an absolute path) → Result
+	OpSigningKey = "signing_key" // → Result
 )
+
+// longOps may run for minutes: they get no overall deadline, send progress
+// lines, and each write to the connection has writeTimeout.
+var longOps = map[string]bool{OpPurge: true, OpVerify: true, OpRekey: true, OpBackup: true}
+
+// knownOps are logged by name; anything else as "unknown" (a typo could
+// hold a secret).
+var knownOps = map[string]bool{OpUserAdd: true, OpTokenCreate: true, OpPurge: true, OpVerify: true, OpRekey: true, OpBackup: true, OpSigningKey: true}
 
 const (
 	maxLineBytes = 64 << 10         // largest request or response line, without its newline
-	connTimeout  = 30 * time.Second // a connection's whole life on the server
+	connTimeout  = 30 * time.Second // a connection's whole life on the server, for short ops
 	dialTimeout  = 2 * time.Second
 	callTimeout  = connTimeout + 5*time.Second
+	writeTimeout = 30 * time.Second // each progress or answer line of a long op
+	// longIdle is how long a client of a long op waits for the next line:
+	// progress comes after every record or file, so this is generous.
+	longIdle = 10 * time.Minute
 )
 
 // Log keys, in one place (STYLE §9).
@@ -72,6 +90,16 @@ type Admin interface {
 	CreateToken(ctx context.Context, username, scope, label string) (string, *store.Token, error)
 }
 
+// Maintainer answers the long ops; its results are JSON documents (purge
+// stats, verify report, rekey stats, backup stats). progress may be nil.
+type Maintainer interface {
+	Purge(ctx context.Context, dryRun bool, retentionDays int, progress func(done, total int)) (any, error)
+	Verify(ctx context.Context, progress func(done, total int)) (any, error)
+	Rekey(ctx context.Context, progress func(done, total int)) (any, error)
+	Backup(ctx context.Context, out string, progress func(done, total int)) (any, error)
+	SigningKey(ctx context.Context) (any, error)
+}
+
 // Request is one request line.
 type Request struct {
 	Op       string `json:"op"`
@@ -80,6 +108,11 @@ type Request struct {
 	Password string `json:"password,omitempty"` // OpUserAdd
 	Scope    string `json:"scope,omitempty"`    // OpTokenCreate
 	Label    string `json:"label,omitempty"`    // OpTokenCreate
+	DryRun   bool   `json:"dry_run,omitempty"`  // OpPurge
+	// RetentionDays overrides the server's retention for one purge; 0
+	// keeps it.
+	RetentionDays int    `json:"retention_days,omitempty"`
+	Out           string `json:"out,omitempty"` // OpBackup: an absolute path
 }
 
 // LogValue logs a request as its op only: never the username or password.
@@ -87,10 +120,19 @@ func (r Request) LogValue() slog.Value { return slog.StringValue(r.Op) }
 
 // Response is one response line: the result of the op, or Error.
 type Response struct {
-	UserID  uint64         `json:"user_id,omitempty"`  // OpUserAdd
-	Token   string         `json:"token,omitempty"`    // OpTokenCreate: the secret, shown once
-	TokenID uint64         `json:"token_id,omitempty"` // OpTokenCreate
-	Error   *ResponseError `json:"error,omitempty"`
+	UserID  uint64          `json:"user_id,omitempty"`  // OpUserAdd
+	Token   string          `json:"token,omitempty"`    // OpTokenCreate: the secret, shown once
+	TokenID uint64          `json:"token_id,omitempty"` // OpTokenCreate
+	Result  json.RawMessage `json:"result,omitempty"`   // the long ops and OpSigningKey
+	// Progress marks a progress line of a long op; the answer follows.
+	Progress *Progress      `json:"progress,omitempty"`
+	Error    *ResponseError `json:"error,omitempty"`
+}
+
+// Progress is how much of a long op is done.
+type Progress struct {
+	Done  int `json:"done"`
+	Total int `json:"total"`
 }
 
 // LogValue logs a response as its error code or "ok": never the token.
@@ -160,7 +202,7 @@ func removeStale(path string) error {
 // 30 s for one request line (at most 64 KiB) and its answer. Serve logs one
 // line per request: op, code ("ok" or a store.Code) and duration. It returns
 // an error only when ln fails for another reason.
-func Serve(ctx context.Context, ln net.Listener, a Admin, log *slog.Logger) error {
+func Serve(ctx context.Context, ln net.Listener, a Admin, m Maintainer, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -216,18 +258,16 @@ func Serve(ctx context.Context, ln net.Listener, a Admin, log *slog.Logger) erro
 				delete(conns, conn)
 				mu.Unlock()
 			}()
-			handle(ctx, conn, a, log)
+			handle(ctx, conn, a, m, log)
 		})
 	}
 }
 
 // handle answers the one request on conn and closes it.
-func handle(ctx context.Context, conn net.Conn, a Admin, log *slog.Logger) {
+func handle(ctx context.Context, conn net.Conn, a Admin, m Maintainer, log *slog.Logger) {
 	defer conn.Close()
 	start := time.Now()
 	conn.SetDeadline(start.Add(connTimeout))
-	ctx, cancel := context.WithDeadline(ctx, start.Add(connTimeout))
-	defer cancel()
 
 	op := "unknown"
 	var resp Response
@@ -248,16 +288,31 @@ func handle(ctx context.Context, conn net.Conn, a Admin, log *slog.Logger) {
 			resp = errorResponse(err)
 			break
 		}
-		if req.Op == OpUserAdd || req.Op == OpTokenCreate {
-			op = req.Op // only known ops are logged: a typo could hold a secret
+		if knownOps[req.Op] {
+			op = req.Op
 		}
-		resp, cause = do(ctx, a, req)
+		opCtx, cancel := context.WithDeadline(ctx, start.Add(connTimeout))
+		if longOps[req.Op] {
+			// No overall deadline; each line written has its own.
+			conn.SetDeadline(time.Time{})
+			opCtx, cancel = context.WithCancel(ctx)
+		}
+		progress := func(done, total int) {
+			out, _ := json.Marshal(Response{Progress: &Progress{Done: done, Total: total}})
+			conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := conn.Write(append(out, '\n')); err != nil {
+				cancel() // the client went away: stop the work
+			}
+		}
+		resp, cause = do(opCtx, a, m, req, progress)
+		cancel()
 	}
 	code := "ok"
 	if resp.Error != nil {
 		code = string(resp.Error.Code)
 	}
 	out, _ := json.Marshal(resp)
+	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if _, err := conn.Write(append(out, '\n')); err != nil && cause == nil {
 		cause = pathFree(err)
 	}
@@ -279,7 +334,9 @@ func loggedCause(err error) error {
 }
 
 // do carries out req.
-func do(ctx context.Context, a Admin, req Request) (Response, error) {
+func do(ctx context.Context, a Admin, m Maintainer, req Request, progress func(done, total int)) (Response, error) {
+	var result any
+	var err error
 	switch req.Op {
 	case OpUserAdd:
 		u, err := a.CreateUser(ctx, store.NewUser{Username: req.Username, Password: req.Password, Role: req.Role})
@@ -293,8 +350,30 @@ func do(ctx context.Context, a Admin, req Request) (Response, error) {
 			return errorResponse(err), err
 		}
 		return Response{Token: secret, TokenID: t.ID}, nil
+	case OpPurge:
+		result, err = m.Purge(ctx, req.DryRun, req.RetentionDays, progress)
+	case OpVerify:
+		result, err = m.Verify(ctx, progress)
+	case OpRekey:
+		result, err = m.Rekey(ctx, progress)
+	case OpBackup:
+		if !filepath.IsAbs(req.Out) {
+			return errorResponse(&store.Error{Code: store.CodeValidation, Message: "backup directory must be an absolute path"}), nil
+		}
+		result, err = m.Backup(ctx, req.Out, progress)
+	case OpSigningKey:
+		result, err = m.SigningKey(ctx)
+	default:
+		return errorResponse(&store.Error{Code: store.CodeValidation, Message: "unknown op"}), nil
 	}
-	return errorResponse(&store.Error{Code: store.CodeValidation, Message: "unknown op"}), nil
+	if err != nil {
+		return errorResponse(err), err
+	}
+	raw, err := json.Marshal(result)
+	if err != nil {
+		return errorResponse(err), err
+	}
+	return Response{Result: raw}, nil
 }
 
 // errorResponse answers err with its code and client-safe message, never
@@ -337,6 +416,12 @@ func decodeRequest(line []byte, req *Request) error {
 // it; a response with an error becomes a *store.Error with its code and
 // message.
 func Call(dataDir string, req Request) (Response, error) {
+	return CallProgress(dataDir, req, nil)
+}
+
+// CallProgress is Call for the long ops: it calls progress, when not nil,
+// for each progress line the server sends before its answer.
+func CallProgress(dataDir string, req Request, progress func(done, total int)) (Response, error) {
 	conn, err := net.DialTimeout("unix", filepath.Join(dataDir, SocketName), dialTimeout)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
@@ -345,7 +430,11 @@ func Call(dataDir string, req Request) (Response, error) {
 		return Response{}, fmt.Errorf("admin socket: %w", pathFree(err))
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(callTimeout))
+	idle := callTimeout
+	if longOps[req.Op] {
+		idle = longIdle
+	}
+	conn.SetDeadline(time.Now().Add(idle))
 	out, err := json.Marshal(req)
 	if err != nil {
 		return Response{}, fmt.Errorf("admin socket: %w", err)
@@ -353,24 +442,56 @@ func Call(dataDir string, req Request) (Response, error) {
 	if _, err := conn.Write(append(out, '\n')); err != nil {
 		return Response{}, fmt.Errorf("admin socket: send: %w", pathFree(err))
 	}
-	line, err := readLine(conn)
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return Response{}, errors.New("admin socket: the server closed the connection without an answer")
+	br := bufio.NewReaderSize(conn, 4096)
+	for {
+		line, err := readLineFrom(br)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return Response{}, errors.New("admin socket: the server closed the connection without an answer")
+			}
+			if errors.Is(err, errTooLarge) {
+				return Response{}, errors.New("admin socket: the server's answer is larger than 64 KiB")
+			}
+			return Response{}, fmt.Errorf("admin socket: no answer: %w", pathFree(err))
 		}
-		if errors.Is(err, errTooLarge) {
-			return Response{}, errors.New("admin socket: the server's answer is larger than 64 KiB")
+		var resp Response
+		if err := json.Unmarshal(line, &resp); err != nil {
+			return Response{}, errors.New("admin socket: the server's answer is not valid JSON")
 		}
-		return Response{}, fmt.Errorf("admin socket: no answer: %w", pathFree(err))
+		if resp.Progress != nil {
+			if progress != nil {
+				progress(resp.Progress.Done, resp.Progress.Total)
+			}
+			conn.SetDeadline(time.Now().Add(idle))
+			continue
+		}
+		if resp.Error != nil {
+			return resp, &store.Error{Code: resp.Error.Code, Message: resp.Error.Message}
+		}
+		return resp, nil
 	}
-	var resp Response
-	if err := json.Unmarshal(line, &resp); err != nil {
-		return Response{}, errors.New("admin socket: the server's answer is not valid JSON")
+}
+
+// readLineFrom reads one line of at most maxLineBytes from br.
+func readLineFrom(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := br.ReadSlice('\n')
+		line = append(line, frag...)
+		if len(line) > maxLineBytes+1 {
+			return nil, errTooLarge
+		}
+		switch {
+		case err == nil:
+			return bytes.TrimSuffix(line, []byte("\n")), nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(line) > 0:
+			return line, nil
+		default:
+			return nil, err
+		}
 	}
-	if resp.Error != nil {
-		return resp, &store.Error{Code: resp.Error.Code, Message: resp.Error.Message}
-	}
-	return resp, nil
 }
 
 // pathFree drops the socket path that net and os errors print.

@@ -65,7 +65,7 @@ func mustServe(tb testing.TB) *server {
 	logs := &testlog.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- adminsock.Serve(ctx, ln, db, slog.New(slog.NewJSONHandler(logs, nil))) }()
+	go func() { done <- adminsock.Serve(ctx, ln, db, &maint{db: db}, slog.New(slog.NewJSONHandler(logs, nil))) }()
 	var once sync.Once
 	s := &server{dir: dir, db: db, logs: logs}
 	s.stop = func() {
@@ -338,5 +338,58 @@ func TestServe_ShutdownCutsIdleConnections(t *testing.T) {
 	s.stop()
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("shutdown took %v", d)
+	}
+}
+
+// maint answers the long ops with the store, as serve's maintainer does,
+// reporting progress twice.
+type maint struct{ db *store.DB }
+
+func (m *maint) Purge(ctx context.Context, dryRun bool, days int, progress func(done, total int)) (any, error) {
+	return map[string]any{"dry_run": dryRun, "retention_days": days}, nil
+}
+
+func (m *maint) Verify(ctx context.Context, progress func(done, total int)) (any, error) {
+	progress(1, 2)
+	progress(2, 2)
+	return m.db.Verify(ctx, store.VerifyOptions{})
+}
+
+func (m *maint) Rekey(ctx context.Context, progress func(done, total int)) (any, error) {
+	return m.db.Rekey(ctx, store.RekeyOptions{Progress: progress})
+}
+
+func (m *maint) Backup(ctx context.Context, out string, progress func(done, total int)) (any, error) {
+	return m.db.Backup(ctx, out, store.BackupOptions{Progress: progress})
+}
+
+func (m *maint) SigningKey(ctx context.Context) (any, error) {
+	return map[string]string{"fingerprint": m.db.SigningKey().Fingerprint()}, nil
+}
+
+// TestLongOps: the long ops answer a JSON result after their progress
+// lines; a relative backup path is refused.
+func TestLongOps(t *testing.T) {
+	s := mustServe(t)
+	var seen [][2]int
+	resp, err := adminsock.CallProgress(s.dir, adminsock.Request{Op: adminsock.OpVerify}, func(done, total int) { seen = append(seen, [2]int{done, total}) })
+	if err != nil || len(seen) != 2 || seen[1] != [2]int{2, 2} || !strings.Contains(string(resp.Result), `"ok":true`) {
+		t.Fatalf("verify: %s %v progress %v", resp.Result, err, seen)
+	}
+	resp, err = adminsock.Call(s.dir, adminsock.Request{Op: adminsock.OpPurge, DryRun: true, RetentionDays: 3})
+	if err != nil || string(resp.Result) != `{"dry_run":true,"retention_days":3}` {
+		t.Fatalf("purge: %s %v", resp.Result, err)
+	}
+	_, err = adminsock.Call(s.dir, adminsock.Request{Op: adminsock.OpBackup, Out: "relative/dir"})
+	if store.ErrorCode(err) != store.CodeValidation {
+		t.Fatalf("relative backup path: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "b")
+	resp, err = adminsock.Call(s.dir, adminsock.Request{Op: adminsock.OpBackup, Out: out})
+	if err != nil || !strings.Contains(string(resp.Result), "database_bytes") {
+		t.Fatalf("backup: %s %v", resp.Result, err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "tyst.db")); err != nil {
+		t.Fatalf("backup wrote no database: %v", err)
 	}
 }

@@ -117,20 +117,28 @@ func (s *Server) handleSetupState(w http.ResponseWriter, r *http.Request, _ http
 	return writeJSON(w, http.StatusOK, setupStateResponse{Needed: !has})
 }
 
+// handleSetup creates the first admin with the one-time setup token. While
+// setup is open, each attempt counts against the client's login limit, so
+// nobody can hammer the (long, random) token; a wrong token is a failure.
+// Once setup is closed the limiter is not touched at all: the answer is 403
+// whatever the token, and refused attempts must not lock every client
+// behind one address out of logging in.
 func (s *Server) handleSetup(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	var req setupRequest
 	if err := s.decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	// The setup token is long and random; the client limit still keeps
-	// anyone from hammering the endpoint.
+	closed, err := s.accounts.HasUsers(r.Context())
+	if err != nil {
+		return err
+	}
 	client := s.clientKey(r)
-	if !s.clientLimit.take(client) {
+	if !closed && !s.clientLimit.take(client) {
 		return apiError(store.CodeRateLimited, "too many failed attempts: wait 15 minutes")
 	}
 	u, err := s.accounts.CompleteSetup(r.Context(), req.Token, store.NewUser{Username: req.Username, Password: req.Password})
-	if c := store.ErrorCode(err); c != store.CodeUnauthorized && c != store.CodeForbidden {
-		s.clientLimit.refund(client)
+	if !closed && store.ErrorCode(err) != store.CodeUnauthorized {
+		s.clientLimit.refund(client) // closed meanwhile, or a bad username: no guess
 	}
 	if err != nil {
 		return err

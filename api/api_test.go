@@ -509,6 +509,14 @@ func TestBadInput(t *testing.T) {
 		{"CreateProjectNegative", "POST", "/api/v1/record", "application/json", []byte(`{"title":"a","project_id":-1}`), 400, "validation_error"},
 		{"CreateProjectUnknown", "POST", "/api/v1/record", "application/json", []byte(`{"title":"a","project_id":999}`), 404, "not_found"},
 		{"CreateFormEncoded", "POST", "/api/v1/record", "application/x-www-form-urlencoded", []byte(`title=a`), 415, "unsupported_media_type"},
+		{"CreateJSONX", "POST", "/api/v1/record", "application/jsonx", []byte(`{"title":"a"}`), 415, "unsupported_media_type"},
+		{"CreateJSONSuffix", "POST", "/api/v1/record", "application/json-patch+json", []byte(`{"title":"a"}`), 415, "unsupported_media_type"},
+		{"CreateTextJSON", "POST", "/api/v1/record", "text/json", []byte(`{"title":"a"}`), 415, "unsupported_media_type"},
+		{"CreateNoContentType", "POST", "/api/v1/record", "", []byte(`{"title":"a"}`), 415, "unsupported_media_type"},
+		{"CreateBadContentType", "POST", "/api/v1/record", "application/json; charset", []byte(`{"title":"a"}`), 415, "unsupported_media_type"},
+		{"CreateInvalidUTF8", "POST", "/api/v1/record", "application/json", []byte("{\"title\":\"a\xff\xfeb\"}"), 400, "validation_error"},
+		{"CreateInvalidUTF8Key", "POST", "/api/v1/record", "application/json", []byte("{\"title\":\"a\",\"\xc3\":1}"), 400, "validation_error"},
+		{"CreateSurrogateHalf", "POST", "/api/v1/record", "application/json", []byte("{\"title\":\"a\xed\xa0\x80\"}"), 400, "validation_error"},
 		{"CreateHugeBody", "POST", "/api/v1/record", "application/json", []byte(`{"title":"` + strings.Repeat("a", 2<<20) + `"}`), 413, "payload_too_large"},
 		{"IDLetters", "GET", "/api/v1/record/abc", "", nil, 400, "validation_error"},
 		{"IDLeadingZero", "GET", "/api/v1/record/01", "", nil, 400, "validation_error"},
@@ -626,7 +634,7 @@ func TestNoRedirects(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: tyst.test\r\nConnection: close\r\n\r\n", p)
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", p)
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -780,7 +788,7 @@ func TestUpload_IdleTimeout(t *testing.T) {
 	defer conn.Close()
 	wav := mustRead(t, audioDir+"tone.wav")
 	part := "--b\r\nContent-Disposition: form-data; name=\"file\"\r\nContent-Type: audio/wav\r\n\r\n"
-	fmt.Fprintf(conn, "POST /api/v1/record/%d/audio HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: %d\r\n\r\n%s",
+	fmt.Fprintf(conn, "POST /api/v1/record/%d/audio HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: %d\r\n\r\n%s",
 		id, ts.token, len(part)+len(wav)+8, part)
 	conn.Write(wav[:20000]) // then nothing more
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -809,7 +817,7 @@ func TestJSONBody_Trickle(t *testing.T) {
 	}
 	defer conn.Close()
 	body := `{"title":"` + strings.Repeat("a", 100) + `"}`
-	fmt.Fprintf(conn, "POST /api/v1/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+	fmt.Fprintf(conn, "POST /api/v1/session HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
 	start := time.Now()
 	go func() {
 		for i := range len(body) {

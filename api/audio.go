@@ -11,13 +11,14 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
 
 	"tyst/store"
-	"tyst/store/sniff"
+	"tyst/store/media"
 )
 
 // multipartOverhead is how much a multipart body may hold beyond the file:
@@ -57,10 +58,18 @@ func classifyBodyErr(err error) error {
 // handleAudioUpload streams the multipart field "file" into the store with
 // multipart.Reader: nothing is spooled to a temp directory or held whole in
 // memory (ParseMultipartForm would write plaintext to /tmp).
+//
+// Before a byte of the body is read (so a client that sent Expect:
+// 100-continue never sends it): a Content-Length over the limit is 413, and
+// an upload over the account's or the server's share of uploads in
+// progress is 429 or 503.
 func (s *Server) handleAudioUpload(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	id, err := parseID(ps.ByName("id"))
 	if err != nil {
 		return err
+	}
+	if r.ContentLength > s.maxUpload+multipartOverhead {
+		return apiError(store.CodeTooLarge, fmt.Sprintf("upload is larger than the limit of %d MiB", s.maxUpload>>20))
 	}
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" {
@@ -69,17 +78,26 @@ func (s *Server) handleAudioUpload(w http.ResponseWriter, r *http.Request, ps ht
 	if params["boundary"] == "" {
 		return apiError(store.CodeValidation, "multipart upload has no boundary")
 	}
+	release, err := s.uploads.acquire(w, r)
+	if err != nil {
+		return err
+	}
+	defer release()
 	// multipart.Reader reads through a 4 KiB buffer; a larger one saves
 	// tens of thousands of read calls on a 200 MB upload.
 	body := http.MaxBytesReader(w, r.Body, s.maxUpload+multipartOverhead)
-	idle := &idleReader{r: body, rc: http.NewResponseController(w), idle: s.bodyIdle}
+	idle := &idleReader{r: body, rc: http.NewResponseController(w), idle: s.bodyIdle,
+		minRate: s.uploadMinRate, grace: s.uploadGrace, start: time.Now()}
 	defer idle.rc.SetReadDeadline(time.Time{}) // see decodeJSON
 	mr := multipart.NewReader(bufio.NewReaderSize(idle, 256<<10), params["boundary"])
 	for range maxParts {
 		part, err := mr.NextPart()
+		var known *store.Error
 		switch {
 		case errors.Is(err, io.EOF):
 			return apiError(store.CodeValidation, "upload has no field named file")
+		case errors.As(err, &known): // too slow
+			return err
 		case err != nil:
 			if e := classifyBodyErr(err); e != err {
 				return e
@@ -106,23 +124,46 @@ func (s *Server) handleAudioUpload(w http.ResponseWriter, r *http.Request, ps ht
 	return apiError(store.CodeValidation, "upload has too many fields")
 }
 
-// idleReader gives up on an upload that sends nothing for idle: a stalled
+// idleReader gives up on a body that sends nothing for idle: a stalled
 // client must not hold a connection and a temp file for ever, while a slow
-// field link that keeps sending may take as long as it needs.
+// field link that keeps sending may take as long as it needs, as long as,
+// once grace has passed, it averages at least minRate bytes a second since
+// start (when minRate is set). Both limits are read deadlines, so a read
+// that blocks is ended too.
 type idleReader struct {
 	r     io.Reader
 	rc    *http.ResponseController
 	idle  time.Duration
 	until time.Time // when set, the whole body must have arrived by then
+	// The rate floor, when minRate > 0.
+	minRate int64 // bytes a second
+	grace   time.Duration
+	start   time.Time
+	n       int64 // bytes read so far
 }
 
 func (i *idleReader) Read(p []byte) (int, error) {
-	d := time.Now().Add(i.idle)
+	now := time.Now()
+	d := now.Add(i.idle)
 	if !i.until.IsZero() && i.until.Before(d) {
 		d = i.until
 	}
+	var rateDue time.Time
+	if i.minRate > 0 {
+		// The average stays at or above minRate until n/minRate seconds
+		// after start; never before the grace period ends.
+		rateDue = i.start.Add(max(i.grace, time.Duration(float64(i.n)/float64(i.minRate)*float64(time.Second))))
+		if rateDue.Before(d) {
+			d = rateDue
+		}
+	}
 	i.rc.SetReadDeadline(d) // unsupported writers: no limit
-	return i.r.Read(p)
+	n, err := i.r.Read(p)
+	i.n += int64(n)
+	if err != nil && !rateDue.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(rateDue) && d.Equal(rateDue) {
+		err = apiError(store.CodeValidation, fmt.Sprintf("upload is too slow: after the first %s it must average at least %d bytes a second", i.grace, i.minRate))
+	}
+	return n, err
 }
 
 // errCapture remembers the first read error, which http.ServeContent drops
@@ -153,10 +194,13 @@ func readFailure(err error) string {
 	return "read failed"
 }
 
-// handleAudioGet serves the decrypted audio with Range support, so a
-// browser's player can seek. Every request that serves audio is audited
-// (audio_accessed); a range past the end is answered before the audio is
-// opened, so it is not.
+// handleAudioGet serves the decrypted audio (GET) or only its headers
+// (HEAD), with Range support so a browser's player can seek. Everything
+// that can refuse or answer without the audio is decided from the record
+// first — 404, a conditional request's 304 or 412, a 416 for a range past
+// the end, and for GET the account's or the server's share of downloads
+// (429, 503) — so that only a GET that serves audio opens it, and only
+// that is audited (audio_accessed). HEAD never opens or audits.
 func (s *Server) handleAudioGet(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	id, err := parseID(ps.ByName("id"))
 	if err != nil {
@@ -169,9 +213,12 @@ func (s *Server) handleAudioGet(w http.ResponseWriter, r *http.Request, ps httpr
 	if rec.Audio == nil {
 		return apiError(store.CodeNotFound, "record has no audio")
 	}
+	h := w.Header()
 	etag := `"` + strings.ToLower(rec.Audio.SHA256[:32]) + `"`
-	if ir := r.Header.Get("If-Range"); ir != "" && ir != etag {
-		r.Header.Del("Range") // ServeContent would ignore it too; no 416 then
+	h.Set("ETag", etag)
+	if status := checkPreconditions(r, etag); status != 0 {
+		w.WriteHeader(status) // 304 or 412, without a body
+		return nil
 	}
 	size := rec.Audio.SizeBytes
 	switch start, end, kind := parseRange(r.Header.Values("Range"), size); kind {
@@ -180,20 +227,25 @@ func (s *Server) handleAudioGet(w http.ResponseWriter, r *http.Request, ps httpr
 	case rangeSingle:
 		r.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", start, end))
 	case rangeUnsatisfiable:
-		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
-		return writeJSON(w, http.StatusRequestedRangeNotSatisfiable, errorBody{Error: errorDetail{
-			Code: store.CodeValidation, Message: "range not satisfiable", RequestID: requestID(r.Context()),
-		}})
+		h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+		return apiError(store.CodeRangeNotSatisfiable, "range not satisfiable")
 	}
+	h.Set("Content-Type", rec.Audio.MIMEType)
+	h.Set("Content-Disposition", fmt.Sprintf(`inline; filename="audio-%d.%s"`, id, media.Ext(rec.Audio.MIMEType)))
+	if r.Method == http.MethodHead {
+		http.ServeContent(w, r, "", time.Time{}, sizeOnly(size))
+		return nil
+	}
+	release, err := s.downloads.acquire(w, r)
+	if err != nil {
+		return err
+	}
+	defer release()
 	ar, err := s.records.OpenAudio(r.Context(), id)
 	if err != nil {
 		return err
 	}
 	defer ar.Close()
-	h := w.Header()
-	h.Set("Content-Type", ar.MIMEType)
-	h.Set("Content-Disposition", fmt.Sprintf(`inline; filename="audio-%d.%s"`, id, sniff.Ext(ar.MIMEType)))
-	h.Set("ETag", etag)
 	body := &errCapture{ReadSeeker: ar}
 	http.ServeContent(w, r, "", time.Time{}, body)
 	if body.err != nil {
@@ -201,6 +253,22 @@ func (s *Server) handleAudioGet(w http.ResponseWriter, r *http.Request, ps httpr
 		s.log.Error("audio read failed", keyRoute, "/api/v1/record/:id/audio", keyRequestID, requestID(r.Context()), keyErr, readFailure(body.err))
 	}
 	return nil
+}
+
+// sizeOnly stands in for the audio of a HEAD request: http.ServeContent
+// seeks in it to learn its size and a range's start, and reads nothing.
+type sizeOnly int64
+
+func (z sizeOnly) Read([]byte) (int, error) { return 0, errors.New("api: HEAD reads no audio") }
+
+func (z sizeOnly) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+		return offset, nil
+	case io.SeekEnd:
+		return int64(z) + offset, nil
+	}
+	return 0, errors.New("api: sizeOnly seeks only from the start or the end")
 }
 
 // rangeKind is what parseRange makes of a Range header.

@@ -94,28 +94,36 @@ func (s *Server) authorize(r *http.Request, ru rule) (*store.Principal, error) {
 }
 
 // limiter counts login attempts per key in fixed windows. Keys are hashes,
-// so the table holds no username or address. The table is bounded: expired
-// entries are swept at most once a minute, and when it is full a new key is
-// refused, so a flood of made-up usernames cannot grow memory or slow every
-// login.
+// so the table holds no username or address. The table is bounded: its
+// entries form a list in the order their windows began, so expired entries
+// leave from the front, and when the table is full the oldest entry is
+// evicted to make room. A flood of made-up usernames or addresses can
+// neither grow memory nor lock out a client that has not failed; it can
+// only make the limiter forget the oldest counts early. Every operation is
+// O(1) (amortised: an expired entry is removed once).
 type limiter struct {
-	mu     sync.Mutex
-	now    func() time.Time
-	window time.Duration
-	max    int
-	hits   map[[32]byte]*hits
-	swept  time.Time
+	mu          sync.Mutex
+	now         func() time.Time
+	window      time.Duration
+	max         int
+	maxKeys     int
+	hits        map[[32]byte]*hits
+	front, back *hits // oldest and newest window
 }
 
+// hits is one key's count in its window, and its place in the list.
 type hits struct {
-	start time.Time
-	n     int
+	key        [32]byte
+	start      time.Time
+	n          int
+	prev, next *hits
 }
 
 func newLimiter(now func() time.Time, window time.Duration, max int) *limiter {
-	return &limiter{now: now, window: window, max: max, hits: map[[32]byte]*hits{}}
+	return &limiter{now: now, window: window, max: max, maxKeys: maxLimiterKeys, hits: map[[32]byte]*hits{}}
 }
 
+// maxLimiterKeys bounds each limiter's table (about 100 bytes an entry).
 const maxLimiterKeys = 100_000
 
 // take counts an attempt for key and reports whether it may go ahead: false
@@ -127,23 +135,18 @@ func (l *limiter) take(key string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	if len(l.hits) >= maxLimiterKeys/2 && now.Sub(l.swept) >= time.Minute {
-		l.swept = now
-		for k, h := range l.hits {
-			if now.Sub(h.start) >= l.window {
-				delete(l.hits, k)
-			}
-		}
+	for l.front != nil && now.Sub(l.front.start) >= l.window {
+		l.remove(l.front)
 	}
 	k := sha256.Sum256([]byte(key))
 	h := l.hits[k]
-	switch {
-	case h != nil && now.Sub(h.start) < l.window:
-	case h == nil && len(l.hits) >= maxLimiterKeys:
-		return false // full of live entries: an attack; refuse new keys
-	default:
-		h = &hits{start: now}
+	if h == nil {
+		if len(l.hits) >= l.maxKeys {
+			l.remove(l.front) // full of live entries: forget the oldest
+		}
+		h = &hits{key: k, start: now}
 		l.hits[k] = h
+		l.pushBack(h)
 	}
 	if h.n >= l.max {
 		return false
@@ -156,10 +159,9 @@ func (l *limiter) take(key string) bool {
 func (l *limiter) refund(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	k := sha256.Sum256([]byte(key))
-	if h := l.hits[k]; h != nil {
+	if h := l.hits[sha256.Sum256([]byte(key))]; h != nil {
 		if h.n--; h.n <= 0 {
-			delete(l.hits, k)
+			l.remove(h)
 		}
 	}
 }
@@ -168,7 +170,41 @@ func (l *limiter) refund(key string) {
 func (l *limiter) reset(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.hits, sha256.Sum256([]byte(key)))
+	if h := l.hits[sha256.Sum256([]byte(key))]; h != nil {
+		l.remove(h)
+	}
+}
+
+// len returns the number of keys in the table.
+func (l *limiter) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.hits)
+}
+
+func (l *limiter) pushBack(h *hits) {
+	h.prev, h.next = l.back, nil
+	if l.back != nil {
+		l.back.next = h
+	} else {
+		l.front = h
+	}
+	l.back = h
+}
+
+func (l *limiter) remove(h *hits) {
+	if h.prev != nil {
+		h.prev.next = h.next
+	} else {
+		l.front = h.next
+	}
+	if h.next != nil {
+		h.next.prev = h.prev
+	} else {
+		l.back = h.prev
+	}
+	h.prev, h.next = nil, nil
+	delete(l.hits, h.key)
 }
 
 // clientKey is the client's address for rate limiting only; it is hashed

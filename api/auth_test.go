@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -94,6 +95,7 @@ var routeClass = map[string]string{
 	"PATCH /api/v1/projects/:id":               "editor",
 	"POST /api/v1/record/:id/audio":            "editor+stream",
 	"GET /api/v1/record/:id/audio":             "viewer",
+	"HEAD /api/v1/record/:id/audio":            "viewer",
 	"DELETE /api/v1/record/:id/audio":          "editor",
 	"PATCH /api/v1/record/:id":                 "editor",
 	"PUT /api/v1/record/:id/segments":          "editor",
@@ -104,6 +106,7 @@ var routeClass = map[string]string{
 	"POST /api/v1/record/:id/destroy":          "editor",
 	"GET /api/v1/receipts/:receipt_id":         "viewer",
 	"GET /api/v1/audit":                        "admin",
+	"GET /api/v1/status":                       "viewer",
 	"GET /api/v1/users":                        "admin",
 	"POST /api/v1/users":                       "admin",
 	"PATCH /api/v1/users/:id":                  "admin",
@@ -814,5 +817,74 @@ func TestSensitive_ProjectAndUpload(t *testing.T) {
 	_, body = ts.do(t, "GET", "/api/v1/projects", "", nil, asToken(otherToken)...)
 	if strings.Contains(string(body), fmt.Sprintf(`"project_id":%d`, rec.ProjectID)) {
 		t.Fatalf("the hidden project is listed: %s", body)
+	}
+}
+
+// TestSetup_ClosedDoesNotLockOut: once setup is closed, setup attempts are
+// answered 403 and never touch the login limiter: many of them from one
+// address do not keep anyone behind it from logging in. While setup is
+// open, wrong tokens still count.
+func TestSetup_ClosedDoesNotLockOut(t *testing.T) {
+	ts := mustServe(t) // has an admin: setup is closed
+	ts.mustUser(t, "editor", store.RoleEditor, "")
+	for i := range 50 {
+		body := fmt.Sprintf(`{"token":"tyst_setup_guess%d","username":"boss","password":"correct horse battery"}`, i)
+		resp, b := ts.do(t, "POST", "/api/v1/setup", "application/json", strings.NewReader(body), anonymous()...)
+		wantError(t, resp, b, 403, "forbidden")
+	}
+	if c := ts.mustLogin(t, "editor"); c == nil {
+		t.Fatal("setup attempts locked the client out of logging in")
+	}
+
+	keys, _ := store.NewKeyring(store.GenerateKey())
+	db, err := store.Open(t.TempDir(), store.Options{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	srv := httptest.NewServer(api.New(api.Config{Records: db, Accounts: db}))
+	defer srv.Close()
+	open := &testServer{Server: srv, db: db}
+	if _, err := db.NewSetupToken(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	statuses := map[int]int{}
+	for i := range 21 {
+		body := fmt.Sprintf(`{"token":"tyst_setup_guess%d","username":"boss","password":"correct horse battery"}`, i)
+		resp, _ := open.do(t, "POST", "/api/v1/setup", "application/json", strings.NewReader(body), anonymous()...)
+		statuses[resp.StatusCode]++
+	}
+	if statuses[401] != 20 || statuses[429] != 1 {
+		t.Fatalf("21 wrong setup tokens while open: statuses %v, want 20×401 and 1×429", statuses)
+	}
+}
+
+// TestUserCreate_WeakPasswords: white space only, one character repeated
+// and common passwords (in any case) are refused with a clear 400 when an
+// account is created or its password is set, and nothing changes.
+func TestUserCreate_WeakPasswords(t *testing.T) {
+	ts := mustServe(t)
+	before := ts.snapshot(t)
+	for pass, msg := range map[string]string{
+		"            ":  "white space",
+		"xxxxxxxxxxxx":  "repeated",
+		"QWERTYUIOP":    "common",
+		"1q2w3e4r5t":    "common",
+		" password123 ": "common",
+	} {
+		body, _ := json.Marshal(map[string]string{"username": "newbie", "password": pass, "role": "viewer"})
+		resp, b := ts.do(t, "POST", "/api/v1/users", "application/json", bytes.NewReader(body))
+		wantError(t, resp, b, 400, "validation_error")
+		if p := strings.TrimSpace(pass); !strings.Contains(string(b), msg) || (p != "" && strings.Contains(string(b), p)) {
+			t.Fatalf("password %q: message %s, want one that says %q without the password", pass, b, msg)
+		}
+		resp, b = ts.do(t, "PATCH", "/api/v1/users/1", "application/json", strings.NewReader(`{"password":`+strconv.Quote(pass)+`}`))
+		wantError(t, resp, b, 400, "validation_error")
+	}
+	if after := ts.snapshot(t); after != before {
+		t.Fatalf("refused passwords changed the store:\n%s\n%s", before, after)
+	}
+	if c := ts.mustLogin(t, "admin"); c == nil {
+		t.Fatal("the admin's password changed")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -194,5 +195,87 @@ func TestDestroyAndReceipt(t *testing.T) {
 	resp, b = ts.do(t, "GET", "/api/v1/audit", "", nil)
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"redacted":true`) || strings.Contains(string(b), `"action":"audio_uploaded"`) {
 		t.Fatalf("audit: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestStatus: the status answers with the signing key, storage and the
+// items each key id covers, and names no key or path.
+func TestStatus(t *testing.T) {
+	ts := mustServe(t)
+	id := ts.mustCreate(t, "s")
+	ts.upload(t, id, "audio/wav", mustRead(t, audioDir+"tone.wav"))
+	resp, b := ts.do(t, "GET", "/api/v1/status", "", nil)
+	var st struct {
+		Version    string `json:"version"`
+		SigningKey struct {
+			Fingerprint    string `json:"fingerprint"`
+			AllowedSigners string `json:"allowed_signers"`
+		} `json:"signing_key"`
+		Storage struct {
+			Blobs     int   `json:"blobs"`
+			Bytes     int64 `json:"bytes"`
+			FreeBytes int64 `json:"free_bytes"`
+		} `json:"storage"`
+		Keys struct {
+			ItemsPerKey map[string]int `json:"items_per_key"`
+		} `json:"keys"`
+		Limits struct {
+			MaxUploadBytes int64 `json:"max_upload_bytes"`
+		} `json:"limits"`
+	}
+	mustUnmarshal(t, b, &st)
+	if resp.StatusCode != 200 || st.Version != "test" || !strings.HasPrefix(st.SigningKey.Fingerprint, "SHA256:") ||
+		st.Storage.Blobs != 1 || st.Storage.Bytes == 0 || st.Storage.FreeBytes == 0 || len(st.Keys.ItemsPerKey) != 1 || st.Limits.MaxUploadBytes != store.DefaultMaxUpload {
+		t.Fatalf("status: %d %s", resp.StatusCode, b)
+	}
+	if strings.Contains(string(b), ts.dir) {
+		t.Fatal("the status names the data directory")
+	}
+}
+
+// TestAudio_Durations: every accepted format uploaded over HTTP gets a
+// duration_ms within 1 % of what ffprobe reported for the file (the golden
+// testdata/audio/durations.json), whatever alias its type was declared
+// under; a Matroska file that is not WebM is refused.
+func TestAudio_Durations(t *testing.T) {
+	ts := mustServe(t)
+	var golden map[string]struct {
+		Seconds float64 `json:"seconds"`
+	}
+	mustUnmarshal(t, mustRead(t, audioDir+"durations.json"), &golden)
+	declared := map[string]string{".mov": "video/quicktime", ".3gp": "audio/3gpp", ".mp4": "video/mp4", ".webm": "video/webm", ".opus": "audio/ogg"}
+	if len(golden) < 15 {
+		t.Fatalf("only %d files in the golden list", len(golden))
+	}
+	for file, g := range golden {
+		t.Run(file, func(t *testing.T) {
+			id := ts.mustCreate(t, file)
+			resp, body := ts.upload(t, id, declared[filepath.Ext(file)], mustRead(t, audioDir+file))
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("upload: %d %s", resp.StatusCode, body)
+			}
+			_, body = ts.do(t, "GET", fmt.Sprintf("/api/v1/record/%d", id), "", nil)
+			var rec struct {
+				Audio struct {
+					DurationMS *int64 `json:"duration_ms"`
+				} `json:"audio"`
+			}
+			mustUnmarshal(t, body, &rec)
+			if rec.Audio.DurationMS == nil {
+				t.Fatalf("no duration: %s", body)
+			}
+			want := g.Seconds * 1000
+			if got := float64(*rec.Audio.DurationMS); got < want*0.99 || got > want*1.01 {
+				t.Fatalf("duration_ms=%v, want %v ± 1 %%", got, want)
+			}
+		})
+	}
+	for _, typ := range []string{"", "video/x-matroska", "audio/webm"} {
+		id := ts.mustCreate(t, "mka")
+		resp, body := ts.upload(t, id, typ, mustRead(t, audioDir+"voice.mka"))
+		wantError(t, resp, body, http.StatusUnsupportedMediaType, "unsupported_media_type")
+		if !strings.Contains(string(body), "WAV, MP3") {
+			t.Fatalf("the refusal does not say what is accepted: %s", body)
+		}
 	}
 }

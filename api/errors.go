@@ -8,17 +8,18 @@ import (
 
 // statuses is the one place that maps error codes to HTTP statuses (DESIGN §5).
 var statuses = map[store.Code]int{
-	store.CodeValidation:   http.StatusBadRequest,
-	store.CodeUnauthorized: http.StatusUnauthorized,
-	store.CodeForbidden:    http.StatusForbidden,
-	store.CodeNotFound:     http.StatusNotFound,
-	store.CodeConflict:     http.StatusConflict,
-	store.CodeTooLarge:     http.StatusRequestEntityTooLarge,
-	store.CodeUnsupported:  http.StatusUnsupportedMediaType,
-	store.CodeRateLimited:  http.StatusTooManyRequests,
-	store.CodeInternal:     http.StatusInternalServerError,
-	store.CodeUnavailable:  http.StatusServiceUnavailable,
-	store.CodeDiskFull:     http.StatusInsufficientStorage,
+	store.CodeValidation:          http.StatusBadRequest,
+	store.CodeUnauthorized:        http.StatusUnauthorized,
+	store.CodeForbidden:           http.StatusForbidden,
+	store.CodeNotFound:            http.StatusNotFound,
+	store.CodeConflict:            http.StatusConflict,
+	store.CodeTooLarge:            http.StatusRequestEntityTooLarge,
+	store.CodeUnsupported:         http.StatusUnsupportedMediaType,
+	store.CodeRangeNotSatisfiable: http.StatusRequestedRangeNotSatisfiable,
+	store.CodeRateLimited:         http.StatusTooManyRequests,
+	store.CodeInternal:            http.StatusInternalServerError,
+	store.CodeUnavailable:         http.StatusServiceUnavailable,
+	store.CodeDiskFull:            http.StatusInsufficientStorage,
 }
 
 // statusOf returns the HTTP status for err's code.
@@ -52,10 +53,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, route string
 			msg = "internal error"
 		}
 	}
-	if r.ContentLength != 0 {
+	if r.ContentLength != 0 && r.ProtoMajor == 1 {
 		// The body may be unread. Without this the server would wait to
 		// drain it before answering, and a client that stalls its body
-		// would hold the connection.
+		// would hold the connection. (HTTP/2 resets the one stream; there
+		// "Connection: close" would end every other stream of the client.)
 		w.Header().Set("Connection", "close")
 	}
 	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg, RequestID: requestID(r.Context())}})

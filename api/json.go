@@ -1,14 +1,17 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"tyst/store"
 )
@@ -34,35 +37,49 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 }
 
 // decodeJSON reads one JSON object of at most maxJSONBody bytes into v,
-// refusing unknown fields and trailing data.
+// refusing unknown fields and trailing data. The body must be declared
+// application/json (parameters such as charset=utf-8 allowed) and be valid
+// UTF-8: encoding/json would silently replace invalid bytes with U+FFFD, so
+// the raw body is checked first. A Content-Length over the limit is refused
+// before a byte of the body is read.
 func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+	if !isJSON(r.Header.Get("Content-Type")) {
 		return apiError(store.CodeUnsupported, "request body must be JSON: send Content-Type: application/json")
+	}
+	if r.ContentLength > maxJSONBody {
+		return apiError(store.CodeTooLarge, fmt.Sprintf("JSON body is larger than %d bytes", maxJSONBody))
 	}
 	// A JSON body is small: it gets the idle limit and, so that a trickle
 	// cannot hold the connection either, a limit for the whole body.
 	body := &idleReader{r: http.MaxBytesReader(w, r.Body, maxJSONBody), rc: http.NewResponseController(w),
 		idle: s.bodyIdle, until: time.Now().Add(min(s.bodyIdle, maxJSONBodyTime))}
-	dec := json.NewDecoder(body)
+	raw, err := io.ReadAll(body)
+	// The body is in: lift the deadline, or net/http's background read
+	// would hit it and cancel the request's context mid-work.
+	body.rc.SetReadDeadline(time.Time{})
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return apiError(store.CodeTooLarge, fmt.Sprintf("JSON body is larger than %d bytes", maxJSONBody))
+	case err != nil:
+		return apiError(store.CodeValidation, "request body is incomplete")
+	case !utf8.Valid(raw):
+		return apiError(store.CodeValidation, "request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err = dec.Decode(v)
 	if err == nil {
 		if _, terr := dec.Token(); terr != io.EOF {
 			err = errors.New("trailing data")
 		}
 	}
-	// The body is in: lift the deadline, or net/http's background read
-	// would hit it and cancel the request's context mid-work.
-	body.rc.SetReadDeadline(time.Time{})
 	if err == nil {
 		return nil
 	}
-	var tooBig *http.MaxBytesError
 	var syntax *json.SyntaxError
 	var typeErr *json.UnmarshalTypeError
 	switch {
-	case errors.As(err, &tooBig):
-		return apiError(store.CodeTooLarge, fmt.Sprintf("JSON body is larger than %d bytes", maxJSONBody))
 	case errors.Is(err, io.EOF):
 		return apiError(store.CodeValidation, "request body is empty")
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
@@ -74,6 +91,13 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 		return apiError(store.CodeValidation, "unknown field "+sanitizeField(strings.TrimPrefix(err.Error(), "json: unknown field ")))
 	}
 	return apiError(store.CodeValidation, "request body is not valid JSON")
+}
+
+// isJSON reports whether a Content-Type is exactly application/json, in
+// any case, with any parameters: not application/jsonx, text/json or none.
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
 }
 
 func sanitizeField(s string) string {

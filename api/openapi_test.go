@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -334,4 +335,38 @@ func TestOpenAPI_Serve(t *testing.T) {
 			t.Fatalf("openapi=%q, want 3.x", doc.OpenAPI)
 		}
 	})
+}
+
+// TestOpenAPI_ErrorCodes: the document's ErrorCode enum lists exactly the
+// codes of the status table, and its description gives each one's status.
+func TestOpenAPI_ErrorCodes(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				ErrorCode struct {
+					Description string   `json:"description"`
+					Enum        []string `json:"enum"`
+				} `json:"ErrorCode"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatal(err)
+	}
+	ec := doc.Components.Schemas.ErrorCode
+	documented := map[string]bool{}
+	for _, c := range ec.Enum {
+		documented[c] = true
+		if _, ok := statuses[store.Code(c)]; !ok {
+			t.Errorf("openapi.json lists code %s, which the status table lacks", c)
+		}
+	}
+	for code, status := range statuses {
+		if !documented[string(code)] {
+			t.Errorf("code %s is not in openapi.json's ErrorCode enum", code)
+		}
+		if want := fmt.Sprintf("%s %d", code, status); !strings.Contains(ec.Description, want) {
+			t.Errorf("ErrorCode description lacks %q", want)
+		}
+	}
 }

@@ -128,7 +128,7 @@ func TestAudio_RangeForms(t *testing.T) {
 }
 
 // TestAudio_RangeUnsatisfiable: a range past the end gets the JSON error
-// with status 416, and is not audited: no audio was served.
+// with status 416 and its own code, and is not audited: no audio was served.
 func TestAudio_RangeUnsatisfiable(t *testing.T) {
 	ts, id, path, data := rangeServer(t)
 	n := len(data)
@@ -140,7 +140,7 @@ func TestAudio_RangeUnsatisfiable(t *testing.T) {
 		"bytes=-0",
 	} {
 		resp, body := ts.do(t, "GET", path, "", nil, "Range", rng)
-		wantError(t, resp, body, http.StatusRequestedRangeNotSatisfiable, "validation_error")
+		wantError(t, resp, body, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable")
 		if got, want := resp.Header.Get("Content-Range"), fmt.Sprintf("bytes */%d", n); got != want {
 			t.Fatalf("%s: Content-Range=%q, want %q", rng, got, want)
 		}

@@ -5,10 +5,12 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -59,6 +61,8 @@ type Records interface {
 	Receipt(ctx context.Context, id string) (*store.Receipt, error)
 	AuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, uint64, error)
 	SigningKey() *signing.Key
+	Storage(ctx context.Context) (store.Storage, error)
+	KeyUsage(ctx context.Context) (map[string]int, error)
 }
 
 // Config configures a Server.
@@ -71,12 +75,34 @@ type Config struct {
 	// BodyIdleTimeout ends a request (an upload, a JSON body) whose body
 	// sends nothing for this long; DefaultBodyIdleTimeout when zero.
 	BodyIdleTimeout time.Duration
+	// UploadMinRate is the least average rate, in bytes per second since
+	// the upload began, that an audio upload must keep once UploadGrace
+	// has passed; a slower one is ended with a 400. DefaultUploadMinRate
+	// when zero.
+	UploadMinRate int64
+	// UploadGrace is how long an upload may run before UploadMinRate
+	// applies; DefaultUploadGrace when zero.
+	UploadGrace time.Duration
+	// WriteIdleTimeout cuts off a response (an audio download above all)
+	// when one write to the client does not complete for this long: a
+	// client that stops reading releases its buffers.
+	// DefaultWriteIdleTimeout when zero.
+	WriteIdleTimeout time.Duration
+	// MaxDownloads and MaxDownloadsPerUser bound the audio downloads in
+	// progress in all and per account (user id); MaxUploads and
+	// MaxUploadsPerUser the audio uploads. A request over an account's
+	// share gets 429, one over the total 503, both with Retry-After. The
+	// Default… constants when zero.
+	MaxDownloads, MaxDownloadsPerUser int
+	MaxUploads, MaxUploadsPerUser     int
 	// SecureCookies marks the session cookie Secure (serve sets it under TLS).
 	SecureCookies bool
 	// SessionTTL is the cookie lifetime; store.DefaultSessionTTL when zero.
 	SessionTTL time.Duration
 	// Now is the clock of the login rate limits; time.Now when nil.
 	Now func() time.Time
+	// Status builds GET /api/v1/status; unavailable when nil.
+	Status StatusFunc
 	// ClientIPHeader, when set, names the header in which a trusted proxy in
 	// front passes the client's address (e.g. X-Forwarded-For), for the
 	// per-client login limit. Never logged.
@@ -85,24 +111,51 @@ type Config struct {
 	// that no route matches: the browser UI (package web). It is not a
 	// route, so the route list and the OpenAPI document stay the API's.
 	UI http.Handler
+	// Hosts are the host names requests may address besides loopback names
+	// and IP addresses (DNS rebinding, DESIGN §6): the --listen host and
+	// the --public-host names. Case and a trailing dot do not matter.
+	Hosts []string
+	// HSTS adds Strict-Transport-Security to every response (serve sets it
+	// when it serves TLS itself).
+	HSTS bool
 }
 
 // DefaultBodyIdleTimeout is how long a request body may send nothing.
 const DefaultBodyIdleTimeout = time.Minute
 
+// Defaults of the upload rate floor: 512 bytes a second (4 kbit/s) is well
+// under what a single GPRS timeslot carries, so a real field link passes,
+// while a client that trickles a byte every few seconds is ended after the
+// grace period, which leaves a 2G link time for slow start and a stall.
+const (
+	DefaultUploadMinRate = 512
+	DefaultUploadGrace   = time.Minute
+)
+
+// DefaultWriteIdleTimeout is how long one write to a client may block.
+const DefaultWriteIdleTimeout = 30 * time.Second
+
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
 	records   Records
 	accounts  Accounts
+	status    StatusFunc
 	log       *slog.Logger
 	version   string
 	maxUpload int64
 	bodyIdle  time.Duration
+	// Upload rate floor and grace, write deadline, transfer slots.
+	uploadMinRate      int64
+	uploadGrace        time.Duration
+	writeIdle          time.Duration
+	downloads, uploads *slots
 	// Login rate limits: failures per username and per client address.
 	userLimit, clientLimit *limiter
 	secureCookies          bool
 	clientIPHeader         string
 	sessionTTL             time.Duration
+	hosts                  map[string]bool // allowed Host names, normalised
+	hsts                   bool
 	router                 *httprouter.Router
 	routes                 []string // "METHOD /pattern", for the OpenAPI and route tests
 	rules                  []rule   // who may call routes[i]
@@ -118,14 +171,22 @@ func New(cfg Config) *Server {
 	s := &Server{
 		records:        cfg.Records,
 		accounts:       cfg.Accounts,
+		status:         cfg.Status,
 		secureCookies:  cfg.SecureCookies,
 		clientIPHeader: cfg.ClientIPHeader,
 		sessionTTL:     cfg.SessionTTL,
 		log:            cfg.Logger,
 		version:        cfg.Version,
 		maxUpload:      cfg.MaxUploadBytes,
+		hosts:          map[string]bool{},
+		hsts:           cfg.HSTS,
 		router:         httprouter.New(),
 		ui:             cfg.UI,
+	}
+	for _, h := range cfg.Hosts {
+		if h = normalHost(h); h != "" {
+			s.hosts[h] = true
+		}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -146,6 +207,18 @@ func New(cfg Config) *Server {
 	if s.bodyIdle <= 0 {
 		s.bodyIdle = DefaultBodyIdleTimeout
 	}
+	s.uploadMinRate, s.uploadGrace, s.writeIdle = cfg.UploadMinRate, cfg.UploadGrace, cfg.WriteIdleTimeout
+	if s.uploadMinRate <= 0 {
+		s.uploadMinRate = DefaultUploadMinRate
+	}
+	if s.uploadGrace <= 0 {
+		s.uploadGrace = DefaultUploadGrace
+	}
+	if s.writeIdle <= 0 {
+		s.writeIdle = DefaultWriteIdleTimeout
+	}
+	s.downloads = newSlots("downloads", cfg.MaxDownloads, cfg.MaxDownloadsPerUser, DefaultMaxDownloads, DefaultMaxDownloadsPerUser)
+	s.uploads = newSlots("uploads", cfg.MaxUploads, cfg.MaxUploadsPerUser, DefaultMaxUploads, DefaultMaxUploadsPerUser)
 	// With these on, httprouter answers "GET //evil.example/" with a
 	// redirect to another host; tyst answers 404 instead.
 	s.router.RedirectTrailingSlash = false
@@ -202,6 +275,7 @@ func (s *Server) registerRoutes() {
 	s.route("PATCH", "/api/v1/projects/:id", editor, s.handleProjectRename)
 	s.route("POST", "/api/v1/record/:id/audio", editorOrSt, s.handleAudioUpload)
 	s.route("GET", "/api/v1/record/:id/audio", viewer, s.handleAudioGet)
+	s.route("HEAD", "/api/v1/record/:id/audio", viewer, s.handleAudioGet)
 	s.route("DELETE", "/api/v1/record/:id/audio", editor, s.handleAudioRemove)
 	s.route("PATCH", "/api/v1/record/:id", editor, s.handleRecordUpdate)
 	s.route("PUT", "/api/v1/record/:id/segments", editor, s.handleSegmentsPut)
@@ -212,6 +286,7 @@ func (s *Server) registerRoutes() {
 	s.route("POST", "/api/v1/record/:id/destroy", editor, s.handleDestroy)
 	s.route("GET", "/api/v1/receipts/:receipt_id", viewer, s.handleReceiptGet)
 	s.route("GET", "/api/v1/audit", admin, s.handleAuditList)
+	s.route("GET", "/api/v1/status", viewer, s.handleStatus)
 	s.route("GET", "/api/v1/users", admin, s.handleUserList)
 	s.route("POST", "/api/v1/users", admin, s.handleUserCreate)
 	s.route("PATCH", "/api/v1/users/:id", admin, s.handleUserUpdate)
@@ -275,9 +350,11 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// middleware sets the request id and security headers and writes one access
-// log line per request: method, route pattern, status, bytes, duration and
-// request id; never the raw path, query, IP address or user agent.
+// middleware sets the request id and security headers, refuses requests to
+// a foreign Host or with an encoded separator in the path, bounds how long
+// one write to the client may block, and writes one access log line per
+// request: method, route pattern, status, bytes, duration and request id;
+// never the raw path, query, IP address or user agent.
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -292,21 +369,47 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 		h.Set("Cache-Control", "no-store")
-		rw := &responseWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rw, r.WithContext(ctx))
+		if s.hsts {
+			h.Set("Strict-Transport-Security", "max-age=63072000")
+		}
+		// Each write gets the write deadline anew (responseWriter.Write).
+		// After the handler, one more covers net/http's final flush of the
+		// response, which then lifts it for the next request on the
+		// connection (net/http's conn.serve, after finishRequest).
+		rc := http.NewResponseController(w)
+		rw := &responseWriter{ResponseWriter: w, status: http.StatusOK, rc: rc, writeIdle: s.writeIdle}
+		defer func() {
+			if !rw.hijacked { // a hijacked connection is its new owner's
+				rc.SetWriteDeadline(time.Now().Add(s.writeIdle))
+			}
+		}()
+		r = r.WithContext(ctx)
+		switch {
+		case !s.hostAllowed(r.Host):
+			s.writeError(rw, r, "", apiError(store.CodeForbidden, "this server does not answer to that host name: an operator can add it with --public-host"))
+		case encodedSeparator(r):
+			s.writeError(rw, r, "", apiError(store.CodeNotFound, "no such endpoint"))
+		default:
+			next.ServeHTTP(rw, r)
+		}
 		s.log.Info("request",
 			keyMethod, r.Method, keyRoute, box.pattern, keyStatus, rw.status,
 			keyBytes, rw.bytes, keyDur, time.Since(start).Round(time.Microsecond).String(), keyRequestID, id)
 	})
 }
 
-// responseWriter records the status and size. Unwrap lets http.ResponseController
+// responseWriter records the status and size and renews the write deadline
+// before each write, so a client that stops reading is cut off after
+// writeIdle however long the response. Unwrap lets http.ResponseController
 // (and a WebSocket upgrade) reach the connection.
 type responseWriter struct {
 	http.ResponseWriter
+	rc          *http.ResponseController
+	writeIdle   time.Duration
 	status      int
 	bytes       int64
 	wroteHeader bool
+	hijacked    bool
 }
 
 func (rw *responseWriter) WriteHeader(status int) {
@@ -318,12 +421,24 @@ func (rw *responseWriter) WriteHeader(status int) {
 
 func (rw *responseWriter) Write(p []byte) (int, error) {
 	rw.wroteHeader = true
+	rw.rc.SetWriteDeadline(time.Now().Add(rw.writeIdle)) // unsupported writers: no limit
 	n, err := rw.ResponseWriter.Write(p)
 	rw.bytes += int64(n)
 	return n, err
 }
 
 func (rw *responseWriter) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
+
+// Hijack hands the connection over (a WebSocket upgrade, through
+// http.ResponseController) and notes it, so the middleware sets no
+// deadline on a connection it no longer owns.
+func (rw *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(rw.ResponseWriter).Hijack()
+	if err == nil {
+		rw.hijacked = true
+	}
+	return conn, brw, err
+}
 
 // Log keys, in one place (STYLE §9).
 const (

@@ -53,7 +53,7 @@ func Plan(now time.Time, recs []store.RetentionInfo, retention time.Duration) []
 type Store interface {
 	RetentionInfo(ctx context.Context) ([]store.RetentionInfo, error)
 	// PurgeRecord deletes an expired record and returns its blob's name.
-	PurgeRecord(ctx context.Context, id uint64, now time.Time) (string, error)
+	PurgeRecord(ctx context.Context, id uint64, now time.Time, retention time.Duration) (string, error)
 	RemoveBlob(name string) error
 	PurgeExports(ctx context.Context, cutoff time.Time, dryRun bool) (int, error)
 	SweepOrphans(ctx context.Context, olderThan time.Time, dryRun bool) (int, error)
@@ -116,7 +116,7 @@ func Run(ctx context.Context, s Store, o Options) (Stats, error) {
 			st.PurgedCount++
 			continue
 		}
-		blob, err := s.PurgeRecord(ctx, id, o.Now)
+		blob, err := s.PurgeRecord(ctx, id, o.Now, o.Retention)
 		switch {
 		case store.ErrorCode(err) == store.CodeConflict, store.ErrorCode(err) == store.CodeNotFound:
 			continue // put on hold or destroyed meanwhile

@@ -18,7 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"tyst/store/fstream"
-	"tyst/store/sniff"
+	"tyst/store/media"
 )
 
 // DefaultMaxUpload is the largest audio file accepted unless configured.
@@ -169,32 +169,29 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 	}
 
 	body := bufio.NewReaderSize(sourceReader{n.Body}, 64<<10)
-	head, err := body.Peek(sniff.HeadSize)
+	head, err := body.Peek(media.HeadSize)
 	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
 		return nil, sourceErr(err)
 	}
 	if len(head) == 0 {
 		return nil, errorf(CodeValidation, "file is empty")
 	}
-	mimeType, err := sniff.Resolve(n.DeclaredType, head)
+	mimeType, err := media.Resolve(n.DeclaredType, head)
 	switch {
-	case errors.Is(err, sniff.ErrMismatch):
+	case errors.Is(err, media.ErrMismatch):
 		return nil, &Error{Code: CodeUnsupported, Message: "file content does not match its declared type"}
 	case err != nil:
-		return nil, &Error{Code: CodeUnsupported, Message: "file type not accepted: send WAV, MP3, M4A/MP4, AAC, OGG or WebM"}
+		return nil, &Error{Code: CodeUnsupported, Message: "file type not accepted: send WAV, MP3, M4A/MP4/MOV/3GP, AAC, OGG or WebM"}
 	}
-	var duration int64
-	head = append([]byte(nil), head...) // Peek's slice is only valid until the next read
 
 	w, err := db.writeBlob(&key, body, n.MaxBytes)
 	if err != nil {
 		return nil, err
 	}
 	defer w.discard()
-	if mimeType == sniff.WAV {
-		if ms, ok := sniff.WAVDurationMS(head, w.size); ok {
-			duration = ms
-		}
+	duration, err := blobDuration(w, &key, mimeType)
+	if err != nil {
+		return nil, err
 	}
 	if err := db.faultAt(FaultUploadWritten); err != nil {
 		return nil, err
@@ -340,6 +337,28 @@ func (db *DB) writeBlob(key *fernet.Key, src io.Reader, max int64) (*blobWrite, 
 	w.sum = sum.Sum(nil)
 	w.name = hex.EncodeToString(name.Sum(nil))
 	return w, nil
+}
+
+// blobDuration reads the playing time of the audio in the written (not yet
+// committed) blob w, through its encryption: only the chunks the container
+// needs are decrypted. 0 when the file gives no way to know.
+func blobDuration(w *blobWrite, key *fernet.Key, mimeType string) (int64, error) {
+	st, err := w.file.Stat()
+	if err != nil {
+		return 0, err
+	}
+	rs, err := fstream.NewReadSeeker(w.file, st.Size(), []*fernet.Key{key})
+	if err != nil {
+		return 0, fmt.Errorf("read back the written blob: %w", err)
+	}
+	ms, ok, err := media.Duration(media.SeekReaderAt(rs), rs.Size(), mimeType)
+	if err != nil {
+		return 0, fmt.Errorf("read back the written blob: %w", err)
+	}
+	if !ok {
+		return 0, nil
+	}
+	return ms, nil
 }
 
 // blobNamer is the keyed hash that names a record's blob (DESIGN §4): the

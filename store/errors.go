@@ -32,10 +32,12 @@ const (
 	CodeConflict     Code = "conflict"
 	CodeTooLarge     Code = "payload_too_large"
 	CodeUnsupported  Code = "unsupported_media_type"
-	CodeRateLimited  Code = "rate_limited"
-	CodeInternal     Code = "internal_error"
-	CodeUnavailable  Code = "unavailable"
-	CodeDiskFull     Code = "insufficient_storage"
+	// CodeRangeNotSatisfiable: a byte range that starts at or past the end.
+	CodeRangeNotSatisfiable Code = "range_not_satisfiable"
+	CodeRateLimited         Code = "rate_limited"
+	CodeInternal            Code = "internal_error"
+	CodeUnavailable         Code = "unavailable"
+	CodeDiskFull            Code = "insufficient_storage"
 )
 
 // Error is the error store returns across its boundary.

@@ -61,10 +61,10 @@ func (db *DB) RetentionInfo(ctx context.Context) (out []RetentionInfo, err error
 // transaction, with a tombstone, a receipt (kind purge) and the audit
 // event purged (age in days, reason retention) — and returns the name of
 // its blob for the caller to remove ("" when none). It checks the expiry
-// again inside the transaction: a record put on hold meanwhile stays.
-// Returns not_found when the record is gone, conflict when it is not
-// expired at now.
-func (db *DB) PurgeRecord(ctx context.Context, id uint64, now time.Time) (blob string, err error) {
+// again inside the transaction, under retention: a record put on hold
+// meanwhile stays. Returns not_found when the record is gone, conflict
+// when it is not expired at now.
+func (db *DB) PurgeRecord(ctx context.Context, id uint64, now time.Time, retention time.Duration) (blob string, err error) {
 	defer func() { err = boundary("purge record", err) }()
 	if err := db.faultAt(FaultPurgeRecord); err != nil {
 		return "", err
@@ -74,7 +74,7 @@ func (db *DB) PurgeRecord(ctx context.Context, id uint64, now time.Time) (blob s
 		if err != nil {
 			return err
 		}
-		exp := db.expiresAt(l.acc)
+		exp := ExpiresAt(l.acc.CreatedAt, l.acc.Hold, l.acc.RetainUntil, retention)
 		if exp.IsZero() || now.Before(exp) {
 			return errorf(CodeConflict, "record is not expired")
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -49,6 +50,9 @@ var (
 	errPasswordEncoding = errors.New("password must be valid UTF-8")
 	errPasswordShort    = fmt.Errorf("password must be at least %d characters", minPasswordRunes)
 	errPasswordLong     = fmt.Errorf("password must be at most %d characters", maxPasswordRunes)
+	errPasswordBlank    = errors.New("password must not be only white space")
+	errPasswordRepeated = errors.New("password must not be one character repeated")
+	errPasswordCommon   = errors.New("password is one of the most common passwords: choose another")
 )
 
 var b64 = base64.RawStdEncoding.Strict()
@@ -62,8 +66,10 @@ var dummyPHC = encodePHC(argonParams{
 })
 
 // CheckPassword reports whether password meets the policy: valid UTF-8, at
-// least 10 and at most 256 characters (runes). It returns nil or an error
-// whose message is safe to show to the client as is.
+// least 10 and at most 256 characters (runes), not only white space, not one
+// character repeated, and not one of the 10,000 most common passwords
+// (compared case-insensitively, see commonPasswordsTxt). It returns nil or
+// an error whose message is safe to show to the client as is.
 func CheckPassword(password string) error {
 	if !utf8.ValidString(password) {
 		return errPasswordEncoding
@@ -73,6 +79,16 @@ func CheckPassword(password string) error {
 		return errPasswordShort
 	case n > maxPasswordRunes:
 		return errPasswordLong
+	}
+	if strings.TrimFunc(password, unicode.IsSpace) == "" {
+		return errPasswordBlank
+	}
+	first, size := utf8.DecodeRuneInString(password)
+	if strings.Trim(password[size:], string(first)) == "" {
+		return errPasswordRepeated
+	}
+	if isCommonPassword(password) {
+		return errPasswordCommon
 	}
 	return nil
 }

@@ -182,15 +182,25 @@ func TestCheckPassword(t *testing.T) {
 		want     error
 	}{
 		{"ErrEmpty", "", errPasswordShort},
-		{"ErrNineChars", "123456789", errPasswordShort},
+		{"ErrNineChars", "12345678x", errPasswordShort},
 		{"ErrNineRunesOf27Bytes", strings.Repeat("€", 9), errPasswordShort},
-		{"OKTenChars", "1234567890", nil},
-		{"OKTenRunesOf20Bytes", strings.Repeat("ä", 10), nil},
-		{"OKSpaces", "          ", nil},
-		{"OK256Runes", strings.Repeat("ä", 256), nil},
-		{"Err257Chars", strings.Repeat("a", 257), errPasswordLong},
+		{"OKTenChars", "tyst-8f3k2", nil},
+		{"OKTenRunesOf20Bytes", "äöåäöåäöåü", nil},
+		{"OK256Runes", strings.Repeat("äö", 128), nil},
+		{"OKSpacesInside", "  a b c d e  ", nil},
+		{"Err257Chars", strings.Repeat("ab", 128) + "c", errPasswordLong},
 		{"ErrInvalidUTF8", "0123456789\xff", errPasswordEncoding},
 		{"ErrInvalidUTF8Short", "\xff", errPasswordEncoding},
+		{"ErrSpaces", "          ", errPasswordBlank},
+		{"ErrWhiteSpaceMixed", " \t\n\r\u00a0\u2003\u3000  \v\f", errPasswordBlank},
+		{"ErrRepeated", "aaaaaaaaaa", errPasswordRepeated},
+		{"ErrRepeatedRunes", strings.Repeat("ä", 256), errPasswordRepeated},
+		{"ErrRepeatedDigits", "0000000000000", errPasswordRepeated},
+		{"ErrCommon", "1234567890", errPasswordCommon},
+		{"ErrCommonUpperCase", "PassWord123", errPasswordCommon},
+		{"ErrCommonSpaced", "  qwertyuiop ", errPasswordCommon},
+		{"ErrCommonDeepInList", "1qaz2wsx3edc", errPasswordCommon},
+		{"OKCommonPlusOne", "1234567890!", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := CheckPassword(tt.password)
@@ -201,6 +211,45 @@ func TestCheckPassword(t *testing.T) {
 				t.Fatalf("error %q contains the password", err)
 			}
 		})
+	}
+}
+
+// TestCheckPassword_CommonList: the embedded list holds the 10,000 most
+// common passwords, lower-cased, one a line; every one of them is refused
+// (most by the length rule, the rest as common), in any case.
+func TestCheckPassword_CommonList(t *testing.T) {
+	lines := strings.Split(strings.TrimSuffix(commonPasswordsTxt, "\n"), "\n")
+	if got, want := len(lines), 10000; got != want {
+		t.Fatalf("list has %d entries, want %d", got, want)
+	}
+	if got, want := lines[0], "123456"; got != want {
+		t.Fatalf("first entry %q, want %q (most common first)", got, want)
+	}
+	long := 0
+	for _, p := range lines {
+		if p == "" || p != strings.ToLower(p) {
+			t.Fatalf("entry %q is empty or not lower-case", p)
+		}
+		if CheckPassword(p) == nil || CheckPassword(strings.ToUpper(p)) == nil {
+			t.Fatalf("listed password %q passes the policy", p)
+		}
+		if len(p) >= minPasswordRunes {
+			long++
+		}
+	}
+	if got := len(commonPasswords()); got != long || long < 200 {
+		t.Fatalf("the set holds %d passwords, want the %d listed ones of %d or more characters", got, long, minPasswordRunes)
+	}
+}
+
+// BenchmarkCheckPassword: the policy check once the set is built.
+func BenchmarkCheckPassword(b *testing.B) {
+	CheckPassword(testPassword)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := CheckPassword(testPassword); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

@@ -5,17 +5,20 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"io"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/fernet/fernet-go"
 
 	"tyst/store/fstream"
 )
+
+const C = fstream.ChunkSize
 
 func mustKey(tb testing.TB) *fernet.Key {
 	tb.Helper()
@@ -56,9 +59,59 @@ func randomBytes(tb testing.TB, n int) []byte {
 	return b
 }
 
+// lines splits a file into its lines, each with its "\n".
 func lines(enc []byte) [][]byte {
 	ls := bytes.SplitAfter(enc, []byte("\n"))
 	return ls[:len(ls)-1] // after the final "\n" comes an empty element
+}
+
+func join(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+// mustOpenLine decrypts one line with fernet-go and returns header and data.
+func mustOpenLine(tb testing.TB, key *fernet.Key, line []byte) []byte {
+	tb.Helper()
+	msg := fernet.VerifyAndDecrypt(bytes.TrimSuffix(line, []byte("\n")), 0, []*fernet.Key{key})
+	if msg == nil {
+		tb.Fatal("line does not decrypt as a plain Fernet token")
+	}
+	return msg
+}
+
+// mustSealLine encrypts header and data into a line with fernet-go, as the
+// writer does (epoch timestamp).
+func mustSealLine(tb testing.TB, key *fernet.Key, msg []byte) []byte {
+	tb.Helper()
+	tok, err := fernet.EncryptAndSignAtTime(msg, key, time.Unix(0, 0))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return append(tok, '\n')
+}
+
+// reseal returns line re-encrypted after edit changed its header and data
+// (what only a holder of the key can do).
+func reseal(tb testing.TB, key *fernet.Key, line []byte, edit func(msg []byte) []byte) []byte {
+	tb.Helper()
+	return mustSealLine(tb, key, edit(mustOpenLine(tb, key, line)))
+}
+
+// setFlags and setIndex are edits for reseal.
+func setFlags(f byte) func([]byte) []byte {
+	return func(m []byte) []byte { m[1] = f; return m }
+}
+
+func setIndex(i uint64) func([]byte) []byte {
+	return func(m []byte) []byte { binary.BigEndian.PutUint64(m[2:10], i); return m }
+}
+
+// flagsOf returns the flags byte of each line.
+func flagsOf(tb testing.TB, key *fernet.Key, enc []byte) []byte {
+	tb.Helper()
+	var fs []byte
+	for _, l := range lines(enc) {
+		fs = append(fs, mustOpenLine(tb, key, l)[1])
+	}
+	return fs
 }
 
 func readAllSeeker(enc []byte, keys ...*fernet.Key) ([]byte, error) {
@@ -69,184 +122,169 @@ func readAllSeeker(enc []byte, keys ...*fernet.Key) ([]byte, error) {
 	return io.ReadAll(rs)
 }
 
+func readAllReader(enc []byte, keys ...*fernet.Key) ([]byte, error) {
+	return io.ReadAll(fstream.NewReader(bytes.NewReader(enc), keys))
+}
+
+// mustReadBoth reads enc with both readers and fails unless each returns want.
+func mustReadBoth(tb testing.TB, enc, want []byte, key *fernet.Key) {
+	tb.Helper()
+	got, err := readAllReader(enc, key)
+	if err != nil || !bytes.Equal(got, want) {
+		tb.Fatalf("Reader: err=%v, equal=%v", err, bytes.Equal(got, want))
+	}
+	got, err = readAllSeeker(enc, key)
+	if err != nil || !bytes.Equal(got, want) {
+		tb.Fatalf("ReadSeeker: err=%v, equal=%v", err, bytes.Equal(got, want))
+	}
+}
+
+// TestRoundTrip writes sizes across chunk borders and reads them back with
+// both readers; the layout is full lines, the final data line, two padding
+// lines, and the size is EncryptedSize.
 func TestRoundTrip(t *testing.T) {
 	key := mustKey(t)
-	for _, n := range []int{0, 1, fstream.ChunkSize - 1, fstream.ChunkSize, fstream.ChunkSize + 1, 3*fstream.ChunkSize + 5} {
+	for _, n := range []int{0, 1, C - 1, C, C + 1, 3*C + 5, 5*C - 1} {
 		plain := randomBytes(t, n)
 		enc := mustEncrypt(t, key, plain)
 
 		if got, want := int64(len(enc)), fstream.EncryptedSize(int64(n)); got != want {
 			t.Fatalf("n=%d: encrypted size=%d, EncryptedSize=%d", n, got, want)
 		}
-		got, err := io.ReadAll(fstream.NewReader(bytes.NewReader(enc), []*fernet.Key{key}))
-		if err != nil || !bytes.Equal(got, plain) {
-			t.Fatalf("n=%d: Reader: err=%v, equal=%v", n, err, bytes.Equal(got, plain))
-		}
-		got, err = readAllSeeker(enc, key)
-		if err != nil || !bytes.Equal(got, plain) {
-			t.Fatalf("n=%d: ReadSeeker: err=%v, equal=%v", n, err, bytes.Equal(got, plain))
-		}
+		mustReadBoth(t, enc, plain, key)
+
 		ls := lines(enc)
-		for i, l := range ls[:len(ls)-1] {
+		if got, want := len(ls), n/C+3; got != want {
+			t.Fatalf("n=%d: %d lines, want %d", n, got, want)
+		}
+		for i, l := range ls[:n/C] {
 			if got, want := int64(len(l)), fstream.LineSize; got != want {
 				t.Fatalf("n=%d: line %d is %d bytes, want %d", n, i, got, want)
 			}
+		}
+		flags := flagsOf(t, key, enc)
+		want := append(make([]byte, n/C+1), 2, 3) // data..., padding, padding+last
+		if !bytes.Equal(flags, want) {
+			t.Fatalf("n=%d: flags %v, want %v", n, flags, want)
+		}
+	}
+}
+
+// TestEncryptedSize_Buckets: the size of a file tells its plaintext size only
+// to within a MiB. Two files in the same MiB have the same size; the size
+// steps by LineSize at each MiB.
+func TestEncryptedSize_Buckets(t *testing.T) {
+	key := mustKey(t)
+	pairs := [][2]int{{0, 1}, {1, C - 1}, {0, C - 1}, {C, 2*C - 1}, {C + 1, C + 700_000}, {3*C + 10, 4*C - 1}}
+	for _, p := range pairs {
+		a := mustEncrypt(t, key, randomBytes(t, p[0]))
+		b := mustEncrypt(t, key, randomBytes(t, p[1]))
+		if len(a) != len(b) {
+			t.Fatalf("sizes %d and %d encrypt to %d and %d bytes, want equal", p[0], p[1], len(a), len(b))
+		}
+	}
+	for k := int64(0); k < 6; k++ {
+		lo, hi := fstream.EncryptedSize(k*C), fstream.EncryptedSize((k+1)*C-1)
+		if lo != hi {
+			t.Fatalf("MiB %d: EncryptedSize %d at its start, %d at its end", k, lo, hi)
+		}
+		if next := fstream.EncryptedSize((k + 1) * C); next-hi != fstream.LineSize {
+			t.Fatalf("MiB %d: size steps by %d at the next MiB, want LineSize", k, next-hi)
 		}
 	}
 }
 
 // TestPlainFernet shows the promise of DESIGN §4: any Fernet library can
-// decrypt a file line by line, then drop the 26-byte header. Every token
-// carries the Unix epoch, not the time of writing.
+// decrypt a file line by line, drop the 26-byte header and skip padding
+// lines (flags bit 1). Every token carries the Unix epoch, not the time of
+// writing.
 func TestPlainFernet(t *testing.T) {
 	key := mustKey(t)
-	plain := randomBytes(t, 2*fstream.ChunkSize+100)
+	plain := randomBytes(t, 2*C+100)
 	enc := mustEncrypt(t, key, plain)
 	var got []byte
+	padding := 0
 	for i, l := range lines(enc) {
-		tok := bytes.TrimSuffix(l, []byte("\n"))
-		msg := fernet.VerifyAndDecrypt(tok, 0, []*fernet.Key{key})
-		if msg == nil {
-			t.Fatalf("line %d does not decrypt as a plain Fernet token", i)
-		}
+		msg := mustOpenLine(t, key, l)
 		if got, want := binary.BigEndian.Uint64(msg[2:10]), uint64(i); got != want {
 			t.Fatalf("header index=%d, want %d", got, want)
 		}
-		raw, err := base64.URLEncoding.DecodeString(string(tok))
+		raw, err := base64.URLEncoding.DecodeString(string(bytes.TrimSuffix(l, []byte("\n"))))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if ts := binary.BigEndian.Uint64(raw[1:9]); ts != 0 {
 			t.Fatalf("token %d timestamp=%d, want 0 (epoch)", i, ts)
 		}
+		if msg[1]&2 != 0 {
+			padding++
+			if bytes.ContainsFunc(msg[fstream.HeaderSize:], func(r rune) bool { return r != 0 }) {
+				t.Fatalf("padding line %d holds non-zero data", i)
+			}
+			continue
+		}
 		got = append(got, msg[fstream.HeaderSize:]...)
+	}
+	if padding != 2 {
+		t.Fatalf("%d padding lines, want 2", padding)
 	}
 	if !bytes.Equal(got, plain) {
 		t.Fatal("line-by-line plaintext differs")
 	}
 }
 
-func TestSeek(t *testing.T) {
-	key := mustKey(t)
-	plain := randomBytes(t, 3*fstream.ChunkSize+777)
-	enc := mustEncrypt(t, key, plain)
+// mustSeekRead reads want's bytes at offsets in an order that jumps back and
+// forth, the final data chunk included, as HTTP Range playback does.
+func mustSeekRead(tb testing.TB, enc, plain []byte, key *fernet.Key) {
+	tb.Helper()
 	rs, err := fstream.NewReadSeeker(bytes.NewReader(enc), int64(len(enc)), []*fernet.Key{key})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	if got, want := rs.Size(), int64(len(plain)); got != want {
-		t.Fatalf("Size=%d, want %d", got, want)
+	size := int64(len(plain))
+	if got := rs.Size(); got != size {
+		tb.Fatalf("Size=%d, want %d", got, size)
 	}
-	for _, off := range []int64{0, 5, fstream.ChunkSize - 3, fstream.ChunkSize, 2*fstream.ChunkSize + 9, int64(len(plain)) - 10} {
+	offs := []int64{size - 1, 0, 5, C - 3, C, 2*C + 9, size - 10, size / 2, size - 1, 0}
+	for _, off := range offs {
+		if off < 0 || off >= size {
+			continue
+		}
 		if _, err := rs.Seek(off, io.SeekStart); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
-		buf := make([]byte, 10)
+		want := plain[off:min(size, off+10)]
+		buf := make([]byte, len(want))
 		if _, err := io.ReadFull(rs, buf); err != nil {
-			t.Fatalf("read at %d: %v", off, err)
+			tb.Fatalf("read at %d: %v", off, err)
 		}
-		if !bytes.Equal(buf, plain[off:off+10]) {
-			t.Fatalf("bytes at %d differ", off)
+		if !bytes.Equal(buf, want) {
+			tb.Fatalf("bytes at %d differ", off)
 		}
 	}
-	if end, _ := rs.Seek(0, io.SeekEnd); end != int64(len(plain)) {
-		t.Fatalf("SeekEnd=%d, want %d", end, len(plain))
+	if end, _ := rs.Seek(0, io.SeekEnd); end != size {
+		tb.Fatalf("SeekEnd=%d, want %d", end, size)
 	}
 	if n, err := rs.Read(make([]byte, 1)); n != 0 || err != io.EOF {
-		t.Fatalf("read at end: n=%d err=%v, want 0, EOF", n, err)
+		tb.Fatalf("read at end: n=%d err=%v, want 0, EOF", n, err)
 	}
 }
 
-// TestTamper shows that every kind of damage is an error for the front-to-back
-// reader and for the seeking reader, including a partial read of the damaged
-// place only.
-func TestTamper(t *testing.T) {
+func TestSeek(t *testing.T) {
 	key := mustKey(t)
-	plain := randomBytes(t, 3*fstream.ChunkSize+10)
-	enc := mustEncrypt(t, key, plain)
-	other := mustEncrypt(t, key, randomBytes(t, 3*fstream.ChunkSize+10))
-	ls, ols := lines(enc), lines(other)
-	padded := mustEncrypt(t, key, nil) // its one token ends in "="
-	if !bytes.HasSuffix(padded, []byte("=\n")) {
-		t.Fatal("test needs a token with padding")
+	for _, n := range []int{1, 20, C, 3*C + 777, 4 * C} {
+		plain := randomBytes(t, n)
+		mustSeekRead(t, mustEncrypt(t, key, plain), plain, key)
 	}
-	join := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
-
-	cases := map[string][]byte{
-		"Swapped":      join(ls[0], ls[2], ls[1], ls[3]),
-		"Dropped":      join(ls[0], ls[1], ls[3]),
-		"DroppedLast":  join(ls[0], ls[1], ls[2]),
-		"CutMidLine":   enc[:len(enc)-7],
-		"CutNewline":   enc[:len(enc)-1],
-		"Foreign":      join(ls[0], ols[1], ls[2], ls[3]),
-		"Appended":     join(enc, []byte("x\n")),
-		"Repeated":     join(ls[0], ls[1], ls[1], ls[2], ls[3]),
-		"FlippedBit":   flip(enc, int(fstream.LineSize)+100),
-		"Empty":        {},
-		"LastReplaced": join(ls[0], ls[1], ls[2], ols[3]),
-		"CRLF":         bytes.ReplaceAll(enc, []byte("\n"), []byte("\r\n")),
-		"AfterPadding": bytes.Replace(padded, []byte("=\n"), []byte("=AAAA\n"), 1),
-	}
-	for name, bad := range cases {
-		t.Run(name, func(t *testing.T) {
-			_, err := io.ReadAll(fstream.NewReader(bytes.NewReader(bad), []*fernet.Key{key}))
-			if !errors.Is(err, fstream.ErrCorrupt) {
-				t.Fatalf("Reader err=%v, want ErrCorrupt", err)
-			}
-			if _, err := readAllSeeker(bad, key); !errors.Is(err, fstream.ErrCorrupt) {
-				t.Fatalf("ReadSeeker err=%v, want ErrCorrupt", err)
-			}
-		})
-	}
-
-	t.Run("WrongKey", func(t *testing.T) {
-		if _, err := readAllSeeker(enc, mustKey(t)); !errors.Is(err, fstream.ErrCorrupt) {
-			t.Fatalf("err=%v, want ErrCorrupt", err)
-		}
-	})
-	t.Run("OldKeyStillReads", func(t *testing.T) {
-		got, err := readAllSeeker(enc, mustKey(t), key)
-		if err != nil || !bytes.Equal(got, plain) {
-			t.Fatalf("err=%v", err)
-		}
-	})
-	t.Run("PartialReadOfSwappedChunk", func(t *testing.T) {
-		bad := cases["Swapped"]
-		rs, err := fstream.NewReadSeeker(bytes.NewReader(bad), int64(len(bad)), []*fernet.Key{key})
-		if err != nil {
-			t.Fatal(err) // the last chunk is intact, so opening works
-		}
-		if _, err := rs.Seek(fstream.ChunkSize+5, io.SeekStart); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := rs.Read(make([]byte, 10)); !errors.Is(err, fstream.ErrCorrupt) {
-			t.Fatalf("err=%v, want ErrCorrupt", err)
-		}
-	})
-	t.Run("PartialReadOfForeignChunk", func(t *testing.T) {
-		bad := cases["Foreign"]
-		rs, err := fstream.NewReadSeeker(bytes.NewReader(bad), int64(len(bad)), []*fernet.Key{key})
+	t.Run("Empty", func(t *testing.T) {
+		rs, err := fstream.NewReadSeeker(bytes.NewReader(mustEncrypt(t, key, nil)), fstream.EncryptedSize(0), []*fernet.Key{key})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := rs.Seek(fstream.ChunkSize, io.SeekStart); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := rs.Read(make([]byte, 10)); !errors.Is(err, fstream.ErrCorrupt) {
-			t.Fatalf("err=%v, want ErrCorrupt", err)
+		if n, err := rs.Read(make([]byte, 1)); rs.Size() != 0 || n != 0 || err != io.EOF {
+			t.Fatalf("Size=%d, read n=%d err=%v; want 0, 0, EOF", rs.Size(), n, err)
 		}
 	})
-}
-
-func flip(b []byte, i int) []byte {
-	c := bytes.Clone(b)
-	// Change one base64 character to another valid one.
-	if c[i] == 'A' {
-		c[i] = 'B'
-	} else {
-		c[i] = 'A'
-	}
-	return c
 }
 
 // TestWriterError shows that a failing disk surfaces on Write or Close and
@@ -262,19 +300,22 @@ func TestWriterError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, werr := w.Write(randomBytes(t, 2*fstream.ChunkSize+1))
+	_, werr := w.Write(randomBytes(t, 2*C+1))
 	if werr == nil {
 		t.Fatal("Write to a read-only file succeeded")
 	}
 	if err := w.Close(); err == nil {
 		t.Fatal("Close after a failed write succeeded")
 	}
+	if _, err := w.Write([]byte("x")); err == nil {
+		t.Fatal("Write after a failure succeeded")
+	}
 }
 
 func TestFile(t *testing.T) {
 	// Real file, as blobs are read: through *os.File's ReadAt.
 	key := mustKey(t)
-	plain := randomBytes(t, fstream.ChunkSize+3)
+	plain := randomBytes(t, C+3)
 	path := filepath.Join(t.TempDir(), "x.bin")
 	if err := os.WriteFile(path, mustEncrypt(t, key, plain), 0o600); err != nil {
 		t.Fatal(err)
@@ -295,6 +336,41 @@ func TestFile(t *testing.T) {
 	}
 }
 
+// TestReadSeeker_IdleMemory: a ReadSeeker whose client stalls keeps one
+// chunk of plaintext and no line buffer, so many stalled playbacks cost
+// about a MiB each.
+func TestReadSeeker_IdleMemory(t *testing.T) {
+	key := mustKey(t)
+	enc := mustEncrypt(t, key, randomBytes(t, 3*C+5))
+	const n = 16
+	held := make([]*fstream.ReadSeeker, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.GC() // twice: the line pool's victim cache goes too
+	runtime.ReadMemStats(&before)
+	for i := range held {
+		rs, err := fstream.NewReadSeeker(bytes.NewReader(enc), int64(len(enc)), []*fernet.Key{key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rs.Seek(C+1, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rs.Read(make([]byte, 1)); err != nil { // loads a full chunk
+			t.Fatal(err)
+		}
+		held[i] = rs
+	}
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perReader := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	if perReader > C+16<<10 {
+		t.Fatalf("an idle ReadSeeker holds %d bytes, want at most one chunk (%d) and a little", perReader, C)
+	}
+	runtime.KeepAlive(held)
+}
+
 func BenchmarkWriter(b *testing.B) {
 	key := mustKey(b)
 	buf := randomBytes(b, 64<<10)
@@ -311,11 +387,29 @@ func BenchmarkWriter(b *testing.B) {
 	}
 }
 
+// BenchmarkWriterClose is the cost of the final data chunk and the padding
+// of a file that ends mid-chunk.
+func BenchmarkWriterClose(b *testing.B) {
+	key := mustKey(b)
+	buf := randomBytes(b, C/2)
+	b.ReportAllocs()
+	for b.Loop() {
+		w, err := fstream.NewWriter(io.Discard, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		w.Write(buf)
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkReadSeeker(b *testing.B) {
 	key := mustKey(b)
-	enc := mustEncrypt(b, key, randomBytes(b, 8*fstream.ChunkSize))
+	enc := mustEncrypt(b, key, randomBytes(b, 8*C))
 	buf := make([]byte, 64<<10)
-	b.SetBytes(8 * fstream.ChunkSize)
+	b.SetBytes(8 * C)
 	b.ReportAllocs()
 	for b.Loop() {
 		rs, err := fstream.NewReadSeeker(bytes.NewReader(enc), int64(len(enc)), []*fernet.Key{key})
@@ -323,6 +417,32 @@ func BenchmarkReadSeeker(b *testing.B) {
 			b.Fatal(err)
 		}
 		if _, err := io.CopyBuffer(io.Discard, rs, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNewReadSeeker is the cost of opening a file for one HTTP Range
+// request: the walk back over the padding to the final data chunk.
+func BenchmarkNewReadSeeker(b *testing.B) {
+	key := mustKey(b)
+	enc := mustEncrypt(b, key, randomBytes(b, 3*C+C/3))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := fstream.NewReadSeeker(bytes.NewReader(enc), int64(len(enc)), []*fernet.Key{key}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkReader(b *testing.B) {
+	key := mustKey(b)
+	enc := mustEncrypt(b, key, randomBytes(b, 8*C))
+	buf := make([]byte, 64<<10)
+	b.SetBytes(8 * C)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := io.CopyBuffer(io.Discard, fstream.NewReader(bytes.NewReader(enc), []*fernet.Key{key}), buf); err != nil {
 			b.Fatal(err)
 		}
 	}

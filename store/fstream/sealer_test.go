@@ -72,6 +72,16 @@ func TestWriter_NoChunkGarbage(t *testing.T) {
 	if perChunk := (after.TotalAlloc - before.TotalAlloc) / n; perChunk > 1024 {
 		t.Fatalf("%d bytes allocated per 1 MiB chunk, want at most 1 KiB", perChunk)
 	}
+	// The final data chunk and the padding reuse the same buffers.
+	w.Write(chunk[:ChunkSize/3])
+	runtime.ReadMemStats(&before)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if closeAlloc := after.TotalAlloc - before.TotalAlloc; closeAlloc > 3*1024 {
+		t.Fatalf("Close allocated %d bytes, want at most 1 KiB per chunk", closeAlloc)
+	}
 }
 
 type discard struct{}

@@ -1,7 +1,9 @@
 #!/bin/sh
 # make.sh regenerates the audio test files in this directory with real
-# encoders (sox, ffmpeg with libmp3lame, aac, libvorbis, libopus). Every file is
-# about one second of a 440 Hz sine, mono, 16 kHz where the codec allows it.
+# encoders (sox, ffmpeg with libmp3lame, aac, libvorbis, libopus, libx264,
+# libvpx) and, for one file, go. The tone.* files are about one second of a
+# 440 Hz sine, mono, 16 kHz where the codec allows it; the others a few
+# seconds at low bitrates.
 # The bitexact flags and -map_metadata -1 keep encoder versions and dates out
 # of the files, so a rerun with the same tool versions gives the same bytes.
 #
@@ -33,6 +35,63 @@ $ff -i tone.wav $bitexact -c:a libvorbis -q:a 0 -f ogg tone.ogg
 
 # Opus in WebM (EBML magic 1A 45 DF A3).
 $ff -i tone.wav $bitexact -c:a libopus -b:a 16k -f webm tone.webm
+
+# Longer files, for durations (store/media, durations.json). "voice" is four
+# seconds of a 220-880 Hz sweep with a 3 Hz tremolo, so a VBR encoder has
+# something to vary; kept only while this script runs.
+voice=$(mktemp --suffix=.wav)
+stereo=$(mktemp --suffix=.wav)
+cover=$(mktemp --suffix=.png)
+live=$(mktemp --suffix=.webm)
+trap 'rm -f "$voice" "$stereo" "$cover" "$live"' EXIT
+sox -R -D -n -r 16000 -c 1 -b 16 -e signed-integer "$voice" synth 4 sine 220-880 synth 4 sine amod 3 gain -6
+video="-f lavfi -i testsrc=s=32x32:r=5:d=4"
+
+# MP3 VBR (libmp3lame -q:a 6) with a Xing header, and MP3 CBR with an Info
+# header after an ID3v2.3 tag that holds a 24 KB cover picture, so the first
+# frame lies far beyond media.HeadSize.
+$ff -i "$voice" $bitexact -c:a libmp3lame -q:a 6 voice-vbr.mp3
+$ff -f lavfi -i mandelbrot=s=128x128 -frames:v 1 \
+	-fflags +bitexact -flags:v +bitexact -c:v png -pix_fmt rgb24 -f image2 "$cover"
+$ff -i "$voice" -i "$cover" -map 0 -map 1 $bitexact -c:a libmp3lame -b:a 24k -c:v copy \
+	-id3v2_version 3 -disposition:v attached_pic voice-cover.mp3
+
+# MP4 family: a phone-video stand-in (32x32 H.264 at 5 fps and AAC, moov at
+# the end as ffmpeg writes by default), QuickTime (.mov, brand "qt  "),
+# 3GPP (AAC: this ffmpeg has no AMR encoder), and fragmented MP4 (empty moov,
+# one moof per half second, as Safari's MediaRecorder writes).
+$ff $video -i "$voice" $bitexact -c:v libx264 -preset veryslow -crf 45 -pix_fmt yuv420p \
+	-c:a aac -b:a 16k phone-video.mp4
+$ff $video -i "$voice" $bitexact -c:v libx264 -preset veryslow -crf 45 -pix_fmt yuv420p \
+	-c:a aac -b:a 16k -f mov phone-video.mov
+$ff -i "$voice" $bitexact -c:a aac -b:a 16k -f 3gp voice.3gp
+$ff -i "$voice" $bitexact -c:a aac -b:a 16k -movflags frag_keyframe+empty_moov+default_base_moof \
+	-frag_duration 500000 -f mp4 voice-fragmented.m4a
+# Old QuickTime without ftyp: the same audio in .mov, with its ftyp atom
+# renamed "free" (same size), so the file starts with a free atom, then moov.
+$ff -i "$voice" $bitexact -c:a aac -b:a 16k -movflags +faststart -f mov voice-noftyp.mov
+printf 'free' | dd of=voice-noftyp.mov bs=1 seek=4 conv=notrunc status=none
+
+# Opus in Ogg (pre-skip in the OpusHead).
+$ff -i "$voice" $bitexact -c:a libopus -b:a 12k -f ogg voice.opus
+
+# WebM as browsers' MediaRecorder writes it: no Duration, no Cues, Segment
+# and Clusters of unknown size (ffmpeg -live 1, then mediarecorder.go).
+$ff -i "$voice" $bitexact -c:a libopus -b:a 12k -live 1 -f webm "$live"
+go run mediarecorder.go "$live" voice-mediarecorder.webm
+
+# A phone-video stand-in in WebM: VP8 and Opus, with a Duration element.
+$ff $video -i "$voice" $bitexact -c:v libvpx -b:v 16k -c:a libopus -b:a 12k -f webm phone-video.webm
+
+# Matroska that is not WebM (DocType "matroska"): refused.
+$ff -i "$voice" $bitexact -c:a libopus -b:a 12k -f matroska voice.mka
+
+# WAV: stereo 48 kHz s16le, one second, with a LIST INFO chunk between fmt
+# and data; and mono 8 kHz 24-bit, which ffmpeg writes as
+# WAVE_FORMAT_EXTENSIBLE, with bext and LIST chunks before data.
+sox -R -D -n -r 48000 -c 2 -b 16 -e signed-integer "$stereo" synth 1 sine 440 sine 660 gain -3
+$ff -i "$stereo" $bitexact -c:a pcm_s16le -metadata genre=Speech stereo-48k.wav
+$ff -i "$voice" $bitexact -ar 8000 -c:a pcm_s24le -write_bext 1 -metadata genre=Speech voice-bext.wav
 
 # Malformed inputs.
 : > bad/empty.wav

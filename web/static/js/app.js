@@ -134,11 +134,11 @@ function signedIn() {
   loadStatus();
 }
 
-/** loadStatus reads GET /api/v1/status (admins) for the warning banners. */
+/** loadStatus reads GET /api/v1/status for the upload limit and the warning banners. */
 export async function loadStatus() {
   const banners = document.getElementById('banners');
   replace(banners);
-  if (!isAdmin() || app.me?.needs_totp) return;
+  if (app.me?.needs_totp) return;
   try {
     app.status = await get('/api/v1/status');
   } catch {
@@ -146,12 +146,13 @@ export async function loadStatus() {
     return;
   }
   const st = app.status;
+  if (st?.limits?.max_upload_bytes > 0) app.maxUpload = st.limits.max_upload_bytes;
   const warn = (text) => banners.append(h('div', { class: 'banner', role: 'note' }, h('p', {}, text)));
-  if (st?.keys?.beside_data) {
-    warn('The newsroom key lies beside the data: anyone who copies the data directory can read everything. Set the key with PROJECT_FILES_KEY or --key-file (see the README).');
+  if (isAdmin() && st?.keys?.beside_data) {
+    warn('The newsroom key lies beside the data: anyone who copies the data directory can read everything. See the Status page.');
   }
   if (st?.debug_dump?.enabled) {
-    warn('Debug audio dump is on: every live stream is also written to the debug-audio directory. Turn it off when the debugging is done.');
+    warn('The debug audio dump is on: live recordings are also written to the debug-audio directory. Ask an admin to turn it off when the debugging is done.');
   }
 }
 
