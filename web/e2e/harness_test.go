@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -266,6 +267,9 @@ func startBrowser(t *testing.T, srv *server, opt browserOptions) *browser {
 	if _, err := chromedp.Call(ctx, runtime.Enable, cdp.Empty{}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := chromedp.Call(ctx, cdplog.Enable, cdp.Empty{}); err != nil { // CSP reports arrive here
+		t.Fatal(err)
+	}
 	axe, err := os.ReadFile(filepath.Join("testdata", "axe.min.js"))
 	if err != nil {
 		t.Fatal(err)
@@ -289,6 +293,14 @@ func (b *browser) onEvent(ev any) {
 			}
 			b.mu.Lock()
 			b.console = append(b.console, "console.error: "+strings.Join(parts, " "))
+			b.mu.Unlock()
+		}
+	case *cdplog.EventEntryAdded:
+		// Network entries are the API's own error statuses, which the
+		// page handles; anything else at error level counts.
+		if (e.Entry.Level == "error" && e.Entry.Source != "network") || strings.Contains(e.Entry.Text, "Content Security Policy") {
+			b.mu.Lock()
+			b.console = append(b.console, "browser log: "+e.Entry.Text)
 			b.mu.Unlock()
 		}
 	case *network.EventRequestWillBeSent:

@@ -46,6 +46,18 @@ func TestJourney(t *testing.T) {
 	b.waitFlash("Project renamed.")
 	b.waitJS("the renamed project", `[...document.querySelectorAll('#projects a')].some(a => a.textContent === 'Second project renamed')`, 10*time.Second)
 	b.screen("06-projects")
+	b.checkClean()
+	// The check sees what the CSP blocks: an inline style attribute is reported.
+	eval[chromedp.Void](b, `document.body.append(Object.assign(document.createElement('div'), {id: 'csp-probe'})); document.querySelector('#csp-probe').setAttribute('style', 'color: red')`)
+	b.waitJS("the CSP report", `true`, time.Second)
+	time.Sleep(300 * time.Millisecond)
+	b.mu.Lock()
+	reported := strings.Contains(strings.Join(b.console, "\n"), "Content Security Policy")
+	b.console = nil
+	b.mu.Unlock()
+	if !reported {
+		t.Fatal("an inline style attribute raised no CSP report: the check for CSP violations would see none")
+	}
 
 	// A new record in the canary project.
 	b.click(`#nav a[href="#/new"]`)
