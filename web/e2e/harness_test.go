@@ -107,6 +107,15 @@ func startServer(t *testing.T, env ...string) *server {
 	return s
 }
 
+// startServerKeyless runs tyst serve with no newsroom key given, so it
+// generates one beside the data.
+func startServerKeyless(t *testing.T, env ...string) *server {
+	t.Helper()
+	s := &server{data: t.TempDir()}
+	s.start(t, "127.0.0.1:0", env...)
+	return s
+}
+
 func (s *server) start(t *testing.T, listen string, env ...string) {
 	t.Helper()
 	cmd := exec.Command(tystBin, "serve", "--listen", listen, "--data", s.data)
@@ -115,7 +124,9 @@ func (s *server) start(t *testing.T, listen string, env ...string) {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, "PROJECT_FILES_KEY="+s.key)
+	if s.key != "" {
+		cmd.Env = append(cmd.Env, "PROJECT_FILES_KEY="+s.key)
+	}
 	cmd.Env = append(cmd.Env, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -37,13 +37,12 @@ export async function show(main, id) {
     loadProjects(), get(`/api/v1/record/${id}/segments`), get(`/api/v1/record/${id}/notes`)]);
   if (seq !== app.routeSeq) return;
   const ctx = { id, rec, projects, main };
-  const player = h('div');
   replace(main,
     h('p', { class: 'small' }, h('a', { href: '#/records' }, '← All records')),
     h('h1', { id: 'record-title' }, rec.title),
     facts(ctx),
     canEdit() ? details(ctx) : null,
-    audioSection(ctx, player),
+    audioSection(ctx),
     transcriptSection(ctx, segs.segments),
     notesSection(ctx, notes.notes),
     actionsSection(ctx));
@@ -291,6 +290,15 @@ function transcriptSection(ctx, segments) {
     ol.append(h('li', {}, at, h('span', {}, s.speaker ? h('span', { class: 'speaker' }, `${s.speaker}:`) : null, s.text || '')));
   }
   sec.append(segments.length ? ol : h('p', { class: 'muted' }, 'No transcript yet.'));
+  // The segment being played is marked as the player moves.
+  ctx.audio?.addEventListener('timeupdate', () => {
+    const ms = ctx.audio.currentTime * 1000;
+    segments.forEach((s, i) => {
+      const li = ol.children[i];
+      if (ms >= s.start_ms && ms < s.end_ms) li.setAttribute('aria-current', 'true');
+      else li.removeAttribute('aria-current');
+    });
+  });
   if (canEdit()) {
     const input = h('input', { type: 'file', accept: '.json,.vtt,.srt,application/json,text/vtt,application/x-subrip', id: 'transcript-file' });
     const err = h('p', { class: 'error', role: 'alert', id: 'transcript-error' });
