@@ -150,5 +150,31 @@ func TestNoWebAudio(t *testing.T) {
 		t.Error("no upload offered without WebAudio")
 	}
 	b.screen("28-no-webaudio")
+
+	// The upload it offers takes a file dropped on it.
+	eval[chromedp.Void](b, `(() => {
+		const rate = 8000, n = rate, buf = new ArrayBuffer(44 + 2 * n), v = new DataView(buf);
+		const str = (o, s) => [...s].forEach((c, i) => v.setUint8(o + i, c.charCodeAt(0)));
+		str(0, 'RIFF'); v.setUint32(4, 36 + 2 * n, true); str(8, 'WAVEfmt '); v.setUint32(16, 16, true);
+		v.setUint16(20, 1, true); v.setUint16(22, 1, true); v.setUint32(24, rate, true); v.setUint32(28, 2 * rate, true);
+		v.setUint16(32, 2, true); v.setUint16(34, 16, true); str(36, 'data'); v.setUint32(40, 2 * n, true);
+		for (let i = 0; i < n; i++) v.setInt16(44 + 2 * i, Math.round(8000 * Math.sin(2 * Math.PI * 440 * i / rate)), true);
+		const dt = new DataTransfer();
+		dt.items.add(new File([buf], 'dropped.wav', {type: 'audio/wav'}));
+		const zone = document.querySelector('#drop');
+		zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
+		zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+	})()`)
+	b.waitJS("the player after the drop", `document.querySelector('#player')`, 15*time.Second)
+	var rec struct {
+		Audio *struct {
+			MIMEType   string `json:"mime_type"`
+			DurationMS int64  `json:"duration_ms"`
+		} `json:"audio"`
+	}
+	s.api.getJSON("/api/v1/record/"+id, &rec)
+	if rec.Audio == nil || rec.Audio.MIMEType != "audio/wav" || rec.Audio.DurationMS != 1000 {
+		t.Fatalf("after the drop the record holds %+v, want a 1 s audio/wav", rec.Audio)
+	}
 	b.checkClean()
 }

@@ -247,7 +247,7 @@ func TestJourney(t *testing.T) {
 	}
 	b.screen("21-destroy-receipt")
 	b.click("#destroy-dialog .actions button")
-	b.waitJS("the list after destroy", `location.hash === '#/records' && document.querySelector('#main').textContent.includes('No records yet.')`, 10*time.Second)
+	b.waitJS("the list after destroy", `location.hash === '#/records' && document.querySelectorAll('#records tbody tr').length === 1 && !document.querySelector('#records').textContent.includes('Aurora')`, 10*time.Second)
 	if status, _ := s.api.call("GET", "/api/v1/record/"+recordID, nil); status != 404 {
 		t.Fatalf("destroyed record answers %d, want 404", status)
 	}
@@ -373,6 +373,28 @@ func adminJourney(t *testing.T, srv *server, b *browser, s *session) {
 		t.Fatal("the token list shows the token itself")
 	}
 	b.screen("19-tokens")
+
+	// A stream token for a field box, revoked from the list.
+	b.fill("#main form input[type=text]", "field box 2")
+	b.click("#scope-stream")
+	b.click("#main form button[type=submit]")
+	b.waitJS("the new token", `document.querySelector('#new-token')`, 10*time.Second)
+	fieldBox := newAPIClient(t, srv.base, b.text("#new-token"))
+	b.click("#token-dialog .actions button:last-child")
+	b.waitJS("the stream token in the list", `document.querySelector('#tokens')?.textContent.includes('field box 2')`, 10*time.Second)
+	if got := b.text("#tokens"); !strings.Contains(got, "stream") {
+		t.Errorf("token list %q does not show the stream scope", got)
+	}
+	if status, _ := fieldBox.call("POST", "/api/v1/record", map[string]any{"title": "from the field"}); status != 201 {
+		t.Fatalf("the stream token cannot create a record: %d", status)
+	}
+	eval[chromedp.Void](b, `window.confirm = () => true`)
+	b.click(`#tokens button[aria-label="Revoke token field box 2"]`)
+	b.waitFlash("Token revoked.")
+	b.waitJS("the token gone", `!document.querySelector('#tokens')?.textContent.includes('field box 2')`, 10*time.Second)
+	if status, _ := fieldBox.call("GET", "/api/v1/records", nil); status != 401 {
+		t.Fatalf("a revoked token: %d, want 401", status)
+	}
 
 	// Resetting reporter1's password revokes the token and says so.
 	b.click(`#nav a[href="#/admin/users"]`)
