@@ -684,6 +684,12 @@ func TestPrivacyCanaries(t *testing.T) {
 		"query":    "CANARY-QUERY-58e2",
 		"path":     "CANARY-PATH-4c1d",
 		"audio":    "CANARY-AUDIO-a0e7",
+		"segment":  "CANARY-SEGMENT-7d2e",
+		"speaker":  "CANARY-SPEAKER-4f90",
+		"note":     "CANARY-NOTE-c3a8",
+		"reason":   "CANARY-REASON-19bb",
+		"project":  "CANARY-PROJECT-e5d4",
+		"label":    "CANARY-LABEL-88f1",
 	}
 	hdr := []string{"User-Agent", "Mozilla/5.0 " + canaries["ua"], "X-Forwarded-For", canaries["ip"], "X-Real-IP", canaries["ip"]}
 
@@ -717,6 +723,22 @@ func TestPrivacyCanaries(t *testing.T) {
 	ts.do(t, "GET", "/api/v1/"+canaries["path"], "", nil, hdr...)
 	ts.do(t, "POST", "/api/v1/record", "application/json", strings.NewReader(`{"title":"`+canaries["title"]+`","x":1}`), hdr...)
 
+	rec := fmt.Sprintf("/api/v1/record/%d", created.TranscriptID)
+	for _, c := range []struct{ method, path, ct, body string }{
+		{"PUT", rec + "/segments", "application/json", fmt.Sprintf(`{"segments":[{"start_ms":0,"end_ms":10,"speaker":"%s","text":"%s"}]}`, canaries["speaker"], canaries["segment"])},
+		{"PUT", rec + "/segments", "text/vtt", fmt.Sprintf("WEBVTT\n\n00:00.000 --> 00:01.000\n<v %s>%s\n", canaries["speaker"], canaries["segment"])},
+		{"POST", rec + "/notes", "application/json", fmt.Sprintf(`{"text":"%s"}`, canaries["note"])},
+		{"POST", "/api/v1/projects", "application/json", fmt.Sprintf(`{"name":"%s"}`, canaries["project"])},
+		{"POST", "/api/v1/tokens", "application/json", fmt.Sprintf(`{"username":"admin","label":"%s"}`, canaries["label"])},
+		{"POST", rec + "/export", "application/json", fmt.Sprintf(`{"confirm":true,"reason":"%s"}`, canaries["reason"])},
+		{"POST", rec + "/export", "application/json", fmt.Sprintf(`{"confirm":true,"reason":"%s long enough","export_audio_mode":"decrypted"}`, canaries["reason"])},
+		{"DELETE", rec + "/audio", "application/json", fmt.Sprintf(`{"confirm":true,"reason":"%s"}`, canaries["reason"])},
+		{"POST", rec + "/destroy", "application/json", fmt.Sprintf(`{"dry_run":false,"confirm":true,"reason":"%s"}`, canaries["reason"])},
+	} {
+		if resp, b := ts.do(t, c.method, c.path, c.ct, strings.NewReader(c.body), hdr...); resp.StatusCode >= 300 {
+			t.Fatalf("%s %s: %d %s", c.method, c.path, resp.StatusCode, b)
+		}
+	}
 	audit := mustAudit(t, ts)
 	ts.db.Close() // flush everything to disk before reading it
 	logs := ts.log.String()

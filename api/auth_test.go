@@ -103,6 +103,8 @@ var routeClass = map[string]string{
 	"POST /api/v1/record/:id/notes":            "editor",
 	"GET /api/v1/record/:id/notes":             "viewer",
 	"DELETE /api/v1/record/:id/notes/:note_id": "editor",
+	"POST /api/v1/record/:id/export":           "editor",
+	"GET /api/v1/exports/:package_id":          "viewer",
 	"POST /api/v1/record/:id/destroy":          "editor",
 	"GET /api/v1/receipts/:receipt_id":         "viewer",
 	"GET /api/v1/audit":                        "admin",
@@ -127,6 +129,8 @@ func matrixRequest(tb testing.TB, route string, recordID, userID, tokenID uint64
 	case strings.HasPrefix(pattern, "/api/v1/record/:id"):
 		path = strings.Replace(pattern, ":id", fmt.Sprint(recordID), 1)
 		path = strings.Replace(path, ":note_id", "1", 1)
+	case strings.HasPrefix(pattern, "/api/v1/exports/:package_id"):
+		path = "/api/v1/exports/" + strings.Repeat("0", 32)
 	case strings.HasPrefix(pattern, "/api/v1/receipts/:receipt_id"):
 		path = "/api/v1/receipts/rcpt_" + strings.Repeat("0", 32)
 	case strings.HasPrefix(pattern, "/api/v1/users/:id"):
@@ -154,6 +158,8 @@ func matrixRequest(tb testing.TB, route string, recordID, userID, tokenID uint64
 		body = []byte(`{"segments":[{"start_ms":0,"end_ms":10,"text":"x"}]}`)
 	case "POST /api/v1/record/:id/notes":
 		body = []byte(`{"text":"a note"}`)
+	case "POST /api/v1/record/:id/export":
+		body = []byte(`{"confirm":true,"reason":"matrix"}`)
 	case "POST /api/v1/record/:id/destroy":
 		body = []byte(`{"dry_run":true}`)
 	case "POST /api/v1/projects":

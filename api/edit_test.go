@@ -279,3 +279,60 @@ func TestAudio_Durations(t *testing.T) {
 		}
 	}
 }
+
+// TestExport_BadInput: every bad export or download request gets a clear
+// 4xx and changes nothing; a package outlives its record's destroy.
+func TestExport_BadInput(t *testing.T) {
+	ts := mustServe(t)
+	id := ts.mustCreate(t, "interview")
+	ts.upload(t, id, "audio/wav", mustRead(t, audioDir+"tone.wav"))
+	editor := ts.mustUser(t, "ed", store.RoleEditor, "")
+	owner := ts.mustUser(t, "owner", store.RoleEditor, "")
+	_, b := ts.do(t, "POST", "/api/v1/record", "application/json", strings.NewReader(`{"title":"s","sensitivity":"sensitive"}`), asToken(owner)...)
+	var sens struct {
+		TranscriptID uint64 `json:"transcript_id"`
+	}
+	mustUnmarshal(t, b, &sens)
+	_, b = ts.do(t, "POST", fmt.Sprintf("/api/v1/record/%d/export", sens.TranscriptID), "application/json", strings.NewReader(`{"confirm":true,"reason":"mine"}`), asToken(owner)...)
+	var pkg struct {
+		PackageID string `json:"package_id"`
+	}
+	mustUnmarshal(t, b, &pkg)
+	path := fmt.Sprintf("/api/v1/record/%d/export", id)
+	before := ts.snapshot(t)
+	for _, c := range []struct {
+		name, method, path, body string
+		hdr                      []string
+		status                   int
+		code                     string
+	}{
+		{"NoConfirm", "POST", path, `{"reason":"x"}`, nil, 400, "validation_error"},
+		{"NoReason", "POST", path, `{"confirm":true}`, nil, 400, "validation_error"},
+		{"BadMode", "POST", path, `{"confirm":true,"reason":"x","export_audio_mode":"plain"}`, nil, 400, "validation_error"},
+		{"DecryptedShortReason", "POST", path, `{"confirm":true,"reason":"too short","export_audio_mode":"decrypted"}`, nil, 400, "validation_error"},
+		{"DecryptedByEditor", "POST", path, `{"confirm":true,"reason":"long enough reason","export_audio_mode":"decrypted"}`, asToken(editor), 403, "forbidden"},
+		{"UnknownRecord", "POST", "/api/v1/record/999/export", `{"confirm":true,"reason":"x"}`, nil, 404, "not_found"},
+		{"OthersSensitive", "POST", fmt.Sprintf("/api/v1/record/%d/export", sens.TranscriptID), `{"confirm":true,"reason":"x"}`, asToken(editor), 404, "not_found"},
+		{"UnknownPackage", "GET", "/api/v1/exports/" + strings.Repeat("a", 32), "", nil, 404, "not_found"},
+		{"MalformedPackage", "GET", "/api/v1/exports/..", "", nil, 404, "not_found"},
+		{"OthersSensitivePackage", "GET", "/api/v1/exports/" + pkg.PackageID, "", asToken(editor), 404, "not_found"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ct := ""
+			if c.body != "" {
+				ct = "application/json"
+			}
+			resp, b := ts.do(t, c.method, c.path, ct, strings.NewReader(c.body), c.hdr...)
+			wantError(t, resp, b, c.status, c.code)
+			if after := ts.snapshot(t); after != before {
+				t.Fatalf("a refused request changed something")
+			}
+		})
+	}
+	// The owner destroys the record; the package stays downloadable
+	// until purge removes it by age.
+	ts.do(t, "POST", fmt.Sprintf("/api/v1/record/%d/destroy", sens.TranscriptID), "application/json", strings.NewReader(`{"dry_run":false,"confirm":true,"reason":"done"}`), asToken(owner)...)
+	if resp, _ := ts.do(t, "GET", "/api/v1/exports/"+pkg.PackageID, "", nil, asToken(owner)...); resp.StatusCode != 200 {
+		t.Fatalf("package after its record's destroy: %d", resp.StatusCode)
+	}
+}

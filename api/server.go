@@ -62,6 +62,10 @@ type Records interface {
 	AuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, uint64, error)
 	SigningKey() *signing.Key
 	Storage(ctx context.Context) (store.Storage, error)
+	// Export returns not_found, validation_error, forbidden.
+	Export(ctx context.Context, id uint64, req store.ExportRequest) (*store.ExportResult, error)
+	// OpenExport returns not_found; the caller closes the reader.
+	OpenExport(ctx context.Context, id string) (*store.ExportReader, error)
 	KeyUsage(ctx context.Context) (map[string]int, error)
 }
 
@@ -284,6 +288,8 @@ func (s *Server) registerRoutes() {
 	s.route("GET", "/api/v1/record/:id/notes", viewer, s.handleNoteList)
 	s.route("DELETE", "/api/v1/record/:id/notes/:note_id", editor, s.handleNoteDelete)
 	s.route("POST", "/api/v1/record/:id/destroy", editor, s.handleDestroy)
+	s.route("POST", "/api/v1/record/:id/export", editor, s.handleExport)
+	s.route("GET", "/api/v1/exports/:package_id", viewer, s.handleExportDownload)
 	s.route("GET", "/api/v1/receipts/:receipt_id", viewer, s.handleReceiptGet)
 	s.route("GET", "/api/v1/audit", admin, s.handleAuditList)
 	s.route("GET", "/api/v1/status", viewer, s.handleStatus)

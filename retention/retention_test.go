@@ -271,3 +271,36 @@ func TestScheduler_Recover(t *testing.T) {
 		t.Fatal("the scheduler did not run a job after one panicked")
 	}
 }
+
+// TestRun_Exports: export packages older than the cutoff go (by the age of
+// their file), younger ones stay, and a destroy left them to this.
+func TestRun_Exports(t *testing.T) {
+	db, e := newEnv(t)
+	ctx := context.Background()
+	id := mustRecord(t, db, "r", true)
+	hold := true
+	db.UpdateRecord(ctx, id, store.RecordUpdate{Hold: &hold}) // the record stays; only packages age
+	old, err := db.Export(ctx, id, store.ExportRequest{Confirm: true, Reason: "old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	young, err := db.Export(ctx, id, store.ExportRequest{Confirm: true, Reason: "young"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The old package's file was written 20 days ago.
+	past := time.Now().Add(-20 * day)
+	os.Chtimes(filepath.Join(e.dir, "exports", "export-"+old.PackageID+".zip.enc"), past, past)
+	st, err := retention.Run(ctx, db, retention.Options{Retention: 14 * day, Now: time.Now()})
+	if err != nil || st.ExportsDeleted != 1 || st.Errors != 0 || st.PurgedCount != 0 {
+		t.Fatalf("run: %+v %v", st, err)
+	}
+	if _, err := db.OpenExport(ctx, old.PackageID); store.ErrorCode(err) != store.CodeNotFound {
+		t.Fatalf("the old package is still there: %v", err)
+	}
+	er, err := db.OpenExport(ctx, young.PackageID)
+	if err != nil {
+		t.Fatalf("the young package went: %v", err)
+	}
+	er.Close()
+}

@@ -11,12 +11,12 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"time"
 
 	"github.com/fernet/fernet-go"
 	bolt "go.etcd.io/bbolt"
 
+	"tyst/store/blob"
 	"tyst/store/fstream"
 	"tyst/store/media"
 )
@@ -188,19 +188,20 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 	if err != nil {
 		return nil, err
 	}
-	defer w.discard()
-	duration, err := blobDuration(w, &key, mimeType)
-	if err != nil {
-		return nil, err
-	}
+	defer w.w.Abort() // a no-op once committed
 	if err := db.faultAt(FaultUploadWritten); err != nil {
 		return nil, err
 	}
-	if err := db.blobs.commit(w.file, w.name); err != nil {
+	if err := w.w.Commit(w.name); err != nil {
 		return nil, err
 	}
-	w.file = nil
-	if err := db.faultAt(FaultUploadRenamed); err != nil {
+	// From here the blob exists: every way out without the transaction
+	// removes it (a crash leaves it to the orphan sweep).
+	duration, err := db.blobDuration(w.name, &key, mimeType)
+	if err == nil {
+		err = db.faultAt(FaultUploadRenamed)
+	}
+	if err != nil {
 		db.removeBlob(w.name)
 		return nil, err
 	}
@@ -274,39 +275,28 @@ func sourceErr(err error) error {
 	return &Error{Code: CodeValidation, Message: "upload is incomplete", Err: err}
 }
 
-// blobWrite is a blob written to a temp file, not yet committed.
+// blobWrite is a blob written, not yet committed.
 type blobWrite struct {
-	file *os.File // nil once committed
-	name string
+	w    blob.Writer
+	name string // the keyed hash of the audio: the blob's name
 	size int64
 	sum  []byte
 }
 
-// discard removes the temp file unless it was committed.
-func (w *blobWrite) discard() {
-	if w.file != nil {
-		w.file.Close()
-		os.Remove(w.file.Name())
-	}
-}
-
-// writeBlob streams src (at most max bytes) into a new temp file in the
-// stream format under key, hashing the plaintext on the way.
+// writeBlob streams src (at most max bytes) into a new blob in the stream
+// format under key, hashing the plaintext on the way. The caller commits
+// the write under its name, or aborts it.
 func (db *DB) writeBlob(key *fernet.Key, src io.Reader, max int64) (*blobWrite, error) {
-	f, err := db.blobs.create()
+	bw, err := db.blobs.Create()
 	if err != nil {
 		return nil, err
 	}
-	w := &blobWrite{file: f}
-	var out io.Writer = f
-	if db.wrapBlob != nil {
-		out = db.wrapBlob(out)
-	}
-	disk := newAsyncWriter(out)
+	w := &blobWrite{w: bw}
+	disk := newAsyncWriter(bw)
 	fw, err := fstream.NewWriter(disk, key)
 	if err != nil {
 		disk.Close()
-		w.discard()
+		bw.Abort()
 		return nil, err
 	}
 	sum := sha256.New()
@@ -320,17 +310,17 @@ func (db *DB) writeBlob(key *fernet.Key, src io.Reader, max int64) (*blobWrite, 
 	}
 	switch {
 	case err != nil:
-		w.discard()
+		bw.Abort()
 		var se *sourceError
 		if errors.As(err, &se) {
 			return nil, sourceErr(se.err)
 		}
 		return nil, err
 	case n > max:
-		w.discard()
+		bw.Abort()
 		return nil, errorf(CodeTooLarge, fmt.Sprintf("file is larger than %d MiB", max>>20))
 	case n == 0:
-		w.discard()
+		bw.Abort()
 		return nil, errorf(CodeValidation, "file is empty")
 	}
 	w.size = n
@@ -339,15 +329,16 @@ func (db *DB) writeBlob(key *fernet.Key, src io.Reader, max int64) (*blobWrite, 
 	return w, nil
 }
 
-// blobDuration reads the playing time of the audio in the written (not yet
-// committed) blob w, through its encryption: only the chunks the container
-// needs are decrypted. 0 when the file gives no way to know.
-func blobDuration(w *blobWrite, key *fernet.Key, mimeType string) (int64, error) {
-	st, err := w.file.Stat()
+// blobDuration reads the playing time of the audio in blob name, through
+// its encryption: only the chunks the container needs are decrypted. 0
+// when the file gives no way to know.
+func (db *DB) blobDuration(name string, key *fernet.Key, mimeType string) (int64, error) {
+	o, err := db.blobs.Open(name)
 	if err != nil {
 		return 0, err
 	}
-	rs, err := fstream.NewReadSeeker(w.file, st.Size(), []*fernet.Key{key})
+	defer o.Close()
+	rs, err := fstream.NewReadSeeker(o, o.Size(), []*fernet.Key{key})
 	if err != nil {
 		return 0, fmt.Errorf("read back the written blob: %w", err)
 	}
@@ -372,7 +363,7 @@ func blobNamer(key *fernet.Key) hash.Hash {
 type AudioReader struct {
 	Audio
 	io.ReadSeeker
-	file *os.File
+	file io.Closer // the blob object
 }
 
 // Close releases the blob file.
@@ -405,16 +396,11 @@ func (db *DB) OpenAudio(ctx context.Context, id uint64) (ar *AudioReader, err er
 	if err != nil {
 		return nil, err
 	}
-	f, err := db.blobs.open(a.row.Blob)
+	f, err := db.openBlob(a.row.Blob)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("blob of record %d: %w", id, err)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	rs, err := fstream.NewReadSeeker(f, st.Size(), []*fernet.Key{a.key})
+	rs, err := fstream.NewReadSeeker(f, f.Size(), []*fernet.Key{a.key})
 	if err == nil && rs.Size() != a.sec.SizeBytes {
 		err = ErrCorrupt
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -39,7 +38,9 @@ func (db *DB) Backup(ctx context.Context, dst string, o BackupOptions) (st Backu
 		return st, err
 	}
 	// Blob removals wait until the copy is done, so every blob the
-	// snapshot references is still there to copy.
+	// snapshot references is still there to copy. Export packages are
+	// listed after the snapshot: one purged meanwhile is simply not
+	// copied.
 	db.removals.Lock()
 	defer db.removals.Unlock()
 	var blobs []string
@@ -71,7 +72,11 @@ func (db *DB) Backup(ctx context.Context, dst string, o BackupOptions) (st Backu
 	if err != nil {
 		return st, err
 	}
-	exports, err := db.exportFiles()
+	exports, err := listObjects(db.exports)
+	if err != nil {
+		return st, err
+	}
+	dstBlobs, dstExports, err := openStores(dst, nil)
 	if err != nil {
 		return st, err
 	}
@@ -80,8 +85,7 @@ func (db *DB) Backup(ctx context.Context, dst string, o BackupOptions) (st Backu
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		src := db.blobs.path(name)
-		n, err := copyFile(src, filepath.Join(dst, "blobs", name[:2], name+".bin"))
+		n, err := copyObject(db.blobs, dstBlobs, name)
 		if err != nil {
 			return st, fmt.Errorf("blob %s: %w", name, stripPaths(err))
 		}
@@ -91,8 +95,8 @@ func (db *DB) Backup(ctx context.Context, dst string, o BackupOptions) (st Backu
 			o.Progress(i+1, total)
 		}
 	}
-	for i, src := range exports {
-		if _, err := copyFile(src, filepath.Join(dst, "exports", filepath.Base(src))); err != nil {
+	for i, e := range exports {
+		if _, err := copyObject(db.exports, dstExports, e.Name); err != nil {
 			return st, fmt.Errorf("export package: %w", stripPaths(err))
 		}
 		st.Exports++
@@ -120,35 +124,5 @@ func prepareBackupDir(dst string) error {
 	case len(entries) > 0:
 		return &Error{Code: CodeValidation, Message: "backup directory is not empty: give a new or empty directory"}
 	}
-	for _, sub := range []string{"blobs", "exports"} {
-		if err := os.MkdirAll(filepath.Join(dst, sub), 0o700); err != nil {
-			return err
-		}
-	}
 	return nil
-}
-
-// copyFile copies src to dst (0600, created), synced, making dst's
-// directory as needed.
-func copyFile(src, dst string) (int64, error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return 0, err
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return 0, err
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	n, err := io.Copy(out, in)
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	return n, err
 }

@@ -1,185 +1,89 @@
 package store
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
-	"time"
+
+	"tyst/store/blob"
 )
 
-// blobDir is the encrypted blob directory: blobs/<ab>/<name>.bin, where
-// <name> is a keyed hash (DESIGN §4), and blobs/tmp for writes in progress.
-type blobDir struct {
-	root string // <data>/blobs
-	tmp  string // <data>/blobs/tmp
-}
+// Object names. A blob is named by a keyed hash of its audio (DESIGN §4);
+// an export package by its random package id.
+var (
+	blobNamePattern   = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	exportNamePattern = regexp.MustCompile(`^export-[0-9a-f]{32}$`)
+)
 
-var blobName = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
-func openBlobDir(dataDir string) (*blobDir, error) {
-	d := &blobDir{root: filepath.Join(dataDir, "blobs")}
-	d.tmp = filepath.Join(d.root, "tmp")
-	if err := os.MkdirAll(d.tmp, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory is not writable: %w", stripPaths(err))
-	}
-	// Prove writability now, not at the first upload.
-	f, err := os.CreateTemp(d.tmp, "probe-*.tmp")
+// openStores opens the local blob and export stores of the data directory
+// dir: blobs/ab/<name>.bin and exports/export-<id>.zip.enc.
+func openStores(dir string, wrap func(io.Writer) io.Writer) (blobs, exports blob.Store, err error) {
+	b, err := blob.NewLocal(filepath.Join(dir, "blobs"), blob.LocalOptions{Names: blobNamePattern, FanOut: true, Ext: ".bin", WrapWriter: wrap})
 	if err != nil {
-		return nil, fmt.Errorf("data directory is not writable: %w", stripPaths(err))
+		return nil, nil, fmt.Errorf("data directory is not writable: %w", err)
 	}
-	f.Close()
-	os.Remove(f.Name())
-	return d, nil
-}
-
-func (d *blobDir) path(name string) string {
-	return filepath.Join(d.root, name[:2], name+".bin")
-}
-
-// create returns a new temp file (0600) for a blob being written.
-func (d *blobDir) create() (*os.File, error) {
-	return os.CreateTemp(d.tmp, "up-*.tmp")
-}
-
-// commit makes the written temp file f the blob name: sync, close, rename,
-// then sync the directories so the rename survives a power cut.
-func (d *blobDir) commit(f *os.File, name string) error {
-	if !blobName.MatchString(name) {
-		return errors.New("store: bad blob name")
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	// Close, then rename: the file is complete before it gets its name.
-	if err := f.Close(); err != nil {
-		return err
-	}
-	sub := filepath.Join(d.root, name[:2])
-	if err := os.MkdirAll(sub, 0o700); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), d.path(name)); err != nil {
-		return err
-	}
-	if err := syncDir(sub); err != nil {
-		return err
-	}
-	return syncDir(d.root)
-}
-
-// open opens blob name for reading.
-func (d *blobDir) open(name string) (*os.File, error) {
-	if !blobName.MatchString(name) {
-		return nil, errors.New("store: bad blob name")
-	}
-	return os.Open(d.path(name))
-}
-
-// remove overwrites blob name with random bytes (best effort: an SSD or a
-// copy-on-write file system may keep the old blocks; the record key is gone
-// by then anyway) and removes it. A missing blob is no error.
-func (d *blobDir) remove(name string) error {
-	if !blobName.MatchString(name) {
-		return errors.New("store: bad blob name")
-	}
-	p := d.path(name)
-	if f, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
-		if st, err := f.Stat(); err == nil {
-			io.CopyN(f, rand.Reader, st.Size())
-			f.Sync()
-		}
-		f.Close()
-	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
-// list returns the names of all blobs. Anything not named like a blob is
-// not tyst's and is left alone.
-func (d *blobDir) list() ([]string, error) {
-	subs, err := os.ReadDir(d.root)
+	e, err := blob.NewLocal(filepath.Join(dir, "exports"), blob.LocalOptions{Names: exportNamePattern, Ext: ".zip.enc", WrapWriter: wrap})
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("data directory is not writable: %w", err)
 	}
-	var names []string
-	for _, sub := range subs {
-		if !sub.IsDir() || len(sub.Name()) != 2 {
-			continue
-		}
-		files, err := os.ReadDir(filepath.Join(d.root, sub.Name()))
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range files {
-			name, ok := strings.CutSuffix(f.Name(), ".bin")
-			if ok && f.Type().IsRegular() && blobName.MatchString(name) && name[:2] == sub.Name() {
-				names = append(names, name)
-			}
-		}
-	}
-	return names, nil
+	return b, e, nil
 }
 
-// modTime returns when blob name was written.
-func (d *blobDir) modTime(name string) (time.Time, error) {
-	if !blobName.MatchString(name) {
-		return time.Time{}, errors.New("store: bad blob name")
-	}
-	st, err := os.Stat(d.path(name))
-	if err != nil {
-		return time.Time{}, err
-	}
-	return st.ModTime(), nil
+// removeBlob deletes blob name (overwritten first, best effort), unless a
+// backup is copying blobs, in which case it waits for it. An absent blob
+// is no error.
+func (db *DB) removeBlob(name string) error {
+	db.removals.RLock()
+	defer db.removals.RUnlock()
+	return db.blobs.Delete(name)
 }
 
-// cleanTmpOlder removes temp files last written before t (uploads a crash
-// or a lost client left), never one in progress.
-func (d *blobDir) cleanTmpOlder(t time.Time, dryRun bool) (int, error) {
-	files, err := os.ReadDir(d.tmp)
+// listObjects returns every committed object of s.
+func listObjects(s blob.Store) ([]blob.Info, error) {
+	var out []blob.Info
+	err := s.List(func(i blob.Info) error {
+		out = append(out, i)
+		return nil
+	})
+	return out, err
+}
+
+// copyObject copies object name from src to dst.
+func copyObject(src, dst blob.Store, name string) (int64, error) {
+	in, err := src.Open(name)
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, f := range files {
-		info, err := f.Info()
-		if err != nil || !f.Type().IsRegular() || !info.ModTime().Before(t) {
-			continue
-		}
-		if dryRun {
-			n++
-		} else if err := os.Remove(filepath.Join(d.tmp, f.Name())); err == nil {
-			n++
-		}
-	}
-	return n, nil
-}
-
-// cleanTmp removes every temp file (uploads a crash interrupted).
-func (d *blobDir) cleanTmp() (int, error) {
-	files, err := os.ReadDir(d.tmp)
+	defer in.Close()
+	w, err := dst.Create()
 	if err != nil {
-		return 0, fmt.Errorf("store: read temp directory: %w", stripPaths(err))
+		return 0, err
 	}
-	n := 0
-	for _, f := range files {
-		if f.Type().IsRegular() {
-			if err := os.Remove(filepath.Join(d.tmp, f.Name())); err == nil {
-				n++
-			}
-		}
+	defer w.Abort()
+	n, err := io.Copy(w, io.NewSectionReader(in, 0, in.Size()))
+	if err != nil {
+		return n, err
 	}
-	return n, nil
+	return n, w.Commit(name)
 }
 
+// errNoBlob is the cause when an asset's blob is not there.
+var errNoBlob = errors.New("store: blob missing")
+
+// openBlob opens blob name; a missing one is errNoBlob wrapped in
+// ErrCorrupt (a finding for verify).
+func (db *DB) openBlob(name string) (blob.Object, error) {
+	o, err := db.blobs.Open(name)
+	if errors.Is(err, blob.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, errNoBlob)
+	}
+	return o, err
+}
+
+// syncDir fsyncs directory dir, so a rename in it survives a power cut.
 func syncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
@@ -187,12 +91,4 @@ func syncDir(dir string) error {
 	}
 	defer f.Close()
 	return f.Sync()
-}
-
-// removeBlob overwrites and removes blob name, unless a backup is copying
-// blobs, in which case it waits for it.
-func (db *DB) removeBlob(name string) error {
-	db.removals.RLock()
-	defer db.removals.RUnlock()
-	return db.blobs.remove(name)
 }

@@ -15,6 +15,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"tyst/store/blob"
 	"tyst/store/signing"
 )
 
@@ -34,7 +35,7 @@ var (
 	bucketProjectIndex  = []byte("project_records")
 	allBuckets          = [][]byte{bucketMeta, bucketProjects, bucketRecords, bucketAssets, bucketAudit, bucketAuditByRecord,
 		bucketUsers, bucketUsersByName, bucketSessions, bucketTokens, bucketTokenHashes, bucketProjectIndex,
-		bucketSegments, bucketNotes, bucketReceipts, bucketTombstones, bucketExports}
+		bucketSegments, bucketNotes, bucketReceipts, bucketTombstones, bucketExports, bucketUntitled}
 )
 
 const (
@@ -60,6 +61,13 @@ type Options struct {
 	// WrapBlobWriter, when set, wraps every blob file as it is written. Tests
 	// inject a failing disk with it; production leaves it nil.
 	WrapBlobWriter func(io.Writer) io.Writer
+	// NoSync skips bbolt's fsync of each commit. Only for building large
+	// fixtures in benchmarks: a crash loses the last commits.
+	NoSync bool
+	// Blobs and Exports, when set, are the stores of blobs and export
+	// packages (another backend, or blob.Memory in tests); the local
+	// directories <data>/blobs and <data>/exports otherwise.
+	Blobs, Exports blob.Store
 	// Fault, when set, is called at each named step of the write paths
 	// (the Fault* constants); an error it returns fails the operation
 	// there, as a crash or a failing disk would. Tests walk a fault through
@@ -73,7 +81,8 @@ type DB struct {
 	lock       *os.File // the data directory's lock (lockFileName)
 	bolt       *bolt.DB
 	dir        string
-	blobs      *blobDir
+	blobs      blob.Store // encrypted audio
+	exports    blob.Store // encrypted export packages
 	keys       *Keyring
 	now        func() time.Time
 	log        *slog.Logger
@@ -121,9 +130,18 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory cannot be restricted to 0700: %w", stripPaths(err))
 	}
-	blobs, err := openBlobDir(dir)
-	if err != nil {
-		return nil, err
+	blobs, exports := opts.Blobs, opts.Exports
+	if blobs == nil || exports == nil {
+		b, e, err := openStores(dir, opts.WrapBlobWriter)
+		if err != nil {
+			return nil, err
+		}
+		if blobs == nil {
+			blobs = b
+		}
+		if exports == nil {
+			exports = e
+		}
 	}
 	timeout := opts.LockTimeout
 	if timeout == 0 {
@@ -147,11 +165,13 @@ func Open(dir string, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("database cannot be opened: %w", stripPaths(err))
 	}
+	bdb.NoSync = opts.NoSync
 	db := &DB{
 		lock:      lock,
 		bolt:      bdb,
 		dir:       dir,
 		blobs:     blobs,
+		exports:   exports,
 		keys:      opts.Keys,
 		now:       opts.Now,
 		log:       opts.Logger,
@@ -237,23 +257,30 @@ func emptyDB(tx *bolt.Tx) bool {
 // order (blob first, then the transaction that references it) means only
 // unreferenced files can be left.
 func (db *DB) sweep() error {
-	tmp, err := db.blobs.cleanTmp()
+	// Before Open returns no write can be in progress (the data
+	// directory's lock is held): every temp file is a crash's leftover,
+	// whatever its time.
+	everything := time.Now().Add(24 * time.Hour)
+	tmp, err := db.blobs.CleanTemp(everything)
 	if err != nil {
-		return err
+		return fmt.Errorf("store: sweep temp files: %w", err)
+	}
+	if n, err := db.exports.CleanTemp(everything); err == nil {
+		tmp += n
 	}
 	referenced, err := db.referencedBlobs()
 	if err != nil {
 		return fmt.Errorf("store: sweep: %w", err)
 	}
 	orphans := 0
-	names, err := db.blobs.list()
+	infos, err := listObjects(db.blobs)
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
-		if !referenced[name] {
-			if err := db.removeBlob(name); err != nil {
-				db.log.Warn("orphan blob not removed", "err", stripPaths(err))
+	for _, i := range infos {
+		if !referenced[i.Name] {
+			if err := db.removeBlob(i.Name); err != nil {
+				db.log.Warn("orphan blob not removed", "err", stripPaths(err).Error())
 				continue
 			}
 			orphans++

@@ -62,6 +62,10 @@ func TestDB_Rekey(t *testing.T) {
 		mustCreate(t, db, "filler")
 	}
 	gone := mustRecordWithEverything(t, db, owner, "gone")
+	pkg, err := db.Export(owner, keep[0].ID, store.ExportRequest{Confirm: true, Reason: "editor"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	res, err := db.Destroy(owner, gone.ID, store.DestroyRequest{Confirm: true, Reason: "source asked"})
 	if err != nil {
 		t.Fatal(err)
@@ -109,6 +113,14 @@ func TestDB_Rekey(t *testing.T) {
 	if r, err := db.Receipt(ctx, res.Receipt.ID); err != nil || r.Reason != "source asked" {
 		t.Fatalf("receipt after rekey: %+v %v", r, err)
 	}
+	er, err := db.OpenExport(ctx, pkg.PackageID)
+	if err != nil {
+		t.Fatalf("export package after rekey: %v", err)
+	}
+	if _, err := io.Copy(io.Discard, er); err != nil {
+		t.Fatalf("export package after rekey: %v", err)
+	}
+	er.Close()
 	rep, err := db.Verify(ctx, store.VerifyOptions{})
 	if err != nil || !rep.OK || rep.Audit.Unreadable != 0 {
 		t.Fatalf("verify after rekey: %+v %v", rep, err)

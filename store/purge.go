@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -57,40 +58,77 @@ func (db *DB) RetentionInfo(ctx context.Context) (out []RetentionInfo, err error
 	return out, err
 }
 
-// PurgeRecord deletes expired record id as destroy does — in one
-// transaction, with a tombstone, a receipt (kind purge) and the audit
-// event purged (age in days, reason retention) — and returns the name of
-// its blob for the caller to remove ("" when none). It checks the expiry
-// again inside the transaction, under retention: a record put on hold
-// meanwhile stays. Returns not_found when the record is gone, conflict
-// when it is not expired at now.
-func (db *DB) PurgeRecord(ctx context.Context, id uint64, now time.Time, retention time.Duration) (blob string, err error) {
-	defer func() { err = boundary("purge record", err) }()
+// Purged is what PurgeRecords did with one record.
+type Purged struct {
+	ID   uint64
+	Blob string // its blob's name, for the caller to remove; "" when none
+	// Err is not_found (gone meanwhile), conflict (not expired, or put on
+	// hold meanwhile), or the record's own failure; nil when purged.
+	Err error
+}
+
+// PurgeRecords deletes the expired records ids as destroy does — each with
+// a tombstone, a receipt (kind purge) and the audit event purged (age in
+// days, reason retention) — in one transaction, so a large purge costs one
+// fsync per batch. Each record's expiry is checked again inside the
+// transaction under retention. A record that fails on its own is skipped
+// with its error in its Purged; an error of the transaction itself fails
+// the whole batch (the caller retries the records one by one).
+func (db *DB) PurgeRecords(ctx context.Context, ids []uint64, now time.Time, retention time.Duration) (out []Purged, err error) {
+	defer func() { err = boundary("purge records", err) }()
+	err = db.update(func(tx *bolt.Tx) error {
+		out = out[:0]
+		for _, id := range ids {
+			p := Purged{ID: id}
+			p.Blob, p.Err = db.purgeOne(ctx, tx, id, now, retention)
+			if p.Err != nil {
+				p.Blob = ""
+				if !isRecordLevel(p.Err) {
+					return p.Err
+				}
+				p.Err = boundary("purge record", p.Err)
+			}
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// isRecordLevel reports whether err concerns one record (the batch goes
+// on) rather than the transaction (the batch fails).
+func isRecordLevel(err error) bool {
+	var e *Error
+	return errors.As(err, &e) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrKeyMissing) || errors.Is(err, errInjected)
+}
+
+// errInjected marks a fault of the Fault hook at FaultPurgeRecord, which
+// fails one record, not the batch.
+var errInjected = errors.New("store: injected fault")
+
+func (db *DB) purgeOne(ctx context.Context, tx *bolt.Tx, id uint64, now time.Time, retention time.Duration) (blob string, err error) {
 	if err := db.faultAt(FaultPurgeRecord); err != nil {
+		return "", fmt.Errorf("%w: %w", errInjected, err)
+	}
+	l, err := db.loadRecord(ctx, tx, id)
+	if err != nil {
 		return "", err
 	}
-	err = db.update(func(tx *bolt.Tx) error {
-		l, err := db.loadRecord(ctx, tx, id)
+	exp := ExpiresAt(l.acc.CreatedAt, l.acc.Hold, l.acc.RetainUntil, retention)
+	if exp.IsZero() || now.Before(exp) {
+		return "", errorf(CodeConflict, "record is not expired")
+	}
+	doc := receiptDocument{Kind: ReceiptPurge, RecordID: id, Time: now.UTC(),
+		Counts: map[string]int{"files": 0, "segments": l.acc.Segments, "notes": l.acc.Notes}}
+	if l.acc.AssetID != 0 {
+		doc.Counts["files"] = 1
+		a, err := db.loadAsset(tx, l)
 		if err != nil {
-			return err
+			return "", err
 		}
-		exp := ExpiresAt(l.acc.CreatedAt, l.acc.Hold, l.acc.RetainUntil, retention)
-		if exp.IsZero() || now.Before(exp) {
-			return errorf(CodeConflict, "record is not expired")
-		}
-		doc := receiptDocument{Kind: ReceiptPurge, RecordID: id, Time: now.UTC(),
-			Counts: map[string]int{"files": 0, "segments": l.acc.Segments, "notes": l.acc.Notes}}
-		if l.acc.AssetID != 0 {
-			doc.Counts["files"] = 1
-			a, err := db.loadAsset(tx, l)
-			if err != nil {
-				return err
-			}
-			doc.AudioSHA256, blob = hex.EncodeToString(a.sec.SHA256), a.row.Blob
-		}
-		_, err = db.deleteRecord(ctx, tx, l, doc, "retention", ActionPurged)
-		return err
-	})
+		doc.AudioSHA256, blob = hex.EncodeToString(a.sec.SHA256), a.row.Blob
+	}
+	_, err = db.deleteRecord(ctx, tx, l, doc, "retention", ActionPurged)
 	return blob, err
 }
 
@@ -140,24 +178,20 @@ func (db *DB) SweepOrphans(ctx context.Context, olderThan time.Time, dryRun bool
 	if err != nil {
 		return 0, err
 	}
-	names, err := db.blobs.list()
+	infos, err := listObjects(db.blobs)
 	if err != nil {
 		return 0, err
 	}
 	var first error
-	for _, name := range names {
-		if referenced[name] {
-			continue
-		}
-		mod, err := db.blobs.modTime(name)
-		if err != nil || !mod.Before(olderThan) {
+	for _, i := range infos {
+		if referenced[i.Name] || !i.ModTime.Before(olderThan) {
 			continue
 		}
 		n++
 		if dryRun {
 			continue
 		}
-		if err := db.removeBlob(name); err != nil {
+		if err := db.removeBlob(i.Name); err != nil {
 			db.log.Warn("orphan blob not removed", "err", stripPaths(err).Error())
 			n--
 			if first == nil {
@@ -165,10 +199,12 @@ func (db *DB) SweepOrphans(ctx context.Context, olderThan time.Time, dryRun bool
 			}
 		}
 	}
-	tmp, err := db.blobs.cleanTmpOlder(olderThan, dryRun)
-	n += tmp
-	if first == nil {
-		first = err
+	if !dryRun { // a dry run does not count temp files: the stores cannot
+		tmp, err := db.blobs.CleanTemp(olderThan)
+		n += tmp
+		if first == nil {
+			first = err
+		}
 	}
 	return n, first
 }

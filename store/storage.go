@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"os"
 	"syscall"
 )
 
@@ -17,25 +16,21 @@ type Storage struct {
 // Storage counts blobs and export packages and reads the free space.
 func (db *DB) Storage(ctx context.Context) (st Storage, err error) {
 	defer func() { err = boundary("storage", err) }()
-	names, err := db.blobs.list()
+	blobs, err := listObjects(db.blobs)
 	if err != nil {
 		return st, err
 	}
-	for _, name := range names {
-		if fi, err := os.Stat(db.blobs.path(name)); err == nil {
-			st.Blobs++
-			st.Bytes += fi.Size()
-		}
+	for _, i := range blobs {
+		st.Blobs++
+		st.Bytes += i.Size
 	}
-	exports, err := db.exportFiles()
+	exports, err := listObjects(db.exports)
 	if err != nil {
 		return st, err
 	}
-	for _, p := range exports {
-		if fi, err := os.Stat(p); err == nil {
-			st.Exports++
-			st.Bytes += fi.Size()
-		}
+	for _, i := range exports {
+		st.Exports++
+		st.Bytes += i.Size
 	}
 	var fs syscall.Statfs_t
 	if err := syscall.Statfs(db.dir, &fs); err == nil {

@@ -151,16 +151,17 @@ func (db *DB) Verify(ctx context.Context, o VerifyOptions) (rep VerifyReport, er
 			add(*perr)
 		}
 	}
-	names, err := db.blobs.list()
+	infos, err := listObjects(db.blobs)
 	if err != nil {
 		return rep, err
 	}
-	rep.Blobs = len(names)
-	for _, name := range names {
-		if !referenced[name] {
-			add(Problem{Kind: ProblemOrphanBlob, Blob: name})
+	rep.Blobs = len(infos)
+	for _, i := range infos {
+		if !referenced[i.Name] {
+			add(Problem{Kind: ProblemOrphanBlob, Blob: i.Name})
 		}
 	}
+	rep.Problems = append(rep.Problems, db.checkExports()...)
 	if rep.Audit, err = db.VerifyAuditChain(ctx); err != nil {
 		if ErrorCode(err) == CodeUnavailable {
 			return rep, err
@@ -190,13 +191,13 @@ func (db *DB) Verify(ctx context.Context, o VerifyOptions) (rep VerifyReport, er
 // checkBlob reads asset a's blob to its end, checking every chunk and the
 // SHA-256; it returns the bytes read and a problem, if any.
 func (db *DB) checkBlob(a asset) (int64, *Problem) {
-	f, err := db.blobs.open(a.row.Blob)
+	f, err := db.openBlob(a.row.Blob)
 	if err != nil {
 		return 0, &Problem{Kind: ProblemMissingBlob, AssetID: a.row.ID, Blob: a.row.Blob}
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, fstream.NewReader(f, []*fernet.Key{a.key}))
+	n, err := io.Copy(h, fstream.NewReader(io.NewSectionReader(f, 0, f.Size()), []*fernet.Key{a.key}))
 	switch {
 	case err != nil:
 		return n, &Problem{Kind: ProblemCorruptBlob, AssetID: a.row.ID, Blob: a.row.Blob, Detail: "does not decrypt to its end"}
@@ -204,4 +205,31 @@ func (db *DB) checkBlob(a asset) (int64, *Problem) {
 		return n, &Problem{Kind: ProblemSHA256, AssetID: a.row.ID, Blob: a.row.Blob, Detail: "decrypts to other bytes than its SHA-256"}
 	}
 	return n, nil
+}
+
+// checkExports checks that every export package's file is there and that
+// its last chunk (and so its size and file id) decrypts.
+func (db *DB) checkExports() []Problem {
+	var out []Problem
+	db.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketExports).ForEach(func(k, v []byte) error {
+			var row exportRow
+			var sec exportSecrets
+			if json.Unmarshal(v, &row) != nil || db.keys.openBox(row.Box, &sec) != nil {
+				out = append(out, Problem{Kind: ProblemExport, Detail: "row does not open"})
+				return nil
+			}
+			o, err := db.exports.Open(exportObjectName(sec.PackageID))
+			if err != nil {
+				out = append(out, Problem{Kind: ProblemExport, RecordID: sec.RecordID, Detail: "package file missing"})
+				return nil
+			}
+			defer o.Close()
+			if rs, err := fstream.NewReadSeeker(o, o.Size(), db.keys.All()); err != nil || rs.Size() != sec.Size {
+				out = append(out, Problem{Kind: ProblemExport, RecordID: sec.RecordID, Detail: "package file does not decrypt"})
+			}
+			return nil
+		})
+	})
+	return out
 }
