@@ -431,6 +431,20 @@ func (b *browser) shot(name string) {
 	}
 }
 
+// viewShot saves a screenshot of what the window shows (for dialogs).
+func (b *browser) viewShot(name string) {
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(b.shots, name+".png"), png, 0o644); err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+	}
+}
+
 // axe runs axe-core on the page and fails on serious or critical violations.
 func (b *browser) axe(screen string) {
 	b.t.Helper()

@@ -238,14 +238,16 @@ func TestJourney(t *testing.T) {
 	}
 	b.fill("#destroy-title", canaryTitle+" (edited)")
 	b.fill("#destroy-reason", "The source asked us to delete it")
-	b.screen("20-destroy-confirm")
+	b.viewShot("20-destroy-confirm")
+	b.axe("destroy dialog")
 	b.click("#destroy-dialog button.danger")
 	b.waitJS("the receipt", `document.querySelector('#receipt-document')`, 15*time.Second)
 	doc := b.text("#receipt-document")
 	if strings.Contains(doc, canaryTitle) || !strings.Contains(doc, recordID) {
 		t.Fatalf("receipt document %q: must name the record id and not its title", doc)
 	}
-	b.screen("21-destroy-receipt")
+	b.viewShot("21-destroy-receipt")
+	b.axe("destroy receipt")
 	b.click("#destroy-dialog .actions button")
 	b.waitJS("the list after destroy", `location.hash === '#/records' && document.querySelectorAll('#records tbody tr').length === 1 && !document.querySelector('#records').textContent.includes('Aurora')`, 10*time.Second)
 	if status, _ := s.api.call("GET", "/api/v1/record/"+recordID, nil); status != 404 {
@@ -298,14 +300,16 @@ func exportJourney(t *testing.T, srv *server, b *browser, recordID, dir string) 
 	b.waitJS("the export dialog", `document.querySelector('#export-reason')`, 10*time.Second)
 	b.fill("#export-reason", "For the legal review of the story")
 	b.click("#export-confirm")
-	b.screen("15-export-dialog")
+	b.viewShot("15-export-dialog")
+	b.axe("export dialog")
 	b.click("#export-dialog form button[type=submit]")
 	b.waitJS("the download link", `document.querySelector('#export-download')`, 30*time.Second)
 	fp := b.text("#export-fingerprint")
 	if !regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`).MatchString(fp) {
 		t.Errorf("the dialog shows fingerprint %q, want SHA256:…", fp)
 	}
-	b.screen("16-export-ready")
+	b.viewShot("16-export-ready")
+	b.axe("export ready")
 	b.click("#export-download")
 	var zipPath string
 	deadline := time.Now().Add(30 * time.Second)
@@ -326,14 +330,59 @@ func exportJourney(t *testing.T, srv *server, b *browser, recordID, dir string) 
 	}
 	keyFile := filepath.Join(dir, "files.key")
 	os.WriteFile(keyFile, []byte(srv.key+"\n"), 0o600)
-	out, err := exec.Command(tystBin, "verify-package", zipPath, "--key-file", keyFile).CombinedOutput()
+	// The receiver trusts the allowed_signers line the newsroom publishes
+	// (the status page shows it), not the one inside the ZIP.
+	var st struct {
+		SigningKey struct {
+			AllowedSigners string `json:"allowed_signers"`
+		} `json:"signing_key"`
+	}
+	browserAPI(t, b, srv).getJSON("/api/v1/status", &st)
+	signers := filepath.Join(dir, "allowed_signers")
+	os.WriteFile(signers, []byte(st.SigningKey.AllowedSigners+"\n"), 0o644)
+	cmd := exec.Command(tystBin, "verify-package", zipPath, "--allowed-signers", signers, "--key-file", keyFile)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("tyst verify-package refused the downloaded ZIP: %v\n%s", err, out)
+		t.Fatalf("tyst verify-package refused the downloaded ZIP: %v\n%s\n%s", err, out, stderr.String())
 	}
-	var report map[string]any
+	var report struct {
+		OK        bool `json:"ok"`
+		Signature struct {
+			OK, Trusted bool
+			Fingerprint string
+		} `json:"signature"`
+		Audio struct {
+			Present, Checked, OK bool
+		} `json:"audio"`
+	}
 	if err := json.Unmarshal(out, &report); err != nil {
-		t.Logf("verify-package output is not JSON: %s", out)
+		t.Fatalf("verify-package output: %v\n%s", err, out)
 	}
+	if !report.OK || !report.Signature.OK || !report.Signature.Trusted || report.Signature.Fingerprint != fp ||
+		!report.Audio.Present || !report.Audio.Checked || !report.Audio.OK {
+		t.Fatalf("verify-package report %s: want ok, a trusted signature by %s, the audio checked", out, fp)
+	}
+	b.click("#export-dialog .actions button.secondary")
+	b.waitJS("the dialog closed", `!document.querySelector('#export-dialog')`, 5*time.Second)
+
+	// Decrypted audio (admins): a reason of 10 characters at least, and
+	// the server's warning shown.
+	b.click("#export-open")
+	b.waitJS("the export dialog", `document.querySelector('#export-reason')`, 10*time.Second)
+	b.click("#mode-dec")
+	b.fill("#export-reason", "short")
+	b.click("#export-confirm")
+	b.click("#export-dialog form button[type=submit]")
+	b.waitJS("the refusal", `document.querySelector('#export-dialog .error').textContent.includes('at least 10 characters')`, 5*time.Second)
+	b.fill("#export-reason", "The lawyer needs to listen to it")
+	b.click("#export-dialog form button[type=submit]")
+	b.waitJS("the download link", `document.querySelector('#export-download')`, 30*time.Second)
+	if got := b.text("#export-dialog"); !strings.Contains(got, "Handle with extreme care") {
+		t.Errorf("the decrypted export's warning is not shown: %q", short(got))
+	}
+	b.viewShot("17-export-decrypted")
 	b.click("#export-dialog .actions button.secondary")
 }
 
