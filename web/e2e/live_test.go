@@ -15,14 +15,15 @@ import (
 const (
 	liveToneHz  = 1000.0
 	liveRate    = 48000
-	liveSeconds = 6.0 // recorded time asked for, before stop
+	liveSeconds = 8.0 // recorded time asked for, before stop
 )
 
 // TestLiveRecording records from Chromium's fake microphone (fed a 1 kHz
 // WAV) through the AudioWorklet and the stream WebSocket, drops the socket
 // in the middle, and checks that the stored WAV lasts as long as the
 // recording, holds a continuous 1 kHz tone (nothing lost or doubled at the
-// drop), and was declared at the audio context's own rate.
+// drops), and was declared at the audio context's own rate. The second
+// drop is a server restart.
 func TestLiveRecording(t *testing.T) {
 	needBrowser(t)
 	srv := startServer(t)
@@ -51,10 +52,17 @@ func TestLiveRecording(t *testing.T) {
 	}
 	b.screen("25-live-recording")
 
-	// Drop the connection; the page resumes from the server's offset.
+	// Drop the connection from the page; it resumes from the server's offset.
 	eval[chromedp.Void](b, `document.dispatchEvent(new Event('tyst:test-drop'))`)
 	b.waitJS("reconnecting", `window.recStates.includes('reconnecting')`, 5*time.Second)
 	b.waitJS("recording again", `window.recStates.lastIndexOf('recording') > window.recStates.indexOf('reconnecting')`, 15*time.Second)
+	b.waitJS("four seconds recorded", `document.querySelector('#rec-time').textContent >= '0:04'`, 10*time.Second)
+
+	// A real drop: the server restarts. The page keeps recording into
+	// memory, reconnects with backoff and resumes.
+	srv.restart(t)
+	b.waitJS("reconnecting after the restart", `window.recStates.filter(s => s === 'reconnecting').length >= 2`, 10*time.Second)
+	b.waitJS("recording after the restart", `window.recStates.lastIndexOf('recording') > window.recStates.lastIndexOf('reconnecting')`, 20*time.Second)
 	b.waitJS(fmt.Sprintf("%v s recorded", liveSeconds), fmt.Sprintf(`document.querySelector('#rec-time').textContent >= '0:%02d'`, int(liveSeconds)), 15*time.Second)
 	b.click("#rec-stop")
 	b.waitJS("the stored recording", `document.querySelector('#player')`, 30*time.Second)
