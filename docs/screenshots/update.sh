@@ -7,7 +7,7 @@
 set -eu
 cd "$(dirname "$0")"
 src=../../web/e2e/testdata/screenshots
-for name in 14-records 12-transcript-notes 25-live-recording 20-destroy-confirm 15-export-dialog 24-status phone-record 03-totp-qr; do
+for name in 14-records 12-transcript-notes 25-live-recording 15-export-dialog 20-destroy-confirm 24-status phone-records; do
   if [ -f "$src/$name.png" ]; then
     pngquant --force --strip --quality=60-85 --speed 1 --output "$name.png" "$src/$name.png"
   else
