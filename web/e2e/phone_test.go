@@ -176,5 +176,29 @@ func TestNoWebAudio(t *testing.T) {
 	if rec.Audio == nil || rec.Audio.MIMEType != "audio/wav" || rec.Audio.DurationMS != 1000 {
 		t.Fatalf("after the drop the record holds %+v, want a 1 s audio/wav", rec.Audio)
 	}
+
+	// Remove the audio again: reason, confirmation, signed receipt.
+	b.click("#audio-h ~ .actions button")
+	b.waitJS("the removal dialog", `document.querySelector('#remove-reason')`, 10*time.Second)
+	b.click("#remove-audio-dialog button.danger")
+	// The browser refuses the form without a reason; nothing is sent.
+	b.waitJS("the refusal", `document.querySelector('#remove-audio-dialog').open && !document.querySelector('#remove-reason').validity.valid`, 5*time.Second)
+	if n := strings.Count(srv.logText(), `"method":"DELETE","route":"/api/v1/record/:id/audio"`); n != 0 {
+		t.Fatalf("the refused form sent %d removal requests", n)
+	}
+	b.fill("#remove-reason", "Recorded the wrong interview")
+	b.click("#remove-confirm")
+	b.click("#remove-audio-dialog button.danger")
+	b.waitJS("the receipt", `document.querySelector('#receipt-document')`, 10*time.Second)
+	if doc := b.text("#receipt-document"); !strings.Contains(doc, "audio_removal") || strings.Contains(doc, "wrong interview") {
+		t.Errorf("removal receipt %q: want kind audio_removal and no reason in the clear", short(doc))
+	}
+	b.viewShot("31-audio-removed")
+	b.click("#remove-audio-dialog .actions button")
+	b.waitJS("the upload again", `document.querySelector('#upload-file') && !document.querySelector('#player')`, 10*time.Second)
+	s.api.getJSON("/api/v1/record/"+id, &rec)
+	if rec.Audio != nil {
+		t.Fatalf("after removal the record still has audio %+v", rec.Audio)
+	}
 	b.checkClean()
 }

@@ -7,12 +7,12 @@ import { loadProjects, projectSelect } from './records.js';
 import { Recorder, support } from '../recorder.js';
 import { exportDialog, destroyDialog, removeAudioDialog } from './dialogs.js';
 
-/** active is the live recorder of the page, ended when the page changes. */
+/** active is the live recorder of the page. Leaving the page stops and saves it. */
 let active = null;
 window.addEventListener('hashchange', () => {
-  if (active && !active.finished && !location.hash.startsWith(`#/record/${active.id}`)) {
-    active.abandon();
-    active = null;
+  if (active && !active.finished && location.hash !== `#/record/${active.id}`) {
+    active.stop();
+    flash('You left the recording page: the recording was stopped and is being saved.');
   }
 });
 window.addEventListener('beforeunload', (e) => {
@@ -236,11 +236,12 @@ function liveBox(ctx, uploadEl) {
         if (s === 'stored') {
           active = null;
           flash(`Recording stored: ${duration(detail.duration_ms)}.`);
-          show(ctx.main, ctx.id);
+          if (location.hash === `#/record/${ctx.id}`) show(ctx.main, ctx.id);
           return;
         }
         if (s === 'failed') {
           active = null;
+          if (location.hash !== `#/record/${ctx.id}`) flash(detail, true);
           warn.textContent = detail;
           stopBtn.hidden = true;
           state.textContent = '';
