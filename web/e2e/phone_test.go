@@ -194,6 +194,9 @@ func TestNoWebAudio(t *testing.T) {
 		t.Errorf("removal receipt %q: want kind audio_removal and no reason in the clear", short(doc))
 	}
 	b.viewShot("31-audio-removed")
+	if n := strings.Count(srv.logText(), `"method":"DELETE","route":"/api/v1/record/:id/audio"`); n != 1 {
+		t.Fatalf("%d removal requests in the server log, want 1", n)
+	}
 	b.click("#remove-audio-dialog .actions button")
 	b.waitJS("the upload again", `document.querySelector('#upload-file') && !document.querySelector('#player')`, 10*time.Second)
 	s.api.getJSON("/api/v1/record/"+id, &rec)

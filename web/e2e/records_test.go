@@ -110,6 +110,9 @@ func TestJourney(t *testing.T) {
 	}
 	b.throttleUpload(-1)
 	b.waitFlash("Audio uploaded")
+	if n := strings.Count(srv.logText(), `"method":"POST","route":"/api/v1/record/:id/audio"`); n != 1 {
+		t.Fatalf("%d upload requests in the server log, want the 1 real upload", n)
+	}
 
 	// Listen with seeking: the player reads the audio with Range requests.
 	type playState struct {
