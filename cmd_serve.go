@@ -226,9 +226,10 @@ func announceSetup(ctx context.Context, db *store.DB, base string, stderr io.Wri
 		return err
 	}
 	fmt.Fprintf(stderr, "\ntyst: no accounts yet. Create the first admin with this one-time setup token:\n"+
-		"  curl -H 'Content-Type: application/json' -d '{\"token\":\"%s\",\"username\":\"admin\",\"password\":\"…\"}' %s/api/v1/setup\n"+
+		"  in a browser: %s/#/setup/%s\n"+
+		"  or: curl -H 'Content-Type: application/json' -d '{\"token\":\"%s\",\"username\":\"admin\",\"password\":\"…\"}' %s/api/v1/setup\n"+
 		"  or offline: tyst user add --data DIR --username admin --role admin --password-stdin\n\n",
-		token, base)
+		base, token, token, base)
 	return nil
 }
 

@@ -113,8 +113,9 @@ export async function start() {
       } catch {
         // an old server without the endpoint: log in
       }
-      location.hash = needed ? '#/setup' : '#/login';
-      if (location.hash === (needed ? '#/setup' : '#/login')) render();
+      const want = needed ? '#/setup' : '#/login';
+      if (location.hash === want || (needed && location.hash.startsWith('#/setup/'))) render();
+      else location.hash = want;
       return;
     }
     replace(main, h('h1', {}, 'tyst is not reachable'), h('p', { class: 'error', role: 'alert' }, err.message),

@@ -12,7 +12,11 @@ function errorBox() {
 /** setup renders the first-run page: the one-time token creates the first admin. */
 export async function setup(main, tokenFromLink) {
   const token = h('input', { type: 'password', name: 'token', autocomplete: 'off', required: true, spellcheck: false });
-  if (tokenFromLink) token.value = tokenFromLink;
+  if (tokenFromLink) {
+    token.value = tokenFromLink;
+    // Keep the token out of the address bar and the history.
+    history.replaceState(null, '', '#/setup');
+  }
   const user = h('input', { type: 'text', name: 'username', autocomplete: 'username', required: true, value: 'admin' });
   const pass = h('input', { type: 'password', name: 'password', autocomplete: 'new-password', required: true, minLength: 10 });
   const err = errorBox();
