@@ -41,7 +41,7 @@ func TestWarningBanners(t *testing.T) {
 	b.click(`#nav a[href="#/status"]`)
 	b.waitJS("the status page", `document.querySelector('#status-retention')`, 10*time.Second)
 	main := b.text("#main")
-	if !strings.Contains(main, "The newsroom key lies beside the data") {
+	if !strings.Contains(main, "lies beside the data") {
 		t.Errorf("status page lacks the key warning: %q", short(main))
 	}
 	if st.DebugDump.Enabled && !strings.Contains(main, "debug audio dump is on") {

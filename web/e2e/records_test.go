@@ -81,7 +81,7 @@ func TestJourney(t *testing.T) {
 	b.do("choose a text file", chromedp.SetUploadFiles("#upload-file", []string{notAudio}))
 	b.waitJS("the type refusal", `document.querySelector('#upload-error').textContent.includes('not accepted')`, 5*time.Second)
 	b.do("choose a large file", chromedp.SetUploadFiles("#upload-file", []string{tooBig}))
-	b.waitJS("the size refusal", `document.querySelector('#upload-error').textContent.includes('at most 1.0 MB')`, 5*time.Second)
+	b.waitJS("the size refusal", `document.querySelector('#upload-error').textContent.includes('at most 1 MiB')`, 5*time.Second)
 	b.screen("09-upload-refused")
 	if n := strings.Count(srv.logText(), `"method":"POST","route":"/api/v1/record/:id/audio"`); n != 0 {
 		t.Fatalf("refused files reached the server: %d upload requests", n)

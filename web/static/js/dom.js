@@ -75,6 +75,12 @@ export function bytes(n) {
   return `${i === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
+/** mib formats a limit given in bytes in MiB, as the server's settings are. */
+export function mib(n) {
+  const v = n / (1 << 20);
+  return `${Number.isInteger(v) ? v : v.toFixed(1)} MiB`;
+}
+
 /** duration formats milliseconds as m:ss or h:mm:ss. */
 export function duration(ms) {
   if (ms === null || ms === undefined) return '—';

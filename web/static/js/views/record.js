@@ -1,7 +1,7 @@
 // One record: details (rename, move, hold), audio (player, upload, live
 // recording, removal), transcript, notes, export and destroy.
 import { get, post, patch, put, del, upload } from '../api.js';
-import { h, replace, field, checkbox, bytes, duration, when, day, clock, retention } from '../dom.js';
+import { h, replace, field, checkbox, bytes, mib, duration, when, day, clock, retention } from '../dom.js';
 import { app, canEdit, isAdmin, flash, go } from '../app.js';
 import { loadProjects, projectSelect } from './records.js';
 import { Recorder, support } from '../recorder.js';
@@ -141,7 +141,7 @@ export function checkFile(file) {
   }
   if (file.size === 0) return 'This file is empty.';
   if (app.maxUpload > 0 && file.size > app.maxUpload) {
-    return `This file is ${bytes(file.size)}; the server takes at most ${bytes(app.maxUpload)}.`;
+    return `This file is ${mib(file.size)}; the server takes at most ${mib(app.maxUpload)}.`;
   }
   return '';
 }
@@ -153,7 +153,7 @@ function uploadBox(ctx) {
   const status = h('p', { class: 'muted small', role: 'status', 'aria-live': 'polite' });
   const err = h('p', { class: 'error', role: 'alert', id: 'upload-error' });
   const cancel = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Cancel upload');
-  const limit = app.maxUpload > 0 ? ` Up to ${bytes(app.maxUpload)}.` : '';
+  const limit = app.maxUpload > 0 ? ` Up to ${mib(app.maxUpload)}.` : '';
   const zone = h('div', { class: 'drop', id: 'drop' },
     h('p', {}, 'Drop an audio file here, or choose one:'),
     field('Audio file', input, `WAV, MP3, M4A/MP4, AAC, OGG or WebM.${limit}`));

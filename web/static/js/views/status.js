@@ -1,7 +1,7 @@
 // The status page (admins): version, retention and purge, key and
 // debug-dump warnings, the signing key and storage (GET /api/v1/status).
 import { get } from '../api.js';
-import { h, replace, bytes, when } from '../dom.js';
+import { h, replace, bytes, mib, when } from '../dom.js';
 import { app } from '../app.js';
 
 function warning(text) {
@@ -33,9 +33,12 @@ export async function show(main) {
 
   replace(main,
     h('h1', {}, 'Status'),
-    keys.beside_data ? warning('The newsroom key lies beside the data (files.key in the data directory): anyone who copies the directory can read everything. Give the key with --key-file or PROJECT_FILES_KEY and move files.key away; see the README.') : null,
-    oldKeys ? warning('Some items are still wrapped by an older newsroom key. Run tyst rekey to move them to the current key, then retire the old one.') : null,
-    ...(keys.warnings || []).map((w) => warning(`Server: ${w}`)),
+    // The server's own key warnings when it gives them; else what the
+    // fields say.
+    ...(keys.warnings?.length ? keys.warnings.map((w) => warning(`Key warning: ${w.replace(/\.$/, '')}.`)) : [
+      keys.beside_data ? warning('The newsroom key lies beside the data (files.key in the data directory): anyone who copies the directory can read everything. Give the key with --key-file or PROJECT_FILES_KEY and move files.key away; see the README.') : null,
+      oldKeys ? warning('Some items are still wrapped by an older newsroom key. Run tyst rekey to move them to the current key, then retire the old one.') : null,
+    ]),
     dump.enabled ? warning(`The debug audio dump is on: ${dump.files ?? 0} file${dump.files === 1 ? '' : 's'}, ${bytes(dump.bytes ?? 0)}. Turn it off (ECHOPANEL_DEBUG_AUDIO_DUMP) when the debugging is done.`) : null,
     h('section', { class: 'card', 'aria-labelledby': 'st-ret' }, h('h2', { id: 'st-ret' }, 'Retention and purge'),
       h('dl', { class: 'facts', id: 'status-retention' },
@@ -59,7 +62,7 @@ export async function show(main) {
         fact('Their size', storage.bytes !== undefined ? bytes(storage.bytes) : '—'),
         fact('Export packages', storage.exports ?? '—'),
         fact('Free space', storage.free_bytes !== undefined ? bytes(storage.free_bytes) : '—'),
-        fact('Largest upload', st.limits?.max_upload_bytes ? bytes(st.limits.max_upload_bytes) : '—'),
+        fact('Largest upload', st.limits?.max_upload_bytes ? mib(st.limits.max_upload_bytes) : '—'),
         fact('Debug audio dump', dump.enabled ? `ON${dump.plaintext ? ', UNENCRYPTED' : ', encrypted'}` : 'off'),
         fact('Version', st.version || '—'))));
 }
