@@ -7,6 +7,7 @@ package web
 import (
 	"bytes"
 	"embed"
+	"io"
 	"io/fs"
 	"net/http"
 	"path"
@@ -78,11 +79,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	b, err := fs.ReadFile(h.static, name)
+	f, err := h.static.Open(name)
 	if err != nil {
 		http.NotFound(w, r)
 		return
 	}
+	defer f.Close()
+	// Embedded files seek, so they are served without a copy.
+	rs, ok := f.(io.ReadSeeker)
+	if st, err := f.Stat(); err != nil || st.IsDir() || !ok {
+		http.NotFound(w, r)
+		return
+	}
 	w.Header().Set("Content-Type", ct)
-	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+	http.ServeContent(w, r, name, time.Time{}, rs)
 }
