@@ -39,7 +39,16 @@ func TestLiveRecording(t *testing.T) {
 
 	b.do("open the record", chromedp.Navigate(srv.base+"/#/record/"+id))
 	b.waitJS("the record button", `document.querySelector('#rec-start')`, 10*time.Second)
-	rate := eval[float64](b, `(async () => { const c = new AudioContext(); const r = c.sampleRate; await c.close(); return r; })()`)
+	// The rate the page must declare: the microphone's own (asked for as
+	// the page asks: no echo cancellation, noise suppression or gain
+	// control), else the audio context's default.
+	rate := eval[float64](b, `(async () => {
+		const m = await navigator.mediaDevices.getUserMedia({audio: {echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1}});
+		let r = m.getAudioTracks()[0].getSettings().sampleRate;
+		m.getTracks().forEach(t => t.stop());
+		if (!r) { const c = new AudioContext(); r = c.sampleRate; await c.close(); }
+		return r;
+	})()`)
 	// Watch the states the page shows.
 	eval[chromedp.Void](b, `(() => { window.recStates = []; const box = document.querySelector('#live');
 		new MutationObserver(() => { const s = box.dataset.state; if (s && window.recStates[window.recStates.length - 1] !== s) window.recStates.push(s); })
@@ -85,7 +94,7 @@ func TestLiveRecording(t *testing.T) {
 		t.Fatalf("stored audio is not a WAV: %v", err)
 	}
 	if w.rate != int(rate) || w.channels != 1 || w.bits != 16 {
-		t.Fatalf("stored WAV %d Hz, %d channels, %d bits; want the context's %v Hz, mono, 16 bits", w.rate, w.channels, w.bits, rate)
+		t.Fatalf("stored WAV %d Hz, %d channels, %d bits; want the microphone's %v Hz, mono, 16 bits", w.rate, w.channels, w.bits, rate)
 	}
 	samples := w.samples()
 	secs := float64(len(samples)) / float64(w.rate)

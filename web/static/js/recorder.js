@@ -55,8 +55,31 @@ export class Recorder {
         ? 'The browser was not allowed to use the microphone.'
         : 'No microphone could be opened.');
     }
-    // The context runs at the device's own rate; start declares it.
-    this.ctx = new AudioContext();
+    try {
+      await this.openGraph();
+    } catch (e) {
+      this.release();
+      throw new Error(`The browser could not set up recording (${e?.name || 'error'}).`);
+    }
+    this.node.port.onmessage = (e) => this.capture(e.data);
+    this.startedAt = performance.now();
+    this.timer = setInterval(() => this.cb.onTime(this.total / 2 / this.rate), 250);
+    // Test hook: the end-to-end tests drop the socket with this event to
+    // show that a recording resumes. Only a script of this page can send it.
+    this.testDrop = () => this.ws?.close(4000, 'test drop');
+    document.addEventListener('tyst:test-drop', this.testDrop);
+    this.connect();
+  }
+
+  /**
+   * openGraph connects the microphone to the capture worklet in an audio
+   * context that runs at the microphone's own rate when the browser tells
+   * it (else the context's default rate): a context of another rate is
+   * refused by Firefox. start declares the context's rate.
+   */
+  async openGraph() {
+    const trackRate = this.media.getAudioTracks()[0]?.getSettings?.().sampleRate;
+    this.ctx = trackRate ? new AudioContext({ sampleRate: trackRate }) : new AudioContext();
     await this.ctx.audioWorklet.addModule('/js/recorder-worklet.js');
     let decimate = 1;
     while (this.ctx.sampleRate / decimate > MAX_RATE) decimate += 1;
@@ -66,13 +89,7 @@ export class Recorder {
       numberOfInputs: 1, numberOfOutputs: 0, channelCount: 1, channelCountMode: 'explicit',
       processorOptions: { decimate },
     });
-    this.node.port.onmessage = (e) => this.capture(e.data);
     src.connect(this.node);
-    this.startedAt = performance.now();
-    this.timer = setInterval(() => this.cb.onTime(this.total / 2 / this.rate), 250);
-    this.testDrop = () => this.ws?.close(4000, 'test drop');
-    document.addEventListener('tyst:test-drop', this.testDrop);
-    this.connect();
   }
 
   capture(msg) {
@@ -243,7 +260,7 @@ export class Recorder {
 
   release() {
     clearInterval(this.timer);
-    this.cb.onTime(this.total / 2 / this.rate);
+    if (this.rate) this.cb.onTime(this.total / 2 / this.rate);
     this.cb.onLevel(0);
     this.media?.getTracks().forEach((t) => t.stop());
     this.node?.disconnect();
