@@ -79,7 +79,11 @@ export class Recorder {
    */
   async openGraph() {
     const trackRate = this.media.getAudioTracks()[0]?.getSettings?.().sampleRate;
-    this.ctx = trackRate ? new AudioContext({ sampleRate: trackRate }) : new AudioContext();
+    try {
+      this.ctx = trackRate ? new AudioContext({ sampleRate: trackRate }) : new AudioContext();
+    } catch {
+      this.ctx = new AudioContext(); // a rate the browser does not offer
+    }
     await this.ctx.audioWorklet.addModule('/js/recorder-worklet.js');
     let decimate = 1;
     while (this.ctx.sampleRate / decimate > MAX_RATE) decimate += 1;
