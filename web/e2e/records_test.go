@@ -224,6 +224,14 @@ func TestJourney(t *testing.T) {
 
 	adminJourney(t, srv, b, s)
 
+	// The record's own audit trail.
+	b.do("open the record", chromedp.Navigate(srv.base+"/#/record/"+recordID))
+	b.click("#record-audit")
+	b.waitJS("the record's audit trail", `location.hash === '#/admin/audit?record=`+recordID+`' && document.querySelectorAll('#audit li').length > 3`, 10*time.Second)
+	if other := eval[int](b, `[...document.querySelectorAll('#audit li a')].filter(a => a.getAttribute('href') !== '#/record/`+recordID+`').length`); other != 0 {
+		t.Errorf("the record's audit trail links %d events of other records", other)
+	}
+
 	// Destroy: dry-run counts, the title typed, then the receipt.
 	b.do("open the record", chromedp.Navigate(srv.base+"/#/record/"+recordID))
 	b.waitJS("the record page", `document.querySelector('#destroy-open')`, 10*time.Second)
@@ -488,6 +496,9 @@ func adminJourney(t *testing.T, srv *server, b *browser, s *session) {
 	}
 	if strings.Contains(b.text("#audit"), canaryTitle) {
 		t.Error("the audit timeline shows a title")
+	}
+	if !strings.Contains(b.text("#audit"), "by admin") {
+		t.Errorf("the audit timeline does not name the actor: %q", short(b.text("#audit")))
 	}
 	b.screen("23-audit")
 

@@ -227,6 +227,12 @@ export async function audit(main, params) {
   replace(main, h('h1', {}, 'Audit log'),
     h('p', { class: 'muted' }, 'Every event is chained by hash. Events of destroyed records keep only their hash.'),
     form, ol, h('div', { class: 'actions' }, more));
+  let names = new Map();
+  try {
+    names = new Map((await get('/api/v1/users')).users.map((u) => [u.user_id, u.username]));
+  } catch {
+    // ids only
+  }
   let cursor = '';
   const page = async () => {
     const p = new URLSearchParams({ limit: '100' });
@@ -234,7 +240,7 @@ export async function audit(main, params) {
     if (cursor) p.set('cursor', cursor);
     const res = await get(`/api/v1/audit?${p}`);
     if (seq !== app.routeSeq) return;
-    for (const ev of res.events) ol.append(eventItem(ev));
+    for (const ev of res.events) ol.append(eventItem(ev, names));
     cursor = res.next_cursor || '';
     more.hidden = !cursor;
     if (!ol.children.length) ol.append(h('li', { class: 'muted' }, 'No events.'));
@@ -243,7 +249,7 @@ export async function audit(main, params) {
   await page();
 }
 
-function eventItem(ev) {
+function eventItem(ev, names) {
   if (ev.redacted) {
     return h('li', {}, h('span', { class: 'muted' }, `#${ev.seq} redacted (record destroyed or purged)`));
   }
@@ -253,7 +259,7 @@ function eventItem(ev) {
       h('span', { class: 'muted small' }, `#${ev.seq}, ${when(ev.time)}`)),
     h('div', { class: 'small' },
       ev.transcript_id ? h('a', { href: `#/record/${ev.transcript_id}` }, `record ${ev.transcript_id}`) : null,
-      ev.actor_id ? ` by user ${ev.actor_id}` : '',
+      ev.actor_id ? ` by ${names.get(ev.actor_id) || `user ${ev.actor_id}`}` : '',
       ev.token_id ? ` (token ${ev.token_id})` : '',
       meta ? h('span', { class: 'muted' }, ` — ${meta}`) : null));
 }

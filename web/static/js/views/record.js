@@ -380,6 +380,7 @@ function actionsSection(ctx) {
   destroy.addEventListener('click', () => destroyDialog(ctx, () => go('#/records')));
   return h('section', { class: 'card', 'aria-labelledby': 'act-h' }, h('h2', { id: 'act-h' }, 'Export or destroy'),
     h('p', {}, 'Export makes a signed package for an editor or lawyer. Destroy erases the record for good and gives a signed receipt.'),
-    h('div', { class: 'actions' }, exp, destroy));
+    h('div', { class: 'actions' }, exp, destroy),
+    isAdmin() ? h('p', { class: 'small' }, h('a', { href: `#/admin/audit?record=${ctx.id}`, id: 'record-audit' }, 'Audit trail of this record')) : null);
 }
 
