@@ -19,6 +19,7 @@ import (
 	"tyst/api"
 	"tyst/retention"
 	"tyst/store"
+	"tyst/web"
 )
 
 type serveConfig struct {
@@ -198,6 +199,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			MaxDownloads: cfg.transfers.maxDownloads, MaxDownloadsPerUser: cfg.transfers.maxDownloadsPerUser,
 			MaxUploads: cfg.transfers.maxUploads, MaxUploadsPerUser: cfg.transfers.maxUploadsPerUser,
 			Status: statusFunc(cfg.purge, ret, sched, maint, keys, src, cfg.dataDir, dumpStatus(dumper, cfg.dumpPlaintext)),
+			UI:     web.Handler(web.Config{MaxUploadBytes: cfg.maxUploadMB << 20}),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -251,9 +253,10 @@ func announceSetup(ctx context.Context, db *store.DB, base string, stderr io.Wri
 		return err
 	}
 	fmt.Fprintf(stderr, "\ntyst: no accounts yet. Create the first admin with this one-time setup token:\n"+
-		"  curl -H 'Content-Type: application/json' -d '{\"token\":\"%s\",\"username\":\"admin\",\"password\":\"…\"}' %s/api/v1/setup\n"+
+		"  in a browser: %s/#/setup/%s\n"+
+		"  or: curl -H 'Content-Type: application/json' -d '{\"token\":\"%s\",\"username\":\"admin\",\"password\":\"…\"}' %s/api/v1/setup\n"+
 		"  or offline: tyst user add --data DIR --username admin --role admin --password-stdin\n\n",
-		token, base)
+		base, token, token, base)
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -122,6 +123,10 @@ type Config struct {
 	// front passes the client's address (e.g. X-Forwarded-For), for the
 	// per-client login limit. Never logged.
 	ClientIPHeader string
+	// UI, when set, serves GET and HEAD requests for paths outside /api/
+	// that no route matches: the browser UI (package web). It is not a
+	// route, so the route list and the OpenAPI document stay the API's.
+	UI http.Handler
 	// Hosts are the host names requests may address besides loopback names
 	// and IP addresses (DNS rebinding, DESIGN §6): the --listen host and
 	// the --public-host names. Case and a trailing dot do not matter.
@@ -172,6 +177,7 @@ type Server struct {
 	routes                 []string // "METHOD /pattern", for the OpenAPI and route tests
 	rules                  []rule   // who may call routes[i]
 	handler                http.Handler
+	ui                     http.Handler
 }
 
 // handlerFunc is a route handler that returns its error instead of writing it.
@@ -193,6 +199,7 @@ func New(cfg Config) *Server {
 		hosts:          map[string]bool{},
 		hsts:           cfg.HSTS,
 		router:         httprouter.New(),
+		ui:             cfg.UI,
 	}
 	for _, h := range cfg.Hosts {
 		if h = normalHost(h); h != "" {
@@ -237,6 +244,10 @@ func New(cfg Config) *Server {
 	s.router.HandleMethodNotAllowed = false
 	s.router.HandleOPTIONS = false
 	s.router.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.ui != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, "/api/") {
+			s.ui.ServeHTTP(w, r)
+			return
+		}
 		s.writeError(w, r, "", apiError(store.CodeNotFound, "no such endpoint"))
 	})
 	s.router.PanicHandler = func(w http.ResponseWriter, r *http.Request, v any) {
