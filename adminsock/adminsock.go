@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"tyst/store"
+
+	"tyst/internal/pathfree"
 )
 
 // SocketName is the admin socket's file name in the data directory.
@@ -500,9 +502,5 @@ func pathFree(err error) error {
 	if errors.As(err, &oe) && oe.Err != nil {
 		err = oe.Err
 	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
-	}
-	return err
+	return pathfree.Strip(err)
 }

@@ -10,13 +10,13 @@ package store
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"syscall"
 
 	bolt "go.etcd.io/bbolt"
 
 	"tyst/store/fstream"
+
+	"tyst/internal/pathfree"
 )
 
 // Code is a machine-readable error class; the values are the API contract of
@@ -108,26 +108,5 @@ func boundary(op string, err error) error {
 	return &Error{Code: CodeInternal, Message: "internal error", Err: cause}
 }
 
-// pathFree is a *fs.PathError or *os.LinkError without its path(s).
-type pathFree struct {
-	op  string
-	err error
-}
-
-func (p *pathFree) Error() string { return p.op + ": " + p.err.Error() }
-func (p *pathFree) Unwrap() error { return p.err }
-
-// stripPaths rebuilds the chain's top path error without its path. Errors
-// deeper in a chain are formatted by their wrappers already, so store never
-// wraps a path error inside another before it reaches here.
-func stripPaths(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return &pathFree{op: pe.Op, err: pe.Err}
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return &pathFree{op: le.Op, err: le.Err}
-	}
-	return err
-}
+// stripPaths drops the path of the chain's path error (package pathfree).
+func stripPaths(err error) error { return pathfree.Strip(err) }

@@ -12,6 +12,8 @@ import (
 
 	"tyst/store"
 	"tyst/stream/spool"
+
+	"tyst/internal/pathfree"
 )
 
 // Log keys (STYLE §9).
@@ -61,27 +63,8 @@ func (b *spoolBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// pathFreeError is an error without the path of the *fs.PathError it was.
-type pathFreeError struct {
-	op  string
-	err error
-}
-
-func (e *pathFreeError) Error() string { return e.op + ": " + e.err.Error() }
-func (e *pathFreeError) Unwrap() error { return e.err }
-
-// pathFree drops the path from err's path error, so it can be logged.
-func pathFree(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return &pathFreeError{op: pe.Op, err: pe.Err}
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return &pathFreeError{op: le.Op, err: le.Err}
-	}
-	return err
-}
+// pathFree drops the path of err's path error (package pathfree).
+func pathFree(err error) error { return pathfree.Strip(err) }
 
 // diskErr classifies a spool error for the client: a full disk is
 // insufficient_storage, a store error stays as it is, anything else is

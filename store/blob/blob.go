@@ -27,10 +27,10 @@ package blob
 import (
 	"errors"
 	"io"
-	"io/fs"
-	"os"
 	"regexp"
 	"time"
+
+	"tyst/internal/pathfree"
 )
 
 // Store holds opaque objects by name. Its methods are safe for concurrent
@@ -117,25 +117,5 @@ func checkName(pattern *regexp.Regexp, name string) error {
 	return nil
 }
 
-// pathFree is a *fs.PathError or *os.LinkError without its path(s).
-type pathFree struct {
-	op  string
-	err error
-}
-
-func (p *pathFree) Error() string { return p.op + ": " + p.err.Error() }
-func (p *pathFree) Unwrap() error { return p.err }
-
-// stripPath returns err without the path of the first path error in its
-// chain, keeping the operation and the cause (the errno).
-func stripPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return &pathFree{op: pe.Op, err: pe.Err}
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return &pathFree{op: le.Op, err: le.Err}
-	}
-	return err
-}
+// stripPath drops the path of err's path error (package pathfree).
+func stripPath(err error) error { return pathfree.Strip(err) }

@@ -40,6 +40,8 @@ import (
 	"github.com/fernet/fernet-go"
 
 	"tyst/store/fstream"
+
+	"tyst/internal/pathfree"
 )
 
 // Defaults of Config (DESIGN §9).
@@ -388,23 +390,5 @@ func (d *Dumper) Status() (enabled bool, files int, bytes int64) {
 	return true, len(list), bytes
 }
 
-// pathFreeError is a path error without its path.
-type pathFreeError struct {
-	op  string
-	err error
-}
-
-func (e *pathFreeError) Error() string { return e.op + ": " + e.err.Error() }
-func (e *pathFreeError) Unwrap() error { return e.err }
-
-func pathFree(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return &pathFreeError{op: pe.Op, err: pe.Err}
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return &pathFreeError{op: le.Op, err: le.Err}
-	}
-	return err
-}
+// pathFree drops the path of err's path error (package pathfree).
+func pathFree(err error) error { return pathfree.Strip(err) }
