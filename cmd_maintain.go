@@ -70,6 +70,19 @@ func runMaint(ctx context.Context, f maintFlags, req adminsock.Request, stdout, 
 	return result, err
 }
 
+// decodeResult decodes what runMaint returns (the server's answer or the
+// local run's) into the operation's result type.
+func decodeResult[T any](raw json.RawMessage, err error) (T, error) {
+	var v T
+	if err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, fmt.Errorf("the result cannot be read: %w", err)
+	}
+	return v, nil
+}
+
 // progressPrinter returns a progress callback that redraws one line on
 // stderr when stderr is a terminal, or nil (quiet under cron).
 func progressPrinter(op string, stderr io.Writer) func(done, total int) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"time"
@@ -39,14 +38,10 @@ func runPurge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	f.retentionDays = days
 	req := adminsock.Request{Op: adminsock.OpPurge, DryRun: *dryRun, RetentionDays: *override}
-	raw, err := runMaint(ctx, f, req, stdout, stderr, func(ctx context.Context, m *maintainer, _ func(int, int)) (any, error) {
+	st, err := decodeResult[retention.Stats](runMaint(ctx, f, req, stdout, stderr, func(ctx context.Context, m *maintainer, _ func(int, int)) (any, error) {
 		return m.Purge(ctx, *dryRun, *override, nil)
-	})
+	}))
 	if err != nil {
-		return err
-	}
-	var st retention.Stats
-	if err := json.Unmarshal(raw, &st); err != nil {
 		return err
 	}
 	if st.Errors > 0 {

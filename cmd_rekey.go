@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 
@@ -27,15 +26,11 @@ func runRekey(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	raw, err := runMaint(ctx, f, adminsock.Request{Op: adminsock.OpRekey}, stdout, stderr,
+	st, err := decodeResult[store.RekeyStats](runMaint(ctx, f, adminsock.Request{Op: adminsock.OpRekey}, stdout, stderr,
 		func(ctx context.Context, m *maintainer, progress func(int, int)) (any, error) {
 			return m.Rekey(ctx, progress)
-		})
+		}))
 	if err != nil {
-		return err
-	}
-	var st store.RekeyStats
-	if err := json.Unmarshal(raw, &st); err != nil {
 		return err
 	}
 	if st.Skipped > 0 {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 
@@ -26,15 +25,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	raw, err := runMaint(ctx, f, adminsock.Request{Op: adminsock.OpVerify}, stdout, stderr,
+	rep, err := decodeResult[store.VerifyReport](runMaint(ctx, f, adminsock.Request{Op: adminsock.OpVerify}, stdout, stderr,
 		func(ctx context.Context, m *maintainer, progress func(int, int)) (any, error) {
 			return m.Verify(ctx, progress)
-		})
+		}))
 	if err != nil {
-		return err
-	}
-	var rep store.VerifyReport
-	if err := json.Unmarshal(raw, &rep); err != nil {
 		return err
 	}
 	if !rep.OK {
