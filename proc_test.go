@@ -4,117 +4,44 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"tyst/internal/testproc"
 )
 
 // Helpers for tests and benchmarks that run the real binary.
 
-// buildBinary builds tyst from the module root (the test's working
-// directory) into dir.
-func buildBinary(dir string) (string, error) {
-	bin := filepath.Join(dir, "tyst")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-}
+// buildBinary builds tyst into dir.
+func buildBinary(dir string) (string, error) { return testproc.Build(dir) }
 
 // procServer is a running tyst serve.
 type procServer struct {
 	cmd  *exec.Cmd
-	base string        // http://127.0.0.1:port
-	done chan struct{} // closed when the process has exited
-	tail *logTail
+	base string           // http://127.0.0.1:port
+	done chan struct{}    // closed when the process has exited
+	tail *testproc.Server // what it logged (String)
 }
 
 // startServer starts "tyst serve" on a free loopback port with data dir
 // data, newsroom key key and extra environment env, and waits for its "tyst serving" log line.
 func startServer(b testing.TB, bin, data, key string, env ...string) *procServer {
 	b.Helper()
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data", data)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "TYST_") && !strings.HasPrefix(kv, "PROJECT_FILES_") && !strings.HasPrefix(kv, "RECORDER_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "PROJECT_FILES_KEY="+key)
-	cmd.Env = append(cmd.Env, env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	s := &procServer{cmd: cmd, done: make(chan struct{}), tail: &logTail{}}
-	b.Cleanup(func() { // after a Fatal: never leave the server running
-		select {
-		case <-s.done:
-		default:
-			cmd.Process.Kill()
-			<-s.done
-		}
-	})
-	addrc := make(chan string, 1)
-	go func() {
-		r := bufio.NewReader(stderr)
-		for {
-			line, err := r.ReadBytes('\n')
-			if len(line) > 0 {
-				s.tail.add(line)
-				var l struct{ Msg, Addr string }
-				if json.Unmarshal(line, &l) == nil && l.Msg == "tyst serving" && l.Addr != "" {
-					select {
-					case addrc <- l.Addr:
-					default:
-					}
-				}
-			}
-			if err != nil {
-				break
-			}
-		}
-		cmd.Wait()
-		close(s.done)
-	}()
-	select {
-	case addr := <-addrc:
-		s.base = "http://" + addr
-	case <-s.done:
-		b.Fatalf("tyst serve exited before serving:\n%s", s.tail)
-	case <-time.After(30 * time.Second):
-		b.Fatalf("tyst serve did not log \"tyst serving\" within 30s:\n%s", s.tail)
-	}
-	return s
+	p := testproc.Start(b, bin, "127.0.0.1:0", data, append([]string{"PROJECT_FILES_KEY=" + key}, env...)...)
+	return &procServer{cmd: p.Cmd, base: p.Base, done: p.Done, tail: p}
 }
 
-// stop sends SIGTERM and waits for the server to exit.
+// stop sends SIGTERM and waits for the server to exit with status 0.
 func (s *procServer) stop(b testing.TB) {
 	b.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		b.Fatal(err)
-	}
-	select {
-	case <-s.done:
-	case <-time.After(40 * time.Second):
-		b.Fatalf("tyst serve did not exit within 40s of SIGTERM:\n%s", s.tail)
-	}
-	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
-		b.Fatalf("tyst serve exited with status %d:\n%s", code, s.tail)
-	}
+	s.tail.Stop(b)
 }
 
 // logTail keeps the last lines the server logged, for error messages.

@@ -6,7 +6,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,7 +19,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +27,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"tyst/internal/testproc"
 )
 
 var (
@@ -63,11 +63,8 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	tystBin = filepath.Join(dir, "tyst")
-	cmd := exec.Command("go", "build", "-o", tystBin, "tyst")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: go build: %v\n%s", err, out)
+	if tystBin, err = testproc.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	return m.Run()
@@ -82,14 +79,10 @@ func needBrowser(t *testing.T) {
 
 // server is a running tyst serve.
 type server struct {
-	cmd        *exec.Cmd
-	base       string
-	data       string
-	key        string
-	setupToken string
-	done       chan struct{}
-	mu         sync.Mutex
-	log        bytes.Buffer // everything it wrote to stderr
+	*testproc.Server
+	base string
+	data string
+	key  string
 }
 
 var setupTokenRE = regexp.MustCompile(`tyst_setup_[A-Za-z0-9_-]+`)
@@ -118,97 +111,30 @@ func startServerKeyless(t *testing.T, env ...string) *server {
 
 func (s *server) start(t *testing.T, listen string, env ...string) {
 	t.Helper()
-	cmd := exec.Command(tystBin, "serve", "--listen", listen, "--data", s.data)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "TYST_") && !strings.HasPrefix(kv, "PROJECT_FILES_") && !strings.HasPrefix(kv, "RECORDER_") && !strings.HasPrefix(kv, "ECHOPANEL_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
 	if s.key != "" {
-		cmd.Env = append(cmd.Env, "PROJECT_FILES_KEY="+s.key)
+		env = append([]string{"PROJECT_FILES_KEY=" + s.key}, env...)
 	}
-	cmd.Env = append(cmd.Env, env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s.cmd = cmd
-	s.done = make(chan struct{})
-	done := s.done
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	addrc := make(chan string, 1)
-	go func() {
-		r := bufio.NewReader(stderr)
-		for {
-			line, err := r.ReadBytes('\n')
-			if len(line) > 0 {
-				s.mu.Lock()
-				s.log.Write(line)
-				s.mu.Unlock()
-				if m := setupTokenRE.Find(line); m != nil {
-					s.mu.Lock()
-					s.setupToken = string(m)
-					s.mu.Unlock()
-				}
-				var l struct{ Msg, Addr string }
-				if json.Unmarshal(line, &l) == nil && l.Msg == "tyst serving" && l.Addr != "" {
-					select {
-					case addrc <- l.Addr:
-					default:
-					}
-				}
-			}
-			if err != nil {
-				break
-			}
-		}
-		cmd.Wait()
-		close(done)
-	}()
-	select {
-	case addr := <-addrc:
-		s.base = "http://" + addr
-	case <-done:
-		t.Fatalf("tyst serve exited before serving:\n%s", s.logText())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("tyst serve did not start within 30 s:\n%s", s.logText())
-	}
+	s.Server = testproc.Start(t, tystBin, listen, s.data, env...)
+	s.base = s.Base
 }
 
 // restart stops the server with SIGTERM and starts it again on the same
 // address and data directory.
 func (s *server) restart(t *testing.T) {
 	t.Helper()
-	listen := strings.TrimPrefix(s.base, "http://")
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(40 * time.Second):
-		t.Fatalf("tyst serve did not stop within 40 s")
-	}
-	s.start(t, listen)
+	s.Stop(t)
+	s.start(t, strings.TrimPrefix(s.base, "http://"))
 }
 
-func (s *server) logText() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log.String()
-}
+func (s *server) logText() string { return s.String() }
 
+// token returns the newest setup token the server logged, if it did.
 func (s *server) token() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.setupToken
+	all := setupTokenRE.FindAllString(s.String(), -1)
+	if len(all) == 0 {
+		return ""
+	}
+	return all[len(all)-1]
 }
 
 // browser is one Chromium with a fresh profile, and the page it drives.
