@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,7 +43,7 @@ func BenchmarkExport(b *testing.B) {
 
 func benchExport(b *testing.B, bin string, size int64, mode string) {
 	data, key := b.TempDir(), store.GenerateKey()
-	token := offlineAdminToken(b, bin, data, key)
+	token := offlineUserToken(b, bin, data, key, "benchadmin", "admin")
 	srv := startServer(b, bin, data, key, "TYST_MAX_UPLOAD_MB=256")
 	client := &http.Client{Transport: bearer{token, &http.Transport{DisableCompression: true}}, Timeout: 10 * time.Minute}
 	id := benchCreateRecord(b, client, srv.base)
@@ -95,25 +94,6 @@ func benchExport(b *testing.B, bin string, size int64, mode string) {
 	if peak > benchMaxRSSMiB {
 		b.Logf("TARGET MISSED: peak RSS %.1f MiB > %d MiB", peak, benchMaxRSSMiB)
 	}
-}
-
-// offlineAdminToken makes an admin with `tyst user add` and a token with
-// `tyst token create`, offline, before the server starts.
-func offlineAdminToken(tb testing.TB, bin, data, key string) string {
-	tb.Helper()
-	env := append(os.Environ(), "PROJECT_FILES_KEY="+key)
-	add := exec.Command(bin, "user", "add", "--data", data, "--username", "benchadmin", "--role", "admin", "--password-stdin")
-	add.Env, add.Stdin = env, strings.NewReader("bench admin password 1234\n")
-	if out, err := add.CombinedOutput(); err != nil {
-		tb.Fatalf("user add: %v\n%s", err, out)
-	}
-	tok := exec.Command(bin, "token", "create", "--data", data, "--username", "benchadmin")
-	tok.Env = env
-	out, err := tok.Output()
-	if err != nil {
-		tb.Fatalf("token create: %v", err)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // BenchmarkServeStart measures the start of the real `tyst serve` on a data

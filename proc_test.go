@@ -145,13 +145,20 @@ func authClient(token string) *http.Client {
 // password (its peak memory is then the upload's alone).
 func offlineToken(tb testing.TB, bin, data, key string) string {
 	tb.Helper()
+	return offlineUserToken(tb, bin, data, key, "bench", "editor")
+}
+
+// offlineUserToken makes a user with `tyst user add` and a token with
+// `tyst token create`, offline, before the server starts.
+func offlineUserToken(tb testing.TB, bin, data, key, username, role string) string {
+	tb.Helper()
 	env := append(os.Environ(), "PROJECT_FILES_KEY="+key)
-	add := exec.Command(bin, "user", "add", "--data", data, "--username", "bench", "--role", "editor", "--password-stdin")
-	add.Env, add.Stdin = env, strings.NewReader("bench password 1234\n")
+	add := exec.Command(bin, "user", "add", "--data", data, "--username", username, "--role", role, "--password-stdin")
+	add.Env, add.Stdin = env, strings.NewReader(username+" password 1234\n")
 	if out, err := add.CombinedOutput(); err != nil {
 		tb.Fatalf("user add: %v\n%s", err, out)
 	}
-	tok := exec.Command(bin, "token", "create", "--data", data, "--username", "bench")
+	tok := exec.Command(bin, "token", "create", "--data", data, "--username", username)
 	tok.Env = env
 	out, err := tok.Output()
 	if err != nil {
