@@ -87,6 +87,10 @@ func (db *DB) Compact(ctx context.Context) (st CompactStats, err error) {
 		os.Remove(tmp)
 		return st, err
 	}
+	if err := db.faultAt(FaultCompactCopied); err != nil {
+		os.Remove(tmp)
+		return st, err
+	}
 	if err := db.bolt.Close(); err != nil {
 		os.Remove(tmp)
 		return st, err
@@ -105,6 +109,9 @@ func (db *DB) Compact(ctx context.Context) (st CompactStats, err error) {
 	}
 	if err := db.reopen(path, nil); err != nil {
 		return st, err
+	}
+	if err := db.faultAt(FaultCompactRenamed); err != nil {
+		return st, err // Open overwrites the old file the next time
 	}
 	if linkErr == nil {
 		if err := shred(old); err != nil {

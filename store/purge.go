@@ -91,6 +91,11 @@ func (db *DB) PurgeRecord(ctx context.Context, id uint64, now time.Time, retenti
 		_, err = db.deleteRecord(ctx, tx, l, doc, "retention", ActionPurged)
 		return err
 	})
+	if err == nil {
+		// The record is gone; a failure from here leaves its blob to the
+		// orphan sweep.
+		err = db.faultAt(FaultPurgeCommitted)
+	}
 	return blob, err
 }
 
