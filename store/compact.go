@@ -71,6 +71,7 @@ func (db *DB) Compact(ctx context.Context) (st CompactStats, err error) {
 	os.Remove(tmp)
 	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
+		os.Remove(tmp) // a full disk fails the new file's first pages
 		return st, err
 	}
 	if err := bolt.Compact(dst, db.bolt, compactTxBytes); err != nil {
