@@ -334,5 +334,3 @@ func hostileCases(wav []byte) []hostileCase {
 	)
 	return cs
 }
-
-
