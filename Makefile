@@ -16,7 +16,7 @@ LOAD     ?= 3m
 GOVULNCHECK ?= v1.9.0
 FIGURES  := $(CURDIR)/docs/reliability
 
-.PHONY: run test bench fuzz build release purge purge-dry-run clean crashtest fuzz-all loadtest footprint test-arm64 vulncheck reliability-doc
+.PHONY: run test bench fuzz build release purge purge-dry-run clean crashtest fuzz-all loadtest footprint test-arm64 vulncheck vulncheck-figures reliability-doc
 
 run: build ## build, then start ./tyst serve on 127.0.0.1:8080 with data in ./tyst-data
 	./tyst serve
@@ -73,6 +73,9 @@ test-arm64: ## the store and stream packages built for linux/arm64, run under qe
 
 vulncheck: ## govulncheck (pinned GOVULNCHECK) over every package: no reachable finding
 	scripts/vulncheck.sh $(GOVULNCHECK)
+
+vulncheck-figures: ## make vulncheck, and what it checked in docs/reliability/vulncheck.json
+	VULNCHECK_FIGURES=$(FIGURES)/vulncheck.json scripts/vulncheck.sh $(GOVULNCHECK)
 
 reliability-doc: ## docs/RELIABILITY.md from docs/reliability/*.json and its template
 	go test -count=1 -run '^TestReliabilityDoc$$' . -update
