@@ -39,11 +39,11 @@ func runMaint(ctx context.Context, f maintFlags, req adminsock.Request, stdout, 
 	switch {
 	case errors.Is(err, adminsock.ErrNoServer):
 		ret := time.Duration(f.retentionDays) * 24 * time.Hour
-		db, err := openOfflineWith(f.dataDir, f.keyFile, false, stderr, ret)
+		db, keys, err := openOfflineWith(f.dataDir, f.keyFile, false, stderr, ret)
 		if err != nil {
 			return nil, err
 		}
-		out, err := local(ctx, newMaintainer(db, ret, nil), progress)
+		out, err := local(ctx, newMaintainer(db, keys, f.dataDir, ret, nil), progress)
 		if cerr := db.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("database cannot be closed: %w", cerr)
 		}
@@ -94,29 +94,30 @@ func progressPrinter(op string, stderr io.Writer) func(done, total int) {
 // because no server answered on the admin socket. create says whether a
 // missing data directory may be created (only user add may set one up).
 func openOffline(dataDir, keyFile string, create bool, stderr io.Writer) (*store.DB, error) {
-	return openOfflineWith(dataDir, keyFile, create, stderr, 0)
+	db, _, err := openOfflineWith(dataDir, keyFile, create, stderr, 0)
+	return db, err
 }
 
 // openOfflineWith is openOffline with the retention the records are
 // judged by (store.DefaultRetention when zero).
-func openOfflineWith(dataDir, keyFile string, create bool, stderr io.Writer, retention time.Duration) (*store.DB, error) {
+func openOfflineWith(dataDir, keyFile string, create bool, stderr io.Writer, retention time.Duration) (*store.DB, *store.Keyring, error) {
 	if st, err := os.Stat(dataDir); !create && (err != nil || !st.IsDir()) {
-		return nil, errors.New("data directory (--data / TYST_DATA_DIR) does not exist or is not a directory")
+		return nil, nil, errors.New("data directory (--data / TYST_DATA_DIR) does not exist or is not a directory")
 	}
 	// The keys before a new directory: a malformed key leaves none behind.
 	keys, src, err := loadKeys(keyFile, dataDir, false) // a key made here would not be the server's
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, errors.New("data directory (--data / TYST_DATA_DIR) cannot be created: permission denied or not a directory")
+		return nil, nil, errors.New("data directory (--data / TYST_DATA_DIR) cannot be created: permission denied or not a directory")
 	}
 	if src == store.KeyFromDataDir {
 		fmt.Fprintln(stderr, "warning: no newsroom key given (PROJECT_FILES_KEY or --key-file): using the generated files.key in the data directory, as `tyst serve` does")
 	}
 	db, err := store.Open(dataDir, store.Options{Keys: keys, LockTimeout: offlineLockTimeout, Retention: retention})
 	if errors.Is(err, store.ErrLocked) {
-		return nil, errors.New("the database is held by another tyst process, but no server answered on its admin socket (admin.sock in the data directory): if a server is starting or stopping, try again")
+		return nil, nil, errors.New("the database is held by another tyst process, but no server answered on its admin socket (admin.sock in the data directory): if a server is starting or stopping, try again")
 	}
-	return db, err
+	return db, keys, err
 }

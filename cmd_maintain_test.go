@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,12 +108,19 @@ func TestVerifyRekeyBackup_Offline(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"ok": true`) {
 		t.Fatalf("verify: code %d %s %s", code, out, errOut)
 	}
+	printed := out + errOut
+	defer func() {
+		if strings.Contains(printed, "CANARY") || strings.Contains(printed, dir) {
+			t.Fatal("a command printed a title or the data directory's path")
+		}
+	}()
 
 	// Rotation: the new key with the old one kept; rekey; then the old
 	// key can go.
 	t.Setenv("PROJECT_FILES_KEY", newKey)
 	t.Setenv("PROJECT_FILES_OLD_KEYS", oldKey)
 	out, errOut, code = runCmd(t, nil, "rekey", "--data", dir)
+	printed += out + errOut
 	var st store.RekeyStats
 	json.Unmarshal([]byte(out), &st)
 	oldID, _ := store.KeyID(oldKey)
@@ -127,6 +135,8 @@ func TestVerifyRekeyBackup_Offline(t *testing.T) {
 	backup := filepath.Join(t.TempDir(), "copy")
 	if out, errOut, code := runCmd(t, nil, "backup", "--data", dir, "--out", backup); code != 0 || !strings.Contains(out, `"blobs": 1`) {
 		t.Fatalf("backup: code %d %s %s", code, out, errOut)
+	} else {
+		printed += out + errOut
 	}
 	if out, errOut, code := runCmd(t, nil, "verify", "--data", backup); code != 0 {
 		t.Fatalf("verify of the backup: code %d %s %s", code, out, errOut)
@@ -179,6 +189,14 @@ func TestMaintenance_Online(t *testing.T) {
 	if out, errOut, code := runCmd(t, nil, "verify", "--data", backup); code != 0 {
 		t.Fatalf("verify of the online backup: %d %s %s", code, out, errOut)
 	}
+	// The backup serves.
+	copySrv := serveInProcess(t, "--listen", "127.0.0.1:0", "--data", backup)
+	resp, err := http.Get("http://" + copySrv.addr + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("serve from the backup: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	copySrv.stop(t)
 	if out2, _, _ := runCmd(t, nil, "signing-key", "--data", dir); out2 != out {
 		t.Fatalf("offline signing-key differs: %q vs %q", out2, out)
 	}

@@ -35,6 +35,13 @@ type serveConfig struct {
 	publicHosts    string
 	transfers      transferLimits
 	purge          retentionSettings
+	// Live streams and the debug audio dump (DESIGN §8, §9).
+	resumeWindow    time.Duration
+	dumpOn          bool
+	dumpPlaintext   bool
+	dumpMaxAgeHours int64
+	dumpMaxFiles    int64
+	dumpMaxMB       int64
 }
 
 // validate checks the settings that need no I/O; errors name the setting,
@@ -47,6 +54,10 @@ func (c *serveConfig) validate() error {
 		return &usageError{"--retention-days must be at least 1"}
 	case (c.tlsCert == "") != (c.tlsKey == ""):
 		return &usageError{"--tls-cert and --tls-key go together"}
+	case c.resumeWindow < time.Second:
+		return &usageError{"--stream-resume-window must be at least 1s"}
+	case c.dumpMaxAgeHours < 1 || c.dumpMaxFiles < 1 || c.dumpMaxMB < 1:
+		return &usageError{"the --debug-audio-dump-max-* limits must be at least 1"}
 	}
 	if err := c.transfers.validate(); err != nil {
 		return err
@@ -100,6 +111,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := retentionFlags(fs, &cfg.purge); err != nil {
 		return err
 	}
+	if err := streamFlags(fs, &cfg); err != nil {
+		return err
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -134,7 +148,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	maint := newMaintainer(db, ret, log.With("component", "retention"))
+	maint := newMaintainer(db, keys, cfg.dataDir, ret, log.With("component", "retention"))
 	sched := retention.NewScheduler(log.With("component", "cron"))
 	if err := schedulePurge(sched, cfg.purge, maint, log.With("component", "retention")); err != nil {
 		return err
@@ -161,16 +175,29 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
+	streams, dumper, err := openStreams(&cfg, db, keys, log)
+	if err != nil {
+		return err
+	}
+	if dumper != nil {
+		if err := sched.Add("dump-cleanup", retention.DumpCleanupSchedule, dumpCleanup(dumper, log.With("component", "dump"))); err != nil {
+			return err
+		}
+	}
+	// Deferred after db.Close, so it runs before it: live streams end (they
+	// resume after a restart) before the database closes.
+	defer streams.Close()
+
 	srv := &http.Server{
 		Handler: api.New(api.Config{
-			Records: db, Accounts: db, Logger: log.With("component", "api"), Version: version,
+			Records: db, Accounts: db, Streams: streams, Logger: log.With("component", "api"), Version: version,
 			MaxUploadBytes: cfg.maxUploadMB << 20, SecureCookies: cfg.tlsCert != "" || cfg.secureCookies,
 			ClientIPHeader: cfg.clientIPHeader, HSTS: cfg.tlsCert != "",
 			Hosts:            append(strings.Split(cfg.publicHosts, ","), listenHost(cfg.listen)),
 			WriteIdleTimeout: cfg.transfers.writeIdle, UploadMinRate: cfg.transfers.uploadMinRate, UploadGrace: cfg.transfers.uploadGrace,
 			MaxDownloads: cfg.transfers.maxDownloads, MaxDownloadsPerUser: cfg.transfers.maxDownloadsPerUser,
 			MaxUploads: cfg.transfers.maxUploads, MaxUploadsPerUser: cfg.transfers.maxUploadsPerUser,
-			Status: statusFunc(cfg.purge, ret, sched, maint, keys, src, cfg.dataDir, nil),
+			Status: statusFunc(cfg.purge, ret, sched, maint, keys, src, cfg.dataDir, dumpStatus(dumper, cfg.dumpPlaintext)),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

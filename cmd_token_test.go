@@ -63,7 +63,7 @@ func TestTokenCreate_RunningServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- adminsock.Serve(ctx, ln, db, newMaintainer(db, 0, nil), slog.New(slog.NewJSONHandler(&logs, nil)))
+		done <- adminsock.Serve(ctx, ln, db, newMaintainer(db, nil, dir, 0, nil), slog.New(slog.NewJSONHandler(&logs, nil)))
 	}()
 	stopAdmin := func() {
 		cancel()

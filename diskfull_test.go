@@ -104,7 +104,7 @@ func dataState(t *testing.T, c *http.Client, base, data string) string {
 		return nil
 	})
 	sort.Strings(lines)
-	resp, body := doRead(t, c, mustRequest(t, "GET", base+"/api/v1/records?limit=100", "", nil))
+	resp, body := doRead(t, c, bodyRequest(t, "GET", base+"/api/v1/records?limit=100", "", nil))
 	if resp.StatusCode != 200 {
 		t.Fatalf("list: %d %s", resp.StatusCode, body)
 	}
@@ -121,7 +121,7 @@ func dataState(t *testing.T, c *http.Client, base, data string) string {
 	return strings.Join(lines, "\n")
 }
 
-func mustRequest(t *testing.T, method, url, ct string, body io.Reader) *http.Request {
+func bodyRequest(t *testing.T, method, url, ct string, body io.Reader) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
@@ -175,7 +175,7 @@ func TestDiskFull(t *testing.T) {
 	disk := diskFiller{t, filepath.Join(mnt, "filler")}
 
 	create := func() uint64 {
-		resp, body := doRead(t, c, mustRequest(t, "POST", srv.base+"/api/v1/record", "application/json", strings.NewReader(`{"title":"full"}`)))
+		resp, body := doRead(t, c, bodyRequest(t, "POST", srv.base+"/api/v1/record", "application/json", strings.NewReader(`{"title":"full"}`)))
 		wantStatus(t, "create", resp, body, 201, "")
 		var out struct {
 			ID uint64 `json:"transcript_id"`
@@ -185,10 +185,10 @@ func TestDiskFull(t *testing.T) {
 	}
 	upload := func(id uint64, wav []byte) (*http.Response, []byte) {
 		ct, body := multipartWAV(wav)
-		return doRead(t, c, mustRequest(t, "POST", fmt.Sprintf("%s/api/v1/record/%d/audio", srv.base, id), ct, body))
+		return doRead(t, c, bodyRequest(t, "POST", fmt.Sprintf("%s/api/v1/record/%d/audio", srv.base, id), ct, body))
 	}
 	export := func(id uint64) (*http.Response, []byte) {
-		return doRead(t, c, mustRequest(t, "POST", fmt.Sprintf("%s/api/v1/record/%d/export", srv.base, id), "application/json",
+		return doRead(t, c, bodyRequest(t, "POST", fmt.Sprintf("%s/api/v1/record/%d/export", srv.base, id), "application/json",
 			strings.NewReader(`{"confirm":true,"reason":"for the editor"}`)))
 	}
 	cli := func(env []string, args ...string) ([]byte, error) {
@@ -255,7 +255,7 @@ func TestDiskFull(t *testing.T) {
 	}()
 	func() { // Compaction
 		destroy := func(id uint64) (*http.Response, []byte) {
-			return doRead(t, c, mustRequest(t, "POST", fmt.Sprintf("%s/api/v1/record/%d/destroy", srv.base, id),
+			return doRead(t, c, bodyRequest(t, "POST", fmt.Sprintf("%s/api/v1/record/%d/destroy", srv.base, id),
 				"application/json", strings.NewReader(`{"dry_run":false,"confirm":true,"reason":"source asked"}`)))
 		}
 		// No space at all: the database cannot commit, the destroy is

@@ -283,7 +283,7 @@ func cpuCount() int {
 }
 
 func loadJSON(t *testing.T, method, url, body string) *http.Request {
-	return mustRequest(t, method, url, "application/json", strings.NewReader(body))
+	return bodyRequest(t, method, url, "application/json", strings.NewReader(body))
 }
 
 func loadCreate(t *testing.T, c *http.Client, base string) uint64 {

@@ -41,6 +41,7 @@ Commands:
   rekey           seal everything under the primary newsroom key after a rotation
   backup          write a consistent copy of the data directory
   signing-key     print the newsroom signing key's allowed_signers line and fingerprint
+  stream          stream live PCM from stdin into a record (arecord ... | tyst stream)
   verify-package  check an export package offline: verify-package FILE.zip
   keygen          make a new newsroom key (Fernet, base64url): stdout or --out FILE
   decrypt         decrypt a file of tyst's stream format: stdin to stdout or --out FILE
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runSigningKey(ctx, rest, stdout, stderr)
 	case "verify-package":
 		return runVerifyPackage(rest, stdout, stderr)
+	case "stream":
+		return runStream(ctx, rest, stdin, stdout, stderr)
 	case "version":
 		return runVersion(rest, stdout, stderr)
 	case "help", "-h", "--help":

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"tyst/retention"
 	"tyst/store"
+	"tyst/stream/dump"
 )
 
 // maintainer carries out the long operations — purge, verify, rekey,
@@ -16,6 +18,8 @@ import (
 // it when no server runs.
 type maintainer struct {
 	db        *store.DB
+	keys      *store.Keyring
+	dataDir   string
 	retention time.Duration
 	log       *slog.Logger
 	now       func() time.Time
@@ -30,11 +34,11 @@ type lastPurge struct {
 	FinishedAt time.Time `json:"finished_at"`
 }
 
-func newMaintainer(db *store.DB, ret time.Duration, log *slog.Logger) *maintainer {
+func newMaintainer(db *store.DB, keys *store.Keyring, dataDir string, ret time.Duration, log *slog.Logger) *maintainer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &maintainer{db: db, retention: ret, log: log, now: time.Now}
+	return &maintainer{db: db, keys: keys, dataDir: dataDir, retention: ret, log: log, now: time.Now}
 }
 
 // Purge runs one purge (DESIGN §10). retentionDays overrides the server's
@@ -66,9 +70,16 @@ func (m *maintainer) Verify(ctx context.Context, progress func(done, total int))
 	return m.db.Verify(ctx, store.VerifyOptions{Progress: progress})
 }
 
-// Rekey seals everything under the primary key.
+// Rekey seals everything under the primary key, the debug dumps included
+// (those written to in the last minute wait for the next run).
 func (m *maintainer) Rekey(ctx context.Context, progress func(done, total int)) (any, error) {
-	return m.db.Rekey(ctx, store.RekeyOptions{Progress: progress})
+	st, err := m.db.Rekey(ctx, store.RekeyOptions{Progress: progress})
+	if err != nil {
+		return st, err
+	}
+	n, err := dump.Rekey(filepath.Join(m.dataDir, dump.DirName), m.keys.Primary(), m.keys.All(), m.now().Add(-time.Minute))
+	st.Files += n
+	return st, err
 }
 
 // Backup writes a consistent copy into out.

@@ -113,6 +113,7 @@ func (s *Server) handleAudioUpload(w http.ResponseWriter, r *http.Request, ps ht
 			DeclaredType: part.Header.Get("Content-Type"),
 			Body:         bodyLimitReader{part},
 			MaxBytes:     s.maxUpload,
+			Exclusive:    s.noStream(id),
 		})
 		if err != nil {
 			return err
@@ -346,4 +347,17 @@ func parseDigits(s string) (int64, bool) {
 		}
 	}
 	return n, true
+}
+
+// noStream returns the check AttachAudio makes once it holds record id for
+// an upload: a live stream into the record refuses the upload (the stream
+// makes the same check the other way round, so one of the two always
+// sees the other and no recorded minute is lost to a race).
+func (s *Server) noStream(id uint64) func() error {
+	return func() error {
+		if s.streams != nil && s.streams.Busy(id) {
+			return apiError(store.CodeConflict, "a live stream is recording into this record")
+		}
+		return nil
+	}
 }

@@ -94,6 +94,7 @@ var routeClass = map[string]string{
 	"POST /api/v1/projects":                    "editor",
 	"PATCH /api/v1/projects/:id":               "editor",
 	"POST /api/v1/record/:id/audio":            "editor+stream",
+	"GET /api/v1/record/:id/stream":            "editor+stream",
 	"GET /api/v1/record/:id/audio":             "viewer",
 	"HEAD /api/v1/record/:id/audio":            "viewer",
 	"DELETE /api/v1/record/:id/audio":          "editor",

@@ -68,10 +68,22 @@ type Records interface {
 	KeyUsage(ctx context.Context) (map[string]int, error)
 }
 
+// Streams serves live audio over WebSocket (DESIGN §8). The API calls it
+// after authenticating the request (the principal is in r's context) and
+// parsing the id. An error it returns means nothing was upgraded and is
+// answered as JSON; after an upgrade it returns nil.
+type Streams interface {
+	ServeStream(w http.ResponseWriter, r *http.Request, recordID uint64) error
+	// Busy reports whether a live stream holds record id (running, or
+	// dropped and still resumable).
+	Busy(recordID uint64) bool
+}
+
 // Config configures a Server.
 type Config struct {
 	Records        Records
 	Accounts       Accounts
+	Streams        Streams      // nil: live streaming answers 404
 	Logger         *slog.Logger // discards when nil
 	Version        string
 	MaxUploadBytes int64 // store.DefaultMaxUpload when zero
@@ -139,6 +151,7 @@ type Server struct {
 	records   Records
 	accounts  Accounts
 	status    StatusFunc
+	streams   Streams
 	log       *slog.Logger
 	version   string
 	maxUpload int64
@@ -170,6 +183,7 @@ func New(cfg Config) *Server {
 		records:        cfg.Records,
 		accounts:       cfg.Accounts,
 		status:         cfg.Status,
+		streams:        cfg.Streams,
 		secureCookies:  cfg.SecureCookies,
 		clientIPHeader: cfg.ClientIPHeader,
 		sessionTTL:     cfg.SessionTTL,
@@ -282,6 +296,7 @@ func (s *Server) registerRoutes() {
 	s.route("GET", "/api/v1/receipts/:receipt_id", viewer, s.handleReceiptGet)
 	s.route("GET", "/api/v1/audit", admin, s.handleAuditList)
 	s.route("GET", "/api/v1/status", viewer, s.handleStatus)
+	s.route("GET", "/api/v1/record/:id/stream", editorOrSt, s.handleRecordStream)
 	s.route("GET", "/api/v1/users", admin, s.handleUserList)
 	s.route("POST", "/api/v1/users", admin, s.handleUserCreate)
 	s.route("PATCH", "/api/v1/users/:id", admin, s.handleUserUpdate)
@@ -290,6 +305,18 @@ func (s *Server) registerRoutes() {
 	s.route("DELETE", "/api/v1/tokens/:id", admin, s.handleTokenRevoke)
 	s.route("GET", "/api/v1/settings", admin, s.handleSettingsGet)
 	s.route("PUT", "/api/v1/settings", admin, s.handleSettingsUpdate)
+}
+
+// handleRecordStream hands the WebSocket upgrade to the stream server.
+func (s *Server) handleRecordStream(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	id, err := parseID(ps.ByName("id"))
+	if err != nil {
+		return err
+	}
+	if s.streams == nil {
+		return apiError(store.CodeNotFound, "live streaming is not enabled")
+	}
+	return s.streams.ServeStream(w, r, id)
 }
 
 func (s *Server) route(method, pattern string, ru rule, h handlerFunc) {

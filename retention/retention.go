@@ -22,6 +22,9 @@ import (
 // DefaultRetention is RECORDER_RETENTION_DAYS' default.
 const DefaultRetention = store.DefaultRetention
 
+// purgeBatch is how many records one transaction purges.
+const purgeBatch = 100
+
 // LeftoverAge is how old an orphan blob or a temp file must be before
 // purge removes it, so an upload or stream in progress is never touched.
 const LeftoverAge = time.Hour
@@ -52,8 +55,9 @@ func Plan(now time.Time, recs []store.RetentionInfo, retention time.Duration) []
 // Store is what a purge needs; *store.DB implements it.
 type Store interface {
 	RetentionInfo(ctx context.Context) ([]store.RetentionInfo, error)
-	// PurgeRecord deletes an expired record and returns its blob's name.
-	PurgeRecord(ctx context.Context, id uint64, now time.Time, retention time.Duration) (string, error)
+	// PurgeRecords deletes expired records in one transaction and says,
+	// per record, what it did; an error fails the whole batch.
+	PurgeRecords(ctx context.Context, ids []uint64, now time.Time, retention time.Duration) ([]store.Purged, error)
 	RemoveBlob(name string) error
 	PurgeExports(ctx context.Context, cutoff time.Time, dryRun bool) (int, error)
 	SweepOrphans(ctx context.Context, olderThan time.Time, dryRun bool) (int, error)
@@ -107,32 +111,48 @@ func Run(ctx context.Context, s Store, o Options) (Stats, error) {
 		st.Errors++
 		log.Warn("purge: "+what+" failed", append(attrs, "err", err.Error())...)
 	}
-	for _, id := range Plan(o.Now, recs, o.Retention) {
+	plan := Plan(o.Now, recs, o.Retention)
+	for start := 0; start < len(plan); start += purgeBatch {
 		if ctx.Err() != nil {
 			fail("run", ctx.Err())
 			break
 		}
+		batch := plan[start:min(start+purgeBatch, len(plan))]
 		if o.DryRun {
+			st.PurgedCount += len(batch)
+			continue
+		}
+		done, err := s.PurgeRecords(ctx, batch, o.Now, o.Retention)
+		if err != nil {
+			// The batch's transaction failed: one by one, so one bad
+			// record does not keep the others.
+			done = done[:0]
+			for _, id := range batch {
+				one, err := s.PurgeRecords(ctx, []uint64{id}, o.Now, o.Retention)
+				if err != nil {
+					one = []store.Purged{{ID: id, Err: err}}
+				}
+				done = append(done, one...)
+			}
+		}
+		for _, p := range done {
+			switch {
+			case store.ErrorCode(p.Err) == store.CodeConflict, store.ErrorCode(p.Err) == store.CodeNotFound:
+				continue // put on hold or destroyed meanwhile
+			case p.Err != nil:
+				fail("record", p.Err, "record_id", p.ID)
+				continue
+			}
 			st.PurgedCount++
-			continue
+			if p.Blob == "" {
+				continue
+			}
+			if err := s.RemoveBlob(p.Blob); err != nil {
+				fail("blob removal", err, "record_id", p.ID) // the orphan sweep of a later run retries
+				continue
+			}
+			st.FilesDeleted++
 		}
-		blob, err := s.PurgeRecord(ctx, id, o.Now, o.Retention)
-		switch {
-		case store.ErrorCode(err) == store.CodeConflict, store.ErrorCode(err) == store.CodeNotFound:
-			continue // put on hold or destroyed meanwhile
-		case err != nil:
-			fail("record", err, "record_id", id)
-			continue
-		}
-		st.PurgedCount++
-		if blob == "" {
-			continue
-		}
-		if err := s.RemoveBlob(blob); err != nil {
-			fail("blob removal", err, "record_id", id) // the orphan sweep of a later run retries
-			continue
-		}
-		st.FilesDeleted++
 	}
 	n, err := s.PurgeExports(ctx, cutoff, o.DryRun)
 	st.ExportsDeleted = n

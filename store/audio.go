@@ -100,6 +100,11 @@ type NewAudio struct {
 	DeclaredType string    // the Content-Type the client declared, may be empty
 	Body         io.Reader // the file's bytes; read once, front to back
 	MaxBytes     int64     // DefaultMaxUpload when zero
+	// Exclusive, when set, is called once the record is held for this
+	// upload (Uploading reports it from then on); its error refuses the
+	// upload. The API refuses an upload into a record that a live stream
+	// holds with it.
+	Exclusive func() error
 }
 
 // sourceError marks an error of the upload body, as opposed to the disk.
@@ -155,6 +160,11 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 		return nil, errorf(CodeConflict, "an upload for this record is in progress")
 	}
 	defer db.releaseUpload(id)
+	if n.Exclusive != nil {
+		if err := n.Exclusive(); err != nil {
+			return nil, err
+		}
+	}
 	l, err := check()
 	if err != nil {
 		return nil, err
@@ -249,6 +259,15 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 		return nil, err
 	}
 	return a.audio(), nil
+}
+
+// Uploading reports whether an upload into record id is running. A live
+// stream checks it after it holds the record, as uploads check for
+// streams (NewAudio.Exclusive).
+func (db *DB) Uploading(id uint64) bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.uploading[id]
 }
 
 func (db *DB) claimUpload(id uint64) bool {

@@ -35,7 +35,7 @@ var (
 	bucketProjectIndex  = []byte("project_records")
 	allBuckets          = [][]byte{bucketMeta, bucketProjects, bucketRecords, bucketAssets, bucketAudit, bucketAuditByRecord,
 		bucketUsers, bucketUsersByName, bucketSessions, bucketTokens, bucketTokenHashes, bucketProjectIndex,
-		bucketSegments, bucketNotes, bucketReceipts, bucketTombstones, bucketExports}
+		bucketSegments, bucketNotes, bucketReceipts, bucketTombstones, bucketExports, bucketUntitled}
 )
 
 const (
@@ -61,6 +61,9 @@ type Options struct {
 	// WrapBlobWriter, when set, wraps every blob file as it is written. Tests
 	// inject a failing disk with it; production leaves it nil.
 	WrapBlobWriter func(io.Writer) io.Writer
+	// NoSync skips bbolt's fsync of each commit. Only for building large
+	// fixtures in benchmarks: a crash loses the last commits.
+	NoSync bool
 	// Blobs and Exports, when set, are the stores of blobs and export
 	// packages (another backend, or blob.Memory in tests); the local
 	// directories <data>/blobs and <data>/exports otherwise.
@@ -162,6 +165,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("database cannot be opened: %w", stripPaths(err))
 	}
+	bdb.NoSync = opts.NoSync
 	db := &DB{
 		lock:      lock,
 		bolt:      bdb,

@@ -198,7 +198,11 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 			return nil, fmt.Errorf("blob of record %d: %w", id, err)
 		}
 		defer audioObj.Close()
-		in.Audio = fstream.NewReader(io.NewSectionReader(audioObj, 0, audioObj.Size()), []*fernet.Key{a.key})
+		// Decrypting the blob runs beside the hashing and encrypting of
+		// the package, on its own goroutine.
+		ra := newReadAhead(fstream.NewReader(io.NewSectionReader(audioObj, 0, audioObj.Size()), []*fernet.Key{a.key}), 256<<10, 4)
+		defer ra.Close()
+		in.Audio = ra
 		in.AudioSHA256 = hex.EncodeToString(a.sec.SHA256)
 		in.AudioExt = media.Ext(a.sec.MIMEType)
 		in.Counts["files"] = 1
@@ -210,6 +214,9 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 		return nil, err
 	}
 	defer w.Abort() // a no-op once committed
+	// Three stages on their own goroutines: the package (hashes, the
+	// inner encryption of audio.bin, the ZIP), the package's encryption at
+	// rest, and the disk.
 	counted := &countingWriter{}
 	disk := newAsyncWriter(w)
 	fw, err := fstream.NewWriter(disk, db.keys.Primary())
@@ -217,7 +224,11 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 		disk.Close()
 		return nil, err
 	}
-	manifest, err := export.Write(io.MultiWriter(fw, counted), in, db.signer)
+	sealer := newAsyncWriter(fw)
+	manifest, err := export.Write(io.MultiWriter(sealer, counted), in, db.signer)
+	if cerr := sealer.Close(); err == nil {
+		err = cerr
+	}
 	if err == nil {
 		err = fw.Close()
 	}

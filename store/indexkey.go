@@ -106,8 +106,9 @@ func (db *DB) indexMAC(kind string, v []byte) []byte {
 // Kinds of keyed index entries.
 const (
 	indexUsername = "username"
-	indexRecord   = "record"  // audit_by_record
-	indexProject  = "project" // project_records
+	indexRecord   = "record"   // audit_by_record
+	indexProject  = "project"  // project_records
+	indexUntitled = "untitled" // day_projects
 )
 
 // getBox reads the box stored at key in b; false when absent.

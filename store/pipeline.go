@@ -112,3 +112,72 @@ func (a *asyncWriter) Close() error {
 	<-a.done
 	return a.failed()
 }
+
+// readAhead reads r on its own goroutine into a few buffers ahead of its
+// reader, so decrypting a blob overlaps what is done with its bytes (an
+// export hashes and encrypts them again). Memory: depth buffers of size.
+// A send to full never blocks: there are only depth buffers.
+type readAhead struct {
+	full chan []byte // filled buffers, in order; closed after the last
+	free chan []byte // buffers to fill
+	buf  []byte      // the buffer being read from
+	cur  []byte      // what is left of it
+	errc chan error  // the error that ended reading (io.EOF at the end)
+	err  error
+	stop chan struct{}
+}
+
+func newReadAhead(r io.Reader, size, depth int) *readAhead {
+	ra := &readAhead{full: make(chan []byte, depth), free: make(chan []byte, depth), errc: make(chan error, 1), stop: make(chan struct{})}
+	for range depth {
+		ra.free <- make([]byte, size)
+	}
+	go func() {
+		defer close(ra.full)
+		for {
+			var b []byte
+			select {
+			case b = <-ra.free:
+			case <-ra.stop:
+				ra.errc <- errors.New("store: read-ahead stopped")
+				return
+			}
+			n, err := io.ReadFull(r, b)
+			if n > 0 {
+				ra.full <- b[:n]
+			}
+			if err != nil {
+				if err == io.ErrUnexpectedEOF {
+					err = io.EOF
+				}
+				ra.errc <- err
+				return
+			}
+		}
+	}()
+	return ra
+}
+
+func (ra *readAhead) Read(p []byte) (int, error) {
+	for len(ra.cur) == 0 {
+		if ra.buf != nil {
+			ra.free <- ra.buf[:cap(ra.buf)]
+			ra.buf = nil
+		}
+		b, ok := <-ra.full
+		if !ok {
+			if ra.err == nil {
+				ra.err = <-ra.errc
+			}
+			return 0, ra.err
+		}
+		ra.buf, ra.cur = b, b
+	}
+	n := copy(p, ra.cur)
+	ra.cur = ra.cur[n:]
+	return n, nil
+}
+
+// Close stops the read-ahead goroutine once it has finished the read it is
+// in; call it when done with the reader, also after an early stop.
+func (ra *readAhead) Close() { close(ra.stop) }

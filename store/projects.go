@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -232,4 +233,37 @@ func (db *DB) RenameProject(ctx context.Context, id uint64, name string) (p *Pro
 		return db.appendAudit(ctx, tx, AuditEvent{Action: ActionProjectRenamed, ProjectID: id})
 	})
 	return p, err
+}
+
+var bucketUntitled = []byte("day_projects")
+
+// untitledProject returns the id of ctx's principal's "Untitled –
+// YYYY-MM-DD" project of now's day and sensitivity, creating it on first
+// use, so records made without a project group by day instead of each
+// getting a project of its own. The index key is a keyed hash of user, day
+// and sensitivity.
+func (db *DB) untitledProject(ctx context.Context, tx *bolt.Tx, now time.Time, sensitivity string) (uint64, error) {
+	var user uint64
+	if p := PrincipalFrom(ctx); p != nil {
+		user = p.UserID
+	}
+	day := now.Format("2006-01-02")
+	key := db.indexMAC(indexUntitled, []byte(fmt.Sprintf("%d|%s|%s", user, day, sensitivity)))
+	b := tx.Bucket(bucketUntitled)
+	if v := b.Get(key); v != nil {
+		id := btoi(v)
+		var row projectRow
+		if ok, err := getJSON(tx.Bucket(bucketProjects), itob(id), &row); err == nil && ok {
+			if ps, err := db.openProject(row); err == nil && canSeeProject(ctx, ps) {
+				return id, nil
+			}
+		}
+		// Renamed projects stay the user's; a project that is gone or
+		// no longer opens is replaced.
+	}
+	ps, err := db.createProject(ctx, tx, "Untitled – "+day, sensitivity)
+	if err != nil {
+		return 0, err
+	}
+	return ps.ProjectID, b.Put(key, itob(ps.ProjectID))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -57,45 +58,82 @@ func (db *DB) RetentionInfo(ctx context.Context) (out []RetentionInfo, err error
 	return out, err
 }
 
-// PurgeRecord deletes expired record id as destroy does — in one
-// transaction, with a tombstone, a receipt (kind purge) and the audit
-// event purged (age in days, reason retention) — and returns the name of
-// its blob for the caller to remove ("" when none). It checks the expiry
-// again inside the transaction, under retention: a record put on hold
-// meanwhile stays. Returns not_found when the record is gone, conflict
-// when it is not expired at now.
-func (db *DB) PurgeRecord(ctx context.Context, id uint64, now time.Time, retention time.Duration) (blob string, err error) {
-	defer func() { err = boundary("purge record", err) }()
-	if err := db.faultAt(FaultPurgeRecord); err != nil {
-		return "", err
-	}
+// Purged is what PurgeRecords did with one record.
+type Purged struct {
+	ID   uint64
+	Blob string // its blob's name, for the caller to remove; "" when none
+	// Err is not_found (gone meanwhile), conflict (not expired, or put on
+	// hold meanwhile), or the record's own failure; nil when purged.
+	Err error
+}
+
+// PurgeRecords deletes the expired records ids as destroy does — each with
+// a tombstone, a receipt (kind purge) and the audit event purged (age in
+// days, reason retention) — in one transaction, so a large purge costs one
+// fsync per batch. Each record's expiry is checked again inside the
+// transaction under retention. A record that fails on its own is skipped
+// with its error in its Purged; an error of the transaction itself fails
+// the whole batch (the caller retries the records one by one).
+func (db *DB) PurgeRecords(ctx context.Context, ids []uint64, now time.Time, retention time.Duration) (out []Purged, err error) {
+	defer func() { err = boundary("purge records", err) }()
 	err = db.update(func(tx *bolt.Tx) error {
-		l, err := db.loadRecord(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		exp := ExpiresAt(l.acc.CreatedAt, l.acc.Hold, l.acc.RetainUntil, retention)
-		if exp.IsZero() || now.Before(exp) {
-			return errorf(CodeConflict, "record is not expired")
-		}
-		doc := receiptDocument{Kind: ReceiptPurge, RecordID: id, Time: now.UTC(),
-			Counts: map[string]int{"files": 0, "segments": l.acc.Segments, "notes": l.acc.Notes}}
-		if l.acc.AssetID != 0 {
-			doc.Counts["files"] = 1
-			a, err := db.loadAsset(tx, l)
-			if err != nil {
-				return err
+		out = out[:0]
+		for _, id := range ids {
+			p := Purged{ID: id}
+			p.Blob, p.Err = db.purgeOne(ctx, tx, id, now, retention)
+			if p.Err != nil {
+				p.Blob = ""
+				if !isRecordLevel(p.Err) {
+					return p.Err
+				}
+				p.Err = boundary("purge record", p.Err)
 			}
-			doc.AudioSHA256, blob = hex.EncodeToString(a.sec.SHA256), a.row.Blob
+			out = append(out, p)
 		}
-		_, err = db.deleteRecord(ctx, tx, l, doc, "retention", ActionPurged)
-		return err
+		return nil
 	})
 	if err == nil {
-		// The record is gone; a failure from here leaves its blob to the
-		// orphan sweep.
+		// The records are gone; a failure from here leaves their blobs to
+		// the orphan sweep.
 		err = db.faultAt(FaultPurgeCommitted)
 	}
+	return out, err
+}
+
+// isRecordLevel reports whether err concerns one record (the batch goes
+// on) rather than the transaction (the batch fails).
+func isRecordLevel(err error) bool {
+	var e *Error
+	return errors.As(err, &e) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrKeyMissing) || errors.Is(err, errInjected)
+}
+
+// errInjected marks a fault of the Fault hook at FaultPurgeRecord, which
+// fails one record, not the batch.
+var errInjected = errors.New("store: injected fault")
+
+func (db *DB) purgeOne(ctx context.Context, tx *bolt.Tx, id uint64, now time.Time, retention time.Duration) (blob string, err error) {
+	if err := db.faultAt(FaultPurgeRecord); err != nil {
+		return "", fmt.Errorf("%w: %w", errInjected, err)
+	}
+	l, err := db.loadRecord(ctx, tx, id)
+	if err != nil {
+		return "", err
+	}
+	exp := ExpiresAt(l.acc.CreatedAt, l.acc.Hold, l.acc.RetainUntil, retention)
+	if exp.IsZero() || now.Before(exp) {
+		return "", errorf(CodeConflict, "record is not expired")
+	}
+	doc := receiptDocument{Kind: ReceiptPurge, RecordID: id, Time: now.UTC(),
+		Counts: map[string]int{"files": 0, "segments": l.acc.Segments, "notes": l.acc.Notes}}
+	if l.acc.AssetID != 0 {
+		doc.Counts["files"] = 1
+		a, err := db.loadAsset(tx, l)
+		if err != nil {
+			return "", err
+		}
+		doc.AudioSHA256, blob = hex.EncodeToString(a.sec.SHA256), a.row.Blob
+	}
+	_, err = db.deleteRecord(ctx, tx, l, doc, "retention", ActionPurged)
 	return blob, err
 }
 

@@ -125,8 +125,9 @@ func (n *NewRecord) validate() error {
 	return nil
 }
 
-// CreateRecord creates a record with a new record key, and a project for it
-// when n.ProjectID is 0 (a sensitive record gets a sensitive project).
+// CreateRecord creates a record with a new record key. Without
+// n.ProjectID it goes into the caller's project "Untitled – YYYY-MM-DD" of
+// the day, made on first use (a sensitive record into a sensitive one).
 // Audit: project_created, transcript_created. Returns validation_error for
 // bad input and not_found for a project the caller may not see.
 func (db *DB) CreateRecord(ctx context.Context, n NewRecord) (rec *Record, err error) {
@@ -158,11 +159,11 @@ func (db *DB) CreateRecord(ctx context.Context, n NewRecord) (rec *Record, err e
 			}
 			acc.ProjectID = n.ProjectID
 		} else {
-			p, err := db.createProject(ctx, tx, "Untitled – "+now.Format("2006-01-02"), n.Sensitivity)
+			pid, err := db.untitledProject(ctx, tx, now, n.Sensitivity)
 			if err != nil {
 				return err
 			}
-			acc.ProjectID = p.ProjectID
+			acc.ProjectID = pid
 		}
 		id, err := tx.Bucket(bucketRecords).NextSequence()
 		if err != nil {

@@ -514,3 +514,32 @@ func TestLocal_DeleteOverwrites(t *testing.T) {
 		t.Fatal("the file is still there")
 	}
 }
+
+// BenchmarkLocal_Put writes, syncs and commits an 8 MiB object, then
+// deletes it (overwrite included).
+func BenchmarkLocal_Put(b *testing.B) {
+	s, err := blob.NewLocal(filepath.Join(b.TempDir(), "blobs"), blobOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	b.SetBytes(8 << 20)
+	b.ReportAllocs()
+	for b.Loop() {
+		w, err := s.Create()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range 128 {
+			if _, err := w.Write(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := w.Commit(blobName(1)); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Delete(blobName(1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

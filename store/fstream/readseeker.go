@@ -48,7 +48,7 @@ func NewReadSeeker(ra io.ReaderAt, encSize int64, keys []*fernet.Key) (*ReadSeek
 	}
 	rs := &ReadSeeker{ra: ra, keys: keys, fileID: c.fileID, finalEnd: encSize, last: !c.padding}
 	for c.padding {
-		want := c.index - 1 // wraps for 0: no data chunk has that index
+		want := c.index - 1 // wraps for 0, and the bound check below refuses it
 		rs.finalEnd = start
 		if c, start, err = back.prev(start, keys); err != nil {
 			return nil, err
