@@ -62,6 +62,9 @@ type crashRecord struct {
 	uploading  string
 	removing   bool
 	destroying bool
+	// streaming: a live stream goes into it; the streamer owns it until
+	// the stream is stored.
+	streaming bool
 }
 
 // crashModel is the clients' shared knowledge.
@@ -76,18 +79,22 @@ type crashModel struct {
 // crashFigures are the harness's results, written to TYST_CRASH_FIGURES
 // for docs/RELIABILITY.md.
 type crashFigures struct {
-	Cycles      int            `json:"cycles"`
-	Seed        uint64         `json:"seed"`
-	Seconds     float64        `json:"seconds"`
-	Acked       map[string]int `json:"acknowledged"`      // operations the server acknowledged, by kind
-	InFlight    map[string]int `json:"in_flight_at_kill"` // operations cut by a kill, by kind
-	Checked     map[string]int `json:"checked"`           // what the checks after each restart covered
-	VerifyRuns  int            `json:"verify_runs"`
-	PurgeRuns   int            `json:"purge_runs"`
-	Rotations   int            `json:"key_rotations"`
-	Violations  int            `json:"violations"`
-	GoVersion   string         `json:"go_version"`
-	Description string         `json:"description"`
+	Cycles     int            `json:"cycles"`
+	Seed       uint64         `json:"seed"`
+	Seconds    float64        `json:"seconds"`
+	Acked      map[string]int `json:"acknowledged"`      // operations the server acknowledged, by kind
+	InFlight   map[string]int `json:"in_flight_at_kill"` // operations cut by a kill, by kind
+	Checked    map[string]int `json:"checked"`           // what the checks after each restart covered
+	VerifyRuns int            `json:"verify_runs"`
+	PurgeRuns  int            `json:"purge_runs"`
+	Rotations  int            `json:"key_rotations"`
+	Violations int            `json:"violations"`
+	// Stream bytes the client sent, and those the server acknowledged as
+	// durable (all of them were found again after every restart).
+	StreamBytesSent  int64  `json:"stream_bytes_sent"`
+	StreamBytesAcked int64  `json:"stream_bytes_acked"`
+	GoVersion        string `json:"go_version"`
+	Description      string `json:"description"`
 }
 
 type crashHarness struct {
@@ -98,6 +105,7 @@ type crashHarness struct {
 	keys   []string // newest first: the primary, then the old keys
 	rng    *rand.Rand
 	model  crashModel
+	stream *crashStream // the live stream, kept across kills
 	fig    crashFigures
 	figMu  sync.Mutex
 	client *http.Client
@@ -240,6 +248,7 @@ func (h *crashHarness) check(srv *procServer, cycle int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	listed := h.listRecords(srv)
+	blobs := 0 // records with audio
 	for _, r := range m.records {
 		rec, found := listed[r.id]
 		delete(listed, r.id)
@@ -259,8 +268,16 @@ func (h *crashHarness) check(srv *procServer, cycle int) {
 		got := ""
 		if rec.Audio != nil {
 			got = h.audioSum(srv, r.id, rec.Audio.SHA256)
+			blobs++
 		}
 		switch {
+		case r.streaming:
+			// The streamer checks it when it resumes: audio appears only
+			// for a stop in flight at the kill.
+			if got != "" && (h.stream == nil || h.stream.record != r.id || !h.stream.stopping) {
+				t.Fatalf("cycle %d: record %d has audio while its stream was not stopped", cycle, r.id)
+			}
+			continue
 		case got == r.audio:
 		case r.uploading != "" && got == r.uploading && r.audio == "":
 		case r.removing && got == "":
@@ -314,14 +331,12 @@ func (h *crashHarness) check(srv *procServer, cycle int) {
 		h.count(h.fig.Checked, "old_export_packages_purged")
 	}
 	m.aged = nil
-	blobs := 0
-	for _, r := range m.records {
-		if r.audio != "" && !r.destroyed {
-			blobs++
-		}
-	}
 	if got := countFiles(filepath.Join(h.data, "blobs"), ".bin"); got != blobs {
 		t.Fatalf("cycle %d: %d blob files, %d records with audio", cycle, got, blobs)
+	}
+	spools := countFiles(filepath.Join(h.data, "spool"), ".spool")
+	if spools > 1 || (spools == 1 && (h.stream == nil || h.stream.id == "")) {
+		t.Fatalf("cycle %d: %d spool files, but %d streams started and not stored", cycle, spools, min(1, countStarted(h.stream)))
 	}
 	for _, tmp := range []string{"blobs/tmp", "exports/tmp"} {
 		if n := countFiles(filepath.Join(h.data, tmp), ""); n != 0 {
@@ -332,6 +347,13 @@ func (h *crashHarness) check(srv *procServer, cycle int) {
 	if exports < len(m.exports) {
 		t.Fatalf("cycle %d: %d export files, %d acknowledged", cycle, exports, len(m.exports))
 	}
+}
+
+func countStarted(st *crashStream) int {
+	if st == nil || st.id == "" {
+		return 0
+	}
+	return 1
 }
 
 // countFiles counts the regular files under dir whose names end in ext.
@@ -455,6 +477,8 @@ func (h *crashHarness) run(srv *procServer, cycle int, rotate bool) {
 		rng := rand.New(rand.NewPCG(h.rng.Uint64(), uint64(w)))
 		wg.Go(func() { h.worker(ctx, srv, cycle, w, rng, &killed) })
 	}
+	srng := rand.New(rand.NewPCG(h.rng.Uint64(), 77))
+	wg.Go(func() { h.streamer(ctx, srv, srng, &killed) })
 	rekeyDone := make(chan bool, 1)
 	maint := rand.New(rand.NewPCG(h.rng.Uint64(), 99))
 	wg.Go(func() { // maintenance: a rekey after a rotation, purges
@@ -507,7 +531,7 @@ func (h *crashHarness) worker(ctx context.Context, srv *procServer, cycle, w int
 		defer m.mu.Unlock()
 		var out []*crashRecord
 		for _, r := range m.records {
-			if !r.destroyed && int(r.id)%crashWorkers == w {
+			if !r.destroyed && !r.streaming && int(r.id)%crashWorkers == w {
 				out = append(out, r)
 			}
 		}
