@@ -42,6 +42,7 @@ type crashStream struct {
 	sent     int64 // bytes written to the connection, in order
 	acked    int64 // the highest offset the server acknowledged
 	stopping bool  // a stop was sent and not answered
+	starting bool  // a start was sent and not answered
 }
 
 // streamer drives h.stream (creating one when there is none) until ctx
@@ -99,6 +100,15 @@ func (h *crashHarness) createStreamRecord(ctx context.Context, srv *procServer, 
 // (true: the stream is stored and the streamer may start another) or the
 // connection dies (false).
 func (h *crashHarness) runStream(ctx context.Context, srv *procServer, st *crashStream, rng *rand.Rand, killed *atomic.Bool, fail func(string, ...any)) bool {
+	if st.starting {
+		// The kill cut a start: the server may hold a stream the client
+		// never heard of, which keeps the record until its resume window
+		// ends. Leave the record to it and start in a new one.
+		h.orphanStreams++
+		h.count(h.fig.InFlight, "stream_start")
+		h.stream = nil
+		return true
+	}
 	d := ws.Dialer{Header: ws.HandshakeHeaderHTTP(http.Header{"Authorization": {"Bearer " + h.token}}), Timeout: 5 * time.Second}
 	url := fmt.Sprintf("ws%s/api/v1/record/%d/stream", strings.TrimPrefix(srv.base, "http"), st.record)
 	conn, br, _, err := d.Dial(ctx, url)
@@ -159,6 +169,7 @@ func (h *crashHarness) runStream(ctx context.Context, srv *procServer, st *crash
 
 	// Start or resume.
 	if st.id == "" {
+		st.starting = true
 		wsutil.WriteClientText(w, []byte(`{"type":"start","format":"pcm_s16le","sample_rate":16000,"channels":1,"source":"mic"}`))
 	} else {
 		wsutil.WriteClientText(w, []byte(`{"type":"resume","stream_id":"`+st.id+`"}`))
@@ -169,6 +180,7 @@ func (h *crashHarness) runStream(ctx context.Context, srv *procServer, st *crash
 	}
 	switch m := m.(type) {
 	case proto.Ready:
+		st.starting = false
 		if st.id == "" {
 			st.id = m.StreamID
 			h.count(h.fig.Acked, "stream_start")
