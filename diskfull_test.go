@@ -22,7 +22,7 @@ import (
 )
 
 // diskFullMiB is the size of the file system TestDiskFull runs tyst on.
-const diskFullMiB = 48
+const diskFullMiB = 64
 
 // mustTmpfs mounts a tmpfs of sizeMiB under a temp directory and returns
 // its path; cleanup unmounts it. Mounting needs root: without it the test
@@ -151,9 +151,11 @@ func wantStatus(t *testing.T, what string, resp *http.Response, body []byte, sta
 }
 
 // TestDiskFull runs the real binary on a small tmpfs and fills it. Every
-// write path that runs out of space — an upload, an export, the
-// compaction after a destroy, a purge's compaction, a rekey — answers
-// 507 insufficient_storage (or, for the CLI, an error that says so),
+// write path that runs out of space — an upload, an export, a live
+// stream's spool and its stop, the compaction after a destroy, a purge,
+// a rekey — answers
+// 507 insufficient_storage (an error frame for a stream, an error that
+// says so for the CLI),
 // leaves no temp file, half blob or half package behind and changes no
 // record; once space is freed every one of them works, and tyst verify
 // finds nothing wrong.
@@ -225,7 +227,7 @@ func TestDiskFull(t *testing.T) {
 	if resp, body := upload(kept, wav); resp.StatusCode != 201 {
 		t.Fatalf("upload with space: %d %s", resp.StatusCode, body)
 	}
-	target := create()
+	target, streamRec := create(), create()
 	destroyMe, destroyToo := create(), create()
 	for _, id := range []uint64{destroyMe, destroyToo} {
 		if resp, body := upload(id, hostileWAV(1<<20)); resp.StatusCode != 201 {
@@ -252,6 +254,9 @@ func TestDiskFull(t *testing.T) {
 		if after := dataState(t, c, srv.base, data); after != before {
 			t.Fatalf("a refused export changed the data:\n%s\nbefore:\n%s", after, before)
 		}
+	}()
+	func() { // Stream
+		streamOnFullDisk(t, srv.base, token, streamRec, disk, noLeftovers)
 	}()
 	func() { // Compaction
 		destroy := func(id uint64) (*http.Response, []byte) {
