@@ -17,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws/wsutil"
+
 	"tyst/store"
+	"tyst/stream/proto"
 )
 
 // The load test (docs/RELIABILITY.md, `make loadtest`): for
@@ -32,6 +35,9 @@ const (
 	loadListers     = 2
 	loadMaxRSSMiB   = 512
 	loadPlayBytes   = 20e6 // the record that is played back and exported
+	loadStreamers   = 8
+	loadStreamBytes = 16000 * 2 * 60 // a minute of 16 kHz mono PCM per stream
+	loadStreamSpeed = 10             // times real time
 )
 
 // loadStats collects the latencies of one kind of operation.
@@ -134,7 +140,8 @@ func TestLoad(t *testing.T) {
 		uploadSum = hex.EncodeToString(h.Sum(nil))
 	}
 
-	stats := map[string]*loadStats{"upload": {}, "playback_range": {}, "playback_whole": {}, "export": {}, "export_download": {}, "list": {}, "destroy": {}}
+	stats := map[string]*loadStats{"upload": {}, "playback_range": {}, "playback_whole": {}, "export": {}, "export_download": {}, "list": {}, "destroy": {},
+		"stream": {}, "stream_stop": {}}
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -215,6 +222,42 @@ func TestLoad(t *testing.T) {
 			stats["export_download"].add(time.Since(t0), int64(len(body)))
 		}
 	})
+	for i := range loadStreamers {
+		pcm := make([]byte, loadStreamBytes)
+		rand.NewChaCha8([32]byte{byte(i), 'l'}).Read(pcm)
+		want := sha256.Sum256(wavBytes(pcm))
+		wg.Go(func() { // live streams at loadStreamSpeed × real time, each stopped and checked
+			for ctx.Err() == nil {
+				id := loadCreate(t, client, srv.base)
+				t0 := time.Now()
+				c := dialStream(t, srv.base, token, id)
+				c.text(`{"type":"start","format":"pcm_s16le","sample_rate":16000,"channels":1,"source":"mic"}`)
+				if m, _ := c.next(); m == nil {
+					stats["stream"].fail(t, "stream start: closed")
+					return
+				}
+				frame := 3200 // 100 ms
+				for off := 0; off < len(pcm); off += frame {
+					if err := wsutil.WriteClientBinary(c.w, pcm[off:off+frame]); err != nil {
+						stats["stream"].fail(t, "stream send: %v", err)
+						return
+					}
+					time.Sleep(100 * time.Millisecond / loadStreamSpeed)
+				}
+				stats["stream"].add(time.Since(t0), int64(len(pcm)))
+				t0 = time.Now()
+				c.text(`{"type":"stop"}`)
+				m, _ := c.next()
+				st, ok := m.(proto.Stored)
+				if !ok || st.SHA256 != hex.EncodeToString(want[:]) {
+					stats["stream_stop"].fail(t, "stream stop: %#v", m)
+					return
+				}
+				stats["stream_stop"].add(time.Since(t0), 0)
+				c.conn.Close()
+			}
+		})
+	}
 	for range loadListers {
 		wg.Go(func() {
 			for ctx.Err() == nil {
@@ -253,6 +296,8 @@ func TestLoad(t *testing.T) {
 		"uploaders":           loadUploaders,
 		"upload_bytes":        int64(loadUploadBytes),
 		"players":             loadPlayers,
+		"streamers":           loadStreamers,
+		"stream_speed":        loadStreamSpeed,
 		"peak_rss_MiB":        round1(peak),
 		"idle_rss_MiB":        round1(idle),
 		"max_sampled_rss_MiB": round1(rssMax),
