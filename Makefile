@@ -64,9 +64,11 @@ loadtest: ## LOAD (3m) of 16 concurrent 200 MB uploads, playback, exports; figur
 footprint: ## make release, then binary sizes and idle RSS; figures in docs/reliability/footprint.json
 	TYST_FOOTPRINT_FIGURES=$(FIGURES)/footprint.json go test -count=1 -timeout 30m -run '^TestFootprint$$' -v .
 
-failpoints: ## the fault walk's figures in docs/reliability/failpoints.json, the hostile table's in hostile.json
+failpoints: ## the fault walks' figures in docs/reliability/failpoints*.json, the hostile tables' in hostile.json
 	go test -count=1 -run '^TestFaultWalk$$' ./store -update
+	go test -count=1 -run '^TestFaultWalk_Finalise$$' ./stream -update
 	go test -count=1 -run '^TestHostileTable$$' ./api -update
+	go test -count=1 -run '^TestHostileFrames$$' ./stream -update
 
 test-arm64: ## the store and stream packages built for linux/arm64, run under qemu-user (no -race)
 	CGO_ENABLED=0 GOARCH=arm64 go test -count=1 -exec qemu-aarch64-static ./store/... $$(test -d stream && echo ./stream/...)

@@ -2,7 +2,9 @@ package stream_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -15,6 +17,10 @@ import (
 	"tyst/store"
 	"tyst/stream/proto"
 )
+
+// updateFigures rewrites docs/reliability/failpoints-stream.json, the
+// figures docs/RELIABILITY.md quotes.
+var updateFigures = flag.Bool("update", false, "rewrite docs/reliability/failpoints-stream.json")
 
 // TestFaultWalk_Finalise walks an injected fault through every step of a
 // stream's finalisation (the store's upload path, fed from the spool),
@@ -89,6 +95,12 @@ func TestFaultWalk_Finalise(t *testing.T) {
 	t.Logf("%d steps: %s", len(steps), strings.Join(steps, " → "))
 	if len(steps) == 0 {
 		t.Fatal("the stop reached no fault point")
+	}
+	if *updateFigures {
+		b, _ := json.MarshalIndent([]map[string]any{{"op": "StreamFinalise", "steps": steps, "faults": len(steps)}}, "", "  ")
+		if err := os.WriteFile(filepath.Join("..", "docs", "reliability", "failpoints-stream.json"), append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

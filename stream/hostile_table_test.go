@@ -2,9 +2,11 @@ package stream_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -102,7 +104,7 @@ func TestHostileFrames(t *testing.T) {
 	// Refused before the upgrade: no connection, nothing changed.
 	id := e.mustRecord(t, "upgrade")
 	before = hostileSnapshot(t, e)
-	for _, u := range []struct {
+	upgrades := []struct {
 		name   string
 		path   string
 		header http.Header
@@ -114,7 +116,8 @@ func TestHostileFrames(t *testing.T) {
 		{"NotAnUpgrade", fmt.Sprintf("/api/v1/record/%d/stream", id), http.Header{"Authorization": {"Bearer " + e.token}}, 400},
 		{"WrongVersion", fmt.Sprintf("/api/v1/record/%d/stream", id), http.Header{"Authorization": {"Bearer " + e.token},
 			"Upgrade": {"websocket"}, "Connection": {"Upgrade"}, "Sec-Websocket-Version": {"8"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}}, 426},
-	} {
+	}
+	for _, u := range upgrades {
 		t.Run("Upgrade"+u.name, func(t *testing.T) {
 			req, _ := http.NewRequest("GET", e.URL+u.path, nil)
 			for k, v := range u.header {
@@ -132,6 +135,13 @@ func TestHostileFrames(t *testing.T) {
 				t.Fatalf("a refused upgrade changed the store:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
 		})
+	}
+	if *updateFigures && !t.Failed() {
+		b, _ := json.MarshalIndent(map[string]any{"cases": len(cases) + len(upgrades), "groups": map[string]int{
+			"frames": len(cases), "upgrades": len(upgrades)}}, "", "  ")
+		if err := os.WriteFile(filepath.Join("..", "docs", "reliability", "hostile-stream.json"), append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
