@@ -122,8 +122,9 @@ func TestReadFrame_NoAllocs(t *testing.T) {
 	// included (one every 25 frames here: 2000). The collector is off
 	// meanwhile: its workers allocate when a cycle starts. What remains
 	// beside the read path is the runtime starting an OS thread when a file
-	// write blocks (runtime.newm), a few times at most: so the bound is 5,
-	// far below one per flush.
+	// write blocks (runtime.newm), a few times, more on a machine busy with
+	// other test packages (8 seen under make test): so the bound is 25,
+	// still far below one per flush (2000).
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	const frames = 50000
 	var before, after runtime.MemStats
@@ -134,7 +135,7 @@ func TestReadFrame_NoAllocs(t *testing.T) {
 		}
 	}
 	runtime.ReadMemStats(&after)
-	if n := after.Mallocs - before.Mallocs; n > 5 {
+	if n := after.Mallocs - before.Mallocs; n > 25 {
 		t.Fatalf("%d allocations in %d frames, want none but the runtime's own", n, frames)
 	}
 	if c.st.written < frames*640/2 {
