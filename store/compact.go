@@ -5,13 +5,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 // view runs fn in a read transaction. Every transaction goes through view
@@ -71,6 +71,7 @@ func (db *DB) Compact(ctx context.Context) (st CompactStats, err error) {
 	os.Remove(tmp)
 	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
+		os.Remove(tmp) // a full disk fails the new file's first pages
 		return st, err
 	}
 	if err := bolt.Compact(dst, db.bolt, compactTxBytes); err != nil {
@@ -84,6 +85,10 @@ func (db *DB) Compact(ctx context.Context) (st CompactStats, err error) {
 		return st, err
 	}
 	if err := dst.Close(); err != nil {
+		os.Remove(tmp)
+		return st, err
+	}
+	if err := db.faultAt(FaultCompactCopied); err != nil {
 		os.Remove(tmp)
 		return st, err
 	}
@@ -105,6 +110,9 @@ func (db *DB) Compact(ctx context.Context) (st CompactStats, err error) {
 	}
 	if err := db.reopen(path, nil); err != nil {
 		return st, err
+	}
+	if err := db.faultAt(FaultCompactRenamed); err != nil {
+		return st, err // Open overwrites the old file the next time
 	}
 	if linkErr == nil {
 		if err := shred(old); err != nil {
@@ -149,7 +157,11 @@ func cleanCompaction(path string) error {
 	return shred(old)
 }
 
-// shred overwrites the file at path with random bytes, syncs and removes it.
+// shred overwrites the data of the file at path with random bytes, syncs
+// and removes it. Only the file's data is overwritten, not its holes:
+// bbolt grows its file sparse, and filling the holes would take free
+// space that a nearly full disk does not have, and fail before it reached
+// the pages that matter.
 func shred(path string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
@@ -157,7 +169,7 @@ func shred(path string) error {
 	}
 	st, err := f.Stat()
 	if err == nil {
-		_, err = io.CopyN(f, rand.Reader, st.Size())
+		err = overwriteData(f, st.Size())
 	}
 	if err == nil {
 		err = f.Sync()
@@ -167,4 +179,34 @@ func shred(path string) error {
 		err = rerr
 	}
 	return err
+}
+
+// overwriteData writes random bytes over every data extent of f (size
+// bytes long), leaving its holes alone; over all of it where the file
+// system cannot tell data from holes.
+func overwriteData(f *os.File, size int64) error {
+	fd := int(f.Fd())
+	buf := make([]byte, 64<<10)
+	for off := int64(0); off < size; {
+		start, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			return nil // only a hole is left
+		}
+		end := size
+		if err != nil {
+			start = off // no SEEK_DATA here: everything is data
+		} else if end, err = unix.Seek(fd, start, unix.SEEK_HOLE); err != nil {
+			return err
+		}
+		for start < end {
+			n := min(int64(len(buf)), end-start)
+			rand.Read(buf[:n]) // never fails (crypto/rand)
+			if _, err := f.WriteAt(buf[:n], start); err != nil {
+				return err
+			}
+			start += n
+		}
+		off = end
+	}
+	return nil
 }

@@ -286,8 +286,12 @@ func (db *DB) sweep() error {
 			orphans++
 		}
 	}
-	if tmp > 0 || orphans > 0 {
-		db.log.Info("removed leftovers of an interrupted run", "temp_files", tmp, "orphan_blobs", orphans)
+	packages, err := db.sweepExports(everything, false)
+	if err != nil {
+		return fmt.Errorf("store: sweep: %w", err)
+	}
+	if tmp > 0 || orphans > 0 || packages > 0 {
+		db.log.Info("removed leftovers of an interrupted run", "temp_files", tmp, "orphan_blobs", orphans, "orphan_exports", packages)
 	}
 	return nil
 }

@@ -476,6 +476,9 @@ func (db *DB) RemoveAudio(ctx context.Context, id uint64, confirm bool, reason s
 	if _, err := db.Compact(ctx); err != nil {
 		db.log.Warn("compaction after an audio removal failed; the next purge compacts", "record_id", id, "err", err.Error())
 	}
+	if err := db.faultAt(FaultRemoveCompacted); err != nil {
+		return r, err
+	}
 	if rerr := db.removeBlob(blob); rerr != nil {
 		db.log.Warn("removed audio's blob not deleted; the orphan sweep will retry", "record_id", id, "err", stripPaths(rerr).Error())
 	}

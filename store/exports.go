@@ -242,6 +242,9 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 		return nil, err
 	}
 	name := exportObjectName(packageID)
+	if err := db.faultAt(FaultExportWritten); err != nil {
+		return nil, err
+	}
 	if err := w.Commit(name); err != nil {
 		return nil, err
 	}
@@ -249,32 +252,38 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 	if req.Mode == ExportDecrypted {
 		res.Warnings = append(res.Warnings, DecryptedWarning)
 	}
-	err = db.update(func(tx *bolt.Tx) error {
-		l, err := db.loadRecord(ctx, tx, id) // still there, still visible
-		if err != nil {
-			return err
-		}
-		sec := exportSecrets{PackageID: packageID, RecordID: id, CreatedAt: now, AudioMode: req.Mode, Size: counted.n,
-			FileKeyID: db.keys.PrimaryID(), Sensitivity: acc.Sensitivity, CreatedBy: acc.CreatedBy, CreatedByToken: acc.CreatedByToken}
-		bx, err := db.keys.sealBox(sec)
-		if err != nil {
-			return err
-		}
-		if err := putJSON(tx.Bucket(bucketExports), []byte(packageID), exportRow{ID: packageID, Box: bx}); err != nil {
-			return err
-		}
-		doc := receiptDocument{Kind: ReceiptExport, RecordID: id, Time: now, Counts: manifest.Counts, PackageID: packageID,
-			AudioMode: req.Mode, AudioSHA256: manifest.IntegrityHashes.AudioSHA256}
-		if res.Receipt, err = db.newReceipt(tx, doc, reason, l.acc); err != nil {
-			return err
-		}
-		return db.appendAudit(ctx, tx, AuditEvent{Action: ActionExportCreated, RecordID: id, ProjectID: l.acc.ProjectID,
-			Meta: map[string]any{"audio_mode": req.Mode, "size_bytes": counted.n}})
-	})
+	err = db.faultAt(FaultExportRenamed)
+	if err == nil {
+		err = db.update(func(tx *bolt.Tx) error {
+			l, err := db.loadRecord(ctx, tx, id) // still there, still visible
+			if err != nil {
+				return err
+			}
+			sec := exportSecrets{PackageID: packageID, RecordID: id, CreatedAt: now, AudioMode: req.Mode, Size: counted.n,
+				FileKeyID: db.keys.PrimaryID(), Sensitivity: acc.Sensitivity, CreatedBy: acc.CreatedBy, CreatedByToken: acc.CreatedByToken}
+			bx, err := db.keys.sealBox(sec)
+			if err != nil {
+				return err
+			}
+			if err := putJSON(tx.Bucket(bucketExports), []byte(packageID), exportRow{ID: packageID, Box: bx}); err != nil {
+				return err
+			}
+			doc := receiptDocument{Kind: ReceiptExport, RecordID: id, Time: now, Counts: manifest.Counts, PackageID: packageID,
+				AudioMode: req.Mode, AudioSHA256: manifest.IntegrityHashes.AudioSHA256}
+			if res.Receipt, err = db.newReceipt(tx, doc, reason, l.acc); err != nil {
+				return err
+			}
+			return db.appendAudit(ctx, tx, AuditEvent{Action: ActionExportCreated, RecordID: id, ProjectID: l.acc.ProjectID,
+				Meta: map[string]any{"audio_mode": req.Mode, "size_bytes": counted.n}})
+		})
+	}
 	if err != nil {
 		if derr := db.exports.Delete(name); derr != nil {
 			db.log.Warn("unreferenced export package not removed; purge retries", "err", stripPaths(derr).Error())
 		}
+		return nil, err
+	}
+	if err := db.faultAt(FaultExportCommitted); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -425,6 +434,9 @@ func (db *DB) PurgeExports(ctx context.Context, cutoff time.Time, dryRun bool) (
 	if dryRun {
 		return n, first
 	}
+	if err := db.faultAt(FaultPurgeExports); err != nil {
+		return n, err
+	}
 	// Rows whose file is gone (purged now or before) go too.
 	err = db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketExports)
@@ -480,6 +492,9 @@ func (db *DB) rekeyFiles(ctx context.Context) (int, error) {
 			continue // purged meanwhile
 		} else if err != nil {
 			return n, fmt.Errorf("export package: %w", err)
+		}
+		if err := db.faultAt(FaultRekeyFile); err != nil {
+			return n, err
 		}
 		j.sec.FileKeyID = db.keys.PrimaryID()
 		err := db.update(func(tx *bolt.Tx) error {

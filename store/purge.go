@@ -92,6 +92,11 @@ func (db *DB) PurgeRecords(ctx context.Context, ids []uint64, now time.Time, ret
 		}
 		return nil
 	})
+	if err == nil {
+		// The records are gone; a failure from here leaves their blobs to
+		// the orphan sweep.
+		err = db.faultAt(FaultPurgeCommitted)
+	}
 	return out, err
 }
 
@@ -167,11 +172,11 @@ func (db *DB) PurgeSessions(ctx context.Context, now time.Time, dryRun bool) (n 
 	return len(dead), err
 }
 
-// SweepOrphans removes blobs that no asset references and temp files of
-// uploads, both older than olderThan, so a write in progress (its temp
-// file, or its blob between rename and commit) is never touched. It returns
-// how many it removed (with dryRun, would remove) and the first error;
-// it goes on past errors.
+// SweepOrphans removes blobs that no asset references, export package
+// files that no row records, and temp files, all older than olderThan, so
+// a write in progress (its temp file, or its file between rename and
+// commit) is never touched. It returns how many it removed (with dryRun,
+// would remove) and the first error; it goes on past errors.
 func (db *DB) SweepOrphans(ctx context.Context, olderThan time.Time, dryRun bool) (n int, err error) {
 	defer func() { err = boundary("sweep orphans", err) }()
 	referenced, err := db.referencedBlobs()
@@ -199,12 +204,60 @@ func (db *DB) SweepOrphans(ctx context.Context, olderThan time.Time, dryRun bool
 			}
 		}
 	}
+	packages, err := db.sweepExports(olderThan, dryRun)
+	n += packages
+	if first == nil {
+		first = err
+	}
 	if !dryRun { // a dry run does not count temp files: the stores cannot
 		tmp, err := db.blobs.CleanTemp(olderThan)
 		n += tmp
 		if first == nil {
 			first = err
 		}
+		tmp, err = db.exports.CleanTemp(olderThan)
+		n += tmp
+		if first == nil {
+			first = err
+		}
+	}
+	return n, first
+}
+
+// sweepExports removes export package files written before olderThan
+// that no row records: a crash between the file's commit and its
+// transaction leaves one, which nobody can download. It returns how many
+// it removed (with dryRun, would remove) and the first error.
+func (db *DB) sweepExports(olderThan time.Time, dryRun bool) (n int, err error) {
+	rows := map[string]bool{}
+	err = db.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketExports).ForEach(func(k, _ []byte) error {
+			rows[exportObjectName(string(k))] = true
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	infos, err := listObjects(db.exports)
+	if err != nil {
+		return 0, err
+	}
+	var first error
+	for _, i := range infos {
+		if rows[i.Name] || !i.ModTime.Before(olderThan) {
+			continue
+		}
+		if !dryRun {
+			if err := db.exports.Delete(i.Name); err != nil {
+				db.log.Warn("orphan export package not removed", "err", stripPaths(err).Error())
+				if first == nil {
+					first = err
+				}
+				continue
+			}
+		}
+		n++
 	}
 	return n, first
 }

@@ -79,6 +79,9 @@ func (db *DB) Rekey(ctx context.Context, o RekeyOptions) (st RekeyStats, err err
 		}
 		st.Resealed += resealed
 		st.Skipped += skipped
+		if err := db.faultAt(FaultRekeyBatch); err != nil {
+			return st, err
+		}
 		if o.Progress != nil {
 			o.Progress(start+len(batch), len(todo))
 		}

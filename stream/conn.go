@@ -347,6 +347,16 @@ func (c *conn) frame(h ws.Header) error {
 		case ws.OpPing:
 			return c.writeFrame(ws.OpPong, p)
 		case ws.OpClose:
+			// RFC 6455 §5.5.1, §7.4: no body, or a valid code and a
+			// UTF-8 reason.
+			if len(p) == 1 {
+				return protocolError("a close frame's body is a 2-byte code and a reason")
+			}
+			if len(p) >= 2 {
+				if code, reason := ws.ParseCloseFrameDataUnsafe(p); ws.CheckCloseFrameData(code, reason) != nil {
+					return protocolError("the close frame's code or reason is not valid")
+				}
+			}
 			return errPeerClosed
 		}
 		return nil

@@ -337,6 +337,11 @@ func (s *Server) recoverSpools() error {
 		if !proto.ValidStreamID(id) || !e.Type().IsRegular() {
 			continue
 		}
+		if ok, err := s.rekeySpool(s.spoolPath(id)); err != nil {
+			s.log.Warn("spool not encrypted again under the primary key; it stays under its old one", keyStreamID, id, keyErr, pathFree(err).Error())
+		} else if ok {
+			s.log.Info("spool encrypted again under the primary key", keyStreamID, id)
+		}
 		f, scan, err := spool.Open(s.spoolPath(id), s.codec, s.cfg.Keys.All(), spool.Grow1MiB)
 		if err != nil {
 			s.log.Warn("spool cannot be read and is left in place: is its newsroom key configured?", keyStreamID, id, keyErr, pathFree(err).Error())

@@ -3,6 +3,8 @@ package stream
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -447,9 +449,41 @@ func (s *Server) storeSpool(ctx context.Context, st *stream, n int64) (*store.Au
 	body := &spoolBody{r: spool.NewDataReader(f, s.cfg.Keys.All(), n)}
 	header := wavHeader(n, st.m.SampleRate, st.m.Channels)
 	ctx = store.WithPrincipal(ctx, st.m.principal())
-	return s.cfg.Store.AttachAudio(ctx, st.m.RecordID, store.NewAudio{
+	audio, err := s.cfg.Store.AttachAudio(ctx, st.m.RecordID, store.NewAudio{
 		DeclaredType: "audio/wav",
 		Body:         io.MultiReader(bytes.NewReader(header), body),
 		MaxBytes:     int64(len(header)) + n,
 	})
+	if store.ErrorCode(err) == store.CodeConflict {
+		// A crash (or a failure) after the store committed this very
+		// stream, before its spool went, leaves the record with this
+		// audio: that is a stored stream, not a refusal.
+		if a := s.storedAlready(ctx, st, header, n); a != nil {
+			return a, nil
+		}
+	}
+	return audio, err
+}
+
+// storedAlready returns the audio of st's record when it is the WAV of
+// the stream's first n bytes (header, then the spool's PCM), else nil.
+func (s *Server) storedAlready(ctx context.Context, st *stream, header []byte, n int64) *store.Audio {
+	rec, err := s.cfg.Store.Record(ctx, st.m.RecordID)
+	if err != nil || rec.Audio == nil || rec.Audio.SizeBytes != int64(len(header))+n {
+		return nil
+	}
+	f, err := openRead(s.spoolPath(st.id))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	h := sha256.New()
+	h.Write(header)
+	if _, err := io.Copy(h, &spoolBody{r: spool.NewDataReader(f, s.cfg.Keys.All(), n)}); err != nil {
+		return nil
+	}
+	if hex.EncodeToString(h.Sum(nil)) != rec.Audio.SHA256 {
+		return nil
+	}
+	return rec.Audio
 }

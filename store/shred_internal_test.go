@@ -1,0 +1,61 @@
+package store
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// TestOverwriteData: the old database file's data is overwritten, and its
+// holes are left holes, so the overwrite needs no free space (a full disk
+// made it fail before it reached the pages that hold wrapped keys).
+func TestOverwriteData(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tyst.db.old")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const size, at = 8 << 20, 4 << 20
+	if err := f.Truncate(size); err != nil { // sparse, as bbolt grows its file
+		t.Fatal(err)
+	}
+	secret := bytes.Repeat([]byte("wrapped record key "), 4000) // ~74 KiB
+	if _, err := f.WriteAt(secret, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(secret[:4096], 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Sync()
+	blocks := func() int64 {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Blocks
+	}
+	before := blocks()
+	if before*512 >= size {
+		t.Skip("this file system keeps no holes")
+	}
+	if err := overwriteData(f, size); err != nil {
+		t.Fatal(err)
+	}
+	f.Sync()
+	if after := blocks(); after != before {
+		t.Fatalf("the overwrite filled holes: %d blocks, %d before", after, before)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(got, []byte("wrapped record key")) {
+		t.Fatal("data left after the overwrite")
+	}
+	if !bytes.Equal(got[1<<20:2<<20], make([]byte, 1<<20)) {
+		t.Fatal("a hole was written")
+	}
+}
