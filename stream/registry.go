@@ -39,9 +39,12 @@ func (s *Server) start(c *conn, m proto.Start) (*stream, error) {
 	case s.byRecord[c.recordID] != nil:
 		s.mu.Unlock()
 		return nil, policy(store.CodeConflict, "a stream is already running for this record: resume it")
-	case len(s.streams) >= s.cfg.MaxStreams:
+	}
+	// Counted now, with the check, so that concurrent starts never pass a
+	// bound together; forget uncounts it.
+	if err := s.admitLocked(st); err != nil {
 		s.mu.Unlock()
-		return nil, policy(store.CodeUnavailable, "too many streams: try again later")
+		return nil, err
 	}
 	s.byRecord[c.recordID] = st // claimed while the spool is made
 	s.mu.Unlock()
@@ -250,7 +253,7 @@ func (s *Server) commit(st *stream) {
 // janitorLoop stores streams whose resume window has ended.
 func (s *Server) janitorLoop() {
 	defer s.loops.Done()
-	tick := min(max(s.cfg.ResumeWindow/20, 10*time.Millisecond), 5*time.Second)
+	tick := min(max(s.cfg.EmptyWindow/20, 10*time.Millisecond), 5*time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
@@ -362,7 +365,11 @@ func (s *Server) recoverSpools() error {
 		if md.Deadline != nil {
 			st.deadline = *md.Deadline
 		}
+		if scan.DataBytes == 0 {
+			st.deadline = minTime(st.deadline, now.Add(s.cfg.EmptyWindow))
+		}
 		s.streams[id] = st
+		s.countLocked(st)
 		if s.byRecord[md.RecordID] == nil {
 			s.byRecord[md.RecordID] = st
 		}

@@ -66,6 +66,7 @@ type stream struct {
 	m          meta // fixed after start, but for Deadline (under mu)
 	blockAlign int
 	pendingCap int
+	counted    bool // in the server's counts of streams held (Server.mu)
 
 	mu        sync.Mutex
 	file      SpoolFile // nil once finished
@@ -225,7 +226,7 @@ func (st *stream) attachLocked(c *conn) (int64, error) {
 	st.conn = c
 	st.state = stateAttached
 	st.deadline = time.Time{}
-	st.nextFlush = st.srv.now().Add(st.srv.cfg.AckInterval)
+	st.nextFlush = time.Now().Add(st.srv.cfg.AckInterval) // the group commit's clock
 	if st.pending == nil {
 		st.pending = make([]byte, 0, st.pendingCap)
 	}
@@ -244,10 +245,10 @@ func (st *stream) detach(c *conn, clientGone bool) {
 	}
 	st.conn = nil
 	st.state = stateDetached
-	st.deadline = st.srv.now().Add(st.srv.cfg.ResumeWindow)
 	if st.broken == nil {
 		st.pending = st.pending[:len(st.pending)-len(st.pending)%st.blockAlign]
 		err := st.syncLocked()
+		st.deadline = st.srv.now().Add(st.windowLocked())
 		if err == nil && clientGone {
 			d := st.deadline
 			if err = st.writeMetaLocked(&d); err == nil {
@@ -258,8 +259,20 @@ func (st *stream) detach(c *conn, clientGone bool) {
 			st.broken = err
 			st.warn("spool write failed", err)
 		}
+	} else {
+		st.deadline = st.srv.now().Add(st.windowLocked())
 	}
 	st.pending = nil // a resumable stream holds no buffer
+}
+
+// windowLocked is how long the stream stays resumable once dropped: the
+// resume window, or the short EmptyWindow while it holds no audio (a start
+// that never sends any holds a slot, a file and a descriptor no longer).
+func (st *stream) windowLocked() time.Duration {
+	if st.written == 0 {
+		return st.srv.cfg.EmptyWindow
+	}
+	return st.srv.cfg.ResumeWindow
 }
 
 // reopenLocked reopens a spool after a failed write or sync: what the file

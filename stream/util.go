@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"tyst/store"
 	"tyst/stream/spool"
@@ -113,6 +114,15 @@ func (s *Server) forget(st *stream) {
 	if s.byRecord[st.m.RecordID] == st {
 		delete(s.byRecord, st.m.RecordID)
 	}
+	s.releaseLocked(st)
+}
+
+// minTime returns the earlier of a and b.
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // asFinishError is errors.As for *finishError.
