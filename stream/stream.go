@@ -276,7 +276,8 @@ func (st *stream) windowLocked() time.Duration {
 }
 
 // reopenLocked reopens a spool after a failed write or sync: what the file
-// holds now, read back and checked, is the stream.
+// holds now, read back and checked, is the stream. If it fails, the stream
+// stays broken (with no file) for the next try.
 func (st *stream) reopenLocked() error {
 	if st.file != nil {
 		st.file.Close()
@@ -284,6 +285,7 @@ func (st *stream) reopenLocked() error {
 	}
 	f, scan, err := spool.Open(st.srv.spoolPath(st.id), st.srv.codec, st.srv.cfg.Keys.All(), spool.Grow1MiB)
 	if err != nil {
+		st.broken = err
 		return err
 	}
 	st.file = st.srv.wrap(f)
@@ -383,7 +385,20 @@ func (st *stream) finalise(ctx context.Context, c *conn) (*store.Audio, error) {
 		st.mu.Unlock()
 		return nil, errBusy
 	}
-	if err := st.syncLocked(); err != nil {
+	// A spool whose write failed (a full disk) is read back first: what it
+	// holds, checked, is the stream. Without this an abandoned stream that
+	// once met a full disk would never be stored until a restart.
+	err := st.broken
+	if err != nil {
+		err = st.reopenLocked()
+	}
+	if err == nil {
+		err = st.syncLocked()
+	}
+	if err != nil {
+		if c == nil {
+			st.retryLaterLocked()
+		}
 		st.mu.Unlock()
 		return nil, &finishError{err: err}
 	}
@@ -398,7 +413,6 @@ func (st *stream) finalise(ctx context.Context, c *conn) (*store.Audio, error) {
 	st.mu.Unlock()
 
 	var audio *store.Audio
-	var err error
 	if n > 0 {
 		audio, err = st.srv.storeSpool(ctx, st, n)
 	}
@@ -416,8 +430,7 @@ func (st *stream) finalise(ctx context.Context, c *conn) (*store.Audio, error) {
 	st.finalDone = nil
 	if err != nil && !permanent {
 		st.state = stateDetached
-		st.retries++
-		st.deadline = st.srv.now().Add(retryDelay(st.retries))
+		st.retryLaterLocked()
 		st.mu.Unlock()
 		close(done)
 		return nil, &finishError{err: err}
@@ -445,9 +458,18 @@ func (st *stream) finalise(ctx context.Context, c *conn) (*store.Audio, error) {
 	return audio, nil
 }
 
-// retryDelay is how long a stream waits after its nth failed finalisation.
+// retryLaterLocked schedules the next try of a finalisation that failed
+// for now (a full disk, a store error): later and later, so that a disk
+// that stays full is logged a bounded number of times.
+func (st *stream) retryLaterLocked() {
+	st.retries++
+	st.deadline = st.srv.now().Add(retryDelay(st.retries))
+}
+
+// retryDelay is how long a stream waits after its nth failed finalisation:
+// 15 s, doubling up to 30 min.
 func retryDelay(n int) time.Duration {
-	d := time.Minute << min(n-1, 5)
+	d := 15 * time.Second << min(n-1, 7)
 	return min(d, 30*time.Minute)
 }
 
