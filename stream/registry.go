@@ -134,7 +134,7 @@ func (s *Server) resume(c *conn, id string) (*stream, int64, error) {
 			st.warn("spool cannot be resumed", err)
 			return nil, 0, diskErr(err)
 		}
-		s.log.Info("stream resumed", keyStreamID, id, keyRecordID, st.m.RecordID, keyBytes, off)
+		s.log.Info("stream resumed", keyStreamID, id, keyRecordID, st.m.RecordID, keyMiB, mibBucket(off))
 		return st, off, nil
 	}
 }
@@ -311,7 +311,7 @@ func (s *Server) expire(st *stream) {
 	case err == nil && audio == nil:
 		s.log.Info("abandoned stream held no audio and is removed", keyStreamID, st.id, keyRecordID, st.m.RecordID)
 	case err == nil:
-		s.log.Info("abandoned stream stored", keyStreamID, st.id, keyRecordID, st.m.RecordID, keyBytes, audio.SizeBytes,
+		s.log.Info("abandoned stream stored", keyStreamID, st.id, keyRecordID, st.m.RecordID, keyMiB, mibBucket(audio.SizeBytes),
 			keyDur, time.Since(start).Round(time.Millisecond).String())
 	case asFinishError(err, &fe) && fe.permanent:
 		s.log.Error("abandoned stream refused by the store and discarded", keyStreamID, st.id, keyRecordID, st.m.RecordID,
@@ -373,7 +373,7 @@ func (s *Server) recoverSpools() error {
 		if s.byRecord[md.RecordID] == nil {
 			s.byRecord[md.RecordID] = st
 		}
-		s.log.Info("stream found after restart; resumable until its window ends", keyStreamID, id, keyRecordID, md.RecordID, keyBytes, scan.DataBytes)
+		s.log.Info("stream found after restart; resumable until its window ends", keyStreamID, id, keyRecordID, md.RecordID, keyMiB, mibBucket(scan.DataBytes))
 	}
 	return nil
 }
