@@ -108,10 +108,10 @@ func TestStream_Canaries(t *testing.T) {
 		}
 	}
 	searchTree(t, e.dir, needles[:4]...)
-	// NAMES
+	searchNames(t, e.dir, needles[:4]...)
 
 	// The dump is there, encrypted, and holds the first stream's PCM.
-	names, _ := filepath.Glob(filepath.Join(e.dir, dump.DirName, ready.StreamID+"_src-canary_*.pcm"))
+	names, _ := filepath.Glob(filepath.Join(e.dir, dump.DirName, ready.StreamID+"_"+d.SourceTag("src-canary")+"_*.pcm"))
 	if len(names) != 1 {
 		t.Fatalf("dump files of the first stream: %v", names)
 	}
@@ -188,10 +188,11 @@ func logNamesNoSize(tb testing.TB, log string, sizes map[int64]bool) {
 }
 
 // TestStream_PlaintextDump: with plaintext asked for, the dump is raw PCM
-// (and that is the only plaintext under the data directory).
+// (and that is the only plaintext under the data directory); its name
+// holds the source's tag, as an encrypted dump's does.
 func TestStream_PlaintextDump(t *testing.T) {
 	e := mustEnv(t)
-	d, err := dump.New(dump.Config{Dir: filepath.Join(e.dir, dump.DirName), Plaintext: true, Logger: e.logger()})
+	d, err := dump.New(dump.Config{Dir: filepath.Join(e.dir, dump.DirName), Plaintext: true, Key: e.keys.Primary(), Logger: e.logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +205,7 @@ func TestStream_PlaintextDump(t *testing.T) {
 	c.sendPCM(pcm, 640)
 	c.send(`{"type":"stop"}`)
 	expect[proto.Stored](c)
-	names, _ := filepath.Glob(filepath.Join(e.dir, dump.DirName, ready.StreamID+"_mic_*.pcm"))
+	names, _ := filepath.Glob(filepath.Join(e.dir, dump.DirName, ready.StreamID+"_"+d.SourceTag("mic")+"_*.pcm"))
 	if len(names) != 1 {
 		t.Fatalf("dump files: %v", names)
 	}
@@ -230,7 +231,7 @@ func TestStream_DumpFailuresDoNotStopTheStream(t *testing.T) {
 			return dump.Config{Dir: filepath.Join(blocker, dump.DirName), Key: e.keys.Primary()}
 		}, "debug dump disabled for this stream"},
 		{"WritesFail", func(e *env) dump.Config {
-			return dump.Config{Dir: filepath.Join(e.dir, dump.DirName), Plaintext: true,
+			return dump.Config{Dir: filepath.Join(e.dir, dump.DirName), Plaintext: true, Key: e.keys.Primary(),
 				WrapWriter: func(io.Writer) io.Writer { return enospcWriter{} }}
 		}, "debug dump write failed"},
 	} {
