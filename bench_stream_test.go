@@ -88,7 +88,9 @@ type benchStream struct {
 func benchStreams(b *testing.B, bin string, n int, dur time.Duration) {
 	data, key := b.TempDir(), store.GenerateKey()
 	token := offlineToken(b, bin, data, key)
-	srv := startServer(b, bin, data, key)
+	// All n streams share one token: its caps (4, and 8 per account) are
+	// raised to n.
+	srv := startServer(b, bin, data, key, fmt.Sprintf("TYST_MAX_STREAMS_PER_TOKEN=%d", n), fmt.Sprintf("TYST_MAX_STREAMS_PER_USER=%d", n))
 	client := &http.Client{Transport: bearer{token, &http.Transport{MaxIdleConnsPerHost: 16}}}
 	ids := make([]uint64, n)
 	var wg sync.WaitGroup

@@ -38,6 +38,8 @@ type serveConfig struct {
 	purge          retentionSettings
 	// Live streams and the debug audio dump (DESIGN §8, §9).
 	resumeWindow    time.Duration
+	streamsPerUser  int
+	streamsPerToken int
 	dumpOn          bool
 	dumpPlaintext   bool
 	dumpMaxAgeHours int64
@@ -57,6 +59,8 @@ func (c *serveConfig) validate() error {
 		return &usageError{"--tls-cert and --tls-key go together"}
 	case c.resumeWindow < time.Second:
 		return &usageError{"--stream-resume-window must be at least 1s"}
+	case c.streamsPerUser < 1 || c.streamsPerToken < 1:
+		return &usageError{"--max-streams-per-user and --max-streams-per-token must be at least 1"}
 	case c.dumpMaxAgeHours < 1 || c.dumpMaxFiles < 1 || c.dumpMaxMB < 1:
 		return &usageError{"the --debug-audio-dump-max-* limits must be at least 1"}
 	}

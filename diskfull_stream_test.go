@@ -97,8 +97,14 @@ func streamOnFullDisk(t *testing.T, base, token string, id uint64, disk diskFill
 	if !ok {
 		t.Fatalf("start: %#v", m)
 	}
+	// Some audio first, so that the spool holds durable bytes (and has
+	// taken its first 1 MiB step) when the disk fills.
+	sent := 64000
+	if err := wsutil.WriteClientBinary(c.w, pcm[:sent]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // an ack interval: synced
 	disk.leave(256 << 10)
-	sent := 0
 	var failed *proto.Error
 	for sent < len(pcm) && failed == nil {
 		if err := wsutil.WriteClientBinary(c.w, pcm[sent:min(sent+32000, len(pcm))]); err != nil {

@@ -112,11 +112,13 @@ func TestLoad(t *testing.T) {
 	}
 	data, key := t.TempDir(), store.GenerateKey()
 	token := offlineUser(t, bin, data, key, "load", store.RoleEditor, "")
-	// The upload caps default to 8 in all and 2 per account: raised so
-	// that every uploader runs at once.
+	// The upload caps default to 8 in all and 2 per account, the stream
+	// caps to 8 per account and 4 per token: raised so that every uploader
+	// and streamer runs at once.
 	srv := startServer(t, bin, data, key, "TYST_MAX_UPLOAD_MB=256",
 		fmt.Sprintf("TYST_MAX_UPLOADS=%d", loadUploaders), fmt.Sprintf("TYST_MAX_UPLOADS_PER_USER=%d", loadUploaders),
-		"TYST_MAX_DOWNLOADS=32", "TYST_MAX_DOWNLOADS_PER_USER=32")
+		"TYST_MAX_DOWNLOADS=32", "TYST_MAX_DOWNLOADS_PER_USER=32",
+		fmt.Sprintf("TYST_MAX_STREAMS_PER_TOKEN=%d", loadStreamers), fmt.Sprintf("TYST_MAX_STREAMS_PER_USER=%d", loadStreamers))
 	pid := srv.cmd.Process.Pid
 	idle := procMiB(t, pid, "VmRSS")
 	client := &http.Client{Transport: bearer{token, &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64}}, Timeout: 10 * time.Minute}

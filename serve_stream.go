@@ -32,7 +32,17 @@ func streamFlags(fs *flag.FlagSet, cfg *serveConfig) error {
 	if err != nil {
 		return err
 	}
+	perUser, err := envInt("TYST_MAX_STREAMS_PER_USER", stream.DefaultMaxStreamsPerUser)
+	if err != nil {
+		return err
+	}
+	perToken, err := envInt("TYST_MAX_STREAMS_PER_TOKEN", stream.DefaultMaxStreamsPerToken)
+	if err != nil {
+		return err
+	}
 	fs.DurationVar(&cfg.resumeWindow, "stream-resume-window", window, "how long a dropped live stream stays resumable before what it holds is stored (TYST_STREAM_RESUME_WINDOW)")
+	fs.IntVar(&cfg.streamsPerUser, "max-streams-per-user", int(perUser), "live streams an account holds at once, live and resumable, all its tokens and sessions together; more starts are refused with too_many_streams (TYST_MAX_STREAMS_PER_USER)")
+	fs.IntVar(&cfg.streamsPerToken, "max-streams-per-token", int(perToken), "live streams one API token holds at once, live and resumable; more starts are refused with too_many_streams (TYST_MAX_STREAMS_PER_TOKEN)")
 	fs.BoolVar(&cfg.dumpOn, "debug-audio-dump", envOr("ECHOPANEL_DEBUG_AUDIO_DUMP", "") == "1", "also write every stream's audio to <data>/debug-audio, encrypted, for troubleshooting (ECHOPANEL_DEBUG_AUDIO_DUMP=1)")
 	fs.BoolVar(&cfg.dumpPlaintext, "debug-audio-dump-plaintext", envOr("ECHOPANEL_DEBUG_AUDIO_DUMP_PLAINTEXT", "") == "1", "write the debug dump unencrypted: raw PCM on disk (ECHOPANEL_DEBUG_AUDIO_DUMP_PLAINTEXT=1)")
 	fs.Int64Var(&cfg.dumpMaxAgeHours, "debug-audio-dump-max-age-hours", age, "remove debug dumps older than this (ECHOPANEL_DEBUG_AUDIO_DUMP_MAX_AGE_HOURS)")
@@ -64,6 +74,7 @@ func openStreams(cfg *serveConfig, db *store.DB, keys *store.Keyring, log *slog.
 	srv, err := stream.Open(stream.Config{
 		Store: db, Keys: keys, DataDir: cfg.dataDir, Logger: log.With("component", "stream"),
 		Dumper: dumper, ResumeWindow: cfg.resumeWindow,
+		MaxStreamsPerUser: cfg.streamsPerUser, MaxStreamsPerToken: cfg.streamsPerToken,
 	})
 	return srv, dumper, err
 }

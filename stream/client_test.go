@@ -17,6 +17,7 @@ import (
 	"tyst/store"
 	"tyst/stream"
 	"tyst/stream/client"
+	"tyst/stream/proto"
 )
 
 // pacedReader hands out pcm at about speed times real time, in 20 ms
@@ -270,4 +271,39 @@ func TestClient_Refused(t *testing.T) {
 	if time.Since(start) > 5*time.Second {
 		t.Fatal("refusals were retried")
 	}
+}
+
+// TestClient_WaitsForAFreeSlot: a field box whose token holds as many
+// streams as it may is refused with too_many_streams; the client keeps its
+// audio and tries again, and streams everything once a slot is free.
+func TestClient_WaitsForAFreeSlot(t *testing.T) {
+	e := mustEnv(t, func(c *stream.Config) { c.MaxStreamsPerToken = 1 })
+	held := e.dial(t, e.mustRecord(t, "holds the slot"))
+	held.start(16000, 1)
+	pcm := soxPCM(t, 16000, 1, 2)
+	var w warnings
+	cfg := clientConfig(t, e, e.URL, bytes.NewReader(pcm), &w)
+	type result struct {
+		res *client.Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := client.Run(t.Context(), cfg)
+		done <- result{res, err}
+	}()
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(w.String(), "too_many_streams") })
+	select {
+	case r := <-done:
+		t.Fatalf("the client ended while refused: %+v %v", r.res, r.err)
+	default:
+	}
+	held.sendPCM(pcm[:3200], 640)
+	held.send(`{"type":"stop"}`)
+	expect[proto.Stored](held)
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, &w)
+	}
+	e.mustStored(t, r.res.RecordID, r.res.Stored, pcm, 16000, 1)
 }

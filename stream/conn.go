@@ -543,7 +543,7 @@ func (c *conn) stop() error {
 		}
 		return c.asWSError(diskErr(errors.Unwrap(err)))
 	}
-	c.srv.log.Info("stream stored", keyStreamID, c.st.id, keyRecordID, c.recordID, keyBytes, audio.SizeBytes,
+	c.srv.log.Info("stream stored", keyStreamID, c.st.id, keyRecordID, c.recordID, keyMiB, mibBucket(audio.SizeBytes),
 		keyDur, time.Since(start).Round(time.Millisecond).String())
 	b, err := proto.Marshal(proto.Stored{FileID: audio.FileID, SHA256: audio.SHA256, SizeBytes: audio.SizeBytes,
 		MIMEType: audio.MIMEType, DurationMS: audio.DurationMS})

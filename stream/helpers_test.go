@@ -61,7 +61,10 @@ func mustEnv(tb testing.TB, opts ...func(*stream.Config)) *env {
 	if e.token, _, err = e.db.CreateToken(tb.Context(), "reporter", "", ""); err != nil {
 		tb.Fatal(err)
 	}
-	e.cfg = stream.Config{AckInterval: 100 * time.Millisecond, SyncTick: 10 * time.Millisecond}
+	// The per-principal caps are raised: tests of everything else start
+	// many streams with the one token (TestStream_Caps sets them).
+	e.cfg = stream.Config{AckInterval: 100 * time.Millisecond, SyncTick: 10 * time.Millisecond,
+		MaxStreamsPerUser: 1 << 10, MaxStreamsPerToken: 1 << 10}
 	for _, o := range opts {
 		o(&e.cfg)
 	}

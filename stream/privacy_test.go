@@ -2,13 +2,17 @@ package stream_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fernet/fernet-go"
 
@@ -46,7 +50,10 @@ func searchTree(tb testing.TB, dir string, needles ...string) {
 
 // TestStream_Canaries streams with canaries in the title, the source, the
 // token and the audio (dump on, encrypted), then searches every log line
-// and every byte under the data directory: none may appear.
+// and every byte and file name under the data directory: none may appear.
+// Nor may any exact size or offset of the audio in a log line (stored,
+// resumed, found after a restart): logs name 1 MiB buckets, as the padding
+// of blobs on disk does.
 func TestStream_Canaries(t *testing.T) {
 	var d *dump.Dumper
 	e := mustEnv(t, func(c *stream.Config) {})
@@ -63,11 +70,13 @@ func TestStream_Canaries(t *testing.T) {
 	c := e.dial(t, id)
 	c.send(`{"type":"start","format":"pcm_s16le","sample_rate":16000,"channels":1,"source":"src-canary"}`)
 	ready := expect[proto.Ready](c)
+	sizes := map[int64]bool{int64(len(pcm)): true, int64(len(pcm)) + 44: true, 40000: true}
 	c.sendPCM(pcm[:40000], 640)
-	expect[proto.Ack](c)
+	sizes[expect[proto.Ack](c).Offset] = true
 	c.nc.Close()
 	c = e.dial(t, id)
 	r := c.resume(ready.StreamID)
+	sizes[r.Offset] = true
 	c.sendPCM(pcm[r.Offset:], 640)
 	c.send(`{"type":"stop"}`)
 	e.mustStored(t, id, expect[proto.Stored](c), pcm, 16000, 1)
@@ -81,7 +90,16 @@ func TestStream_Canaries(t *testing.T) {
 	c2.sendPCM(pcm, 640)
 	for a := int64(0); a < int64(len(pcm)); {
 		a = expect[proto.Ack](c2).Offset
+		sizes[a] = true
 	}
+	// Dropped, found again after a restart.
+	c2.nc.Close()
+	waitFor(t, 5*time.Second, func() bool { return e.streams.Live() == 0 })
+	e.restart(t)
+	if !strings.Contains(e.log.String(), "stream found after restart") {
+		t.Fatal("the restart did not log the spool it found")
+	}
+	logNamesNoSize(t, e.log.String(), sizes)
 
 	needles := []string{"TITLE-CANARY", "src-canary", "PCM-CANARY", e.token, e.dir}
 	for _, n := range needles {
@@ -90,9 +108,10 @@ func TestStream_Canaries(t *testing.T) {
 		}
 	}
 	searchTree(t, e.dir, needles[:4]...)
+	searchNames(t, e.dir, needles[:4]...)
 
 	// The dump is there, encrypted, and holds the first stream's PCM.
-	names, _ := filepath.Glob(filepath.Join(e.dir, dump.DirName, ready.StreamID+"_src-canary_*.pcm"))
+	names, _ := filepath.Glob(filepath.Join(e.dir, dump.DirName, ready.StreamID+"_"+d.SourceTag("src-canary")+"_*.pcm"))
 	if len(names) != 1 {
 		t.Fatalf("dump files of the first stream: %v", names)
 	}
@@ -104,11 +123,76 @@ func TestStream_Canaries(t *testing.T) {
 	}
 }
 
+// searchNames fails if the name of any file or directory under dir holds
+// any of needles.
+func searchNames(tb testing.TB, dir string, needles ...string) {
+	tb.Helper()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		for _, n := range needles {
+			if strings.Contains(d.Name(), n) {
+				tb.Errorf("%q found in the name %s", n, strings.TrimPrefix(p, dir))
+			}
+		}
+		return nil
+	})
+}
+
+// logNamesNoSize fails if a log line (its time aside) holds any of sizes:
+// as a number, or as a run of digits in a string.
+func logNamesNoSize(tb testing.TB, log string, sizes map[int64]bool) {
+	tb.Helper()
+	digits := regexp.MustCompile(`[0-9]+`)
+	var walk func(v any) []int64
+	walk = func(v any) (found []int64) {
+		switch v := v.(type) {
+		case float64:
+			if sizes[int64(v)] && v == float64(int64(v)) {
+				found = append(found, int64(v))
+			}
+		case string:
+			for _, d := range digits.FindAllString(v, -1) {
+				if n, err := strconv.ParseInt(d, 10, 64); err == nil && sizes[n] {
+					found = append(found, n)
+				}
+			}
+		case map[string]any:
+			for k, x := range v {
+				if k != "time" {
+					found = append(found, walk(x)...)
+				}
+			}
+		case []any:
+			for _, x := range v {
+				found = append(found, walk(x)...)
+			}
+		}
+		return found
+	}
+	lines := 0
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			tb.Fatalf("log line is not JSON: %q", line)
+		}
+		lines++
+		if found := walk(m); len(found) > 0 {
+			tb.Errorf("a log line names the audio size or offset %v: %s", found, line)
+		}
+	}
+	if lines == 0 {
+		tb.Fatal("nothing was logged")
+	}
+}
+
 // TestStream_PlaintextDump: with plaintext asked for, the dump is raw PCM
-// (and that is the only plaintext under the data directory).
+// (and that is the only plaintext under the data directory); its name
+// holds the source's tag, as an encrypted dump's does.
 func TestStream_PlaintextDump(t *testing.T) {
 	e := mustEnv(t)
-	d, err := dump.New(dump.Config{Dir: filepath.Join(e.dir, dump.DirName), Plaintext: true, Logger: e.logger()})
+	d, err := dump.New(dump.Config{Dir: filepath.Join(e.dir, dump.DirName), Plaintext: true, Key: e.keys.Primary(), Logger: e.logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +205,7 @@ func TestStream_PlaintextDump(t *testing.T) {
 	c.sendPCM(pcm, 640)
 	c.send(`{"type":"stop"}`)
 	expect[proto.Stored](c)
-	names, _ := filepath.Glob(filepath.Join(e.dir, dump.DirName, ready.StreamID+"_mic_*.pcm"))
+	names, _ := filepath.Glob(filepath.Join(e.dir, dump.DirName, ready.StreamID+"_"+d.SourceTag("mic")+"_*.pcm"))
 	if len(names) != 1 {
 		t.Fatalf("dump files: %v", names)
 	}
@@ -147,7 +231,7 @@ func TestStream_DumpFailuresDoNotStopTheStream(t *testing.T) {
 			return dump.Config{Dir: filepath.Join(blocker, dump.DirName), Key: e.keys.Primary()}
 		}, "debug dump disabled for this stream"},
 		{"WritesFail", func(e *env) dump.Config {
-			return dump.Config{Dir: filepath.Join(e.dir, dump.DirName), Plaintext: true,
+			return dump.Config{Dir: filepath.Join(e.dir, dump.DirName), Plaintext: true, Key: e.keys.Primary(),
 				WrapWriter: func(io.Writer) io.Writer { return enospcWriter{} }}
 		}, "debug dump write failed"},
 	} {

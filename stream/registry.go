@@ -39,9 +39,12 @@ func (s *Server) start(c *conn, m proto.Start) (*stream, error) {
 	case s.byRecord[c.recordID] != nil:
 		s.mu.Unlock()
 		return nil, policy(store.CodeConflict, "a stream is already running for this record: resume it")
-	case len(s.streams) >= s.cfg.MaxStreams:
+	}
+	// Counted now, with the check, so that concurrent starts never pass a
+	// bound together; forget uncounts it.
+	if err := s.admitLocked(st); err != nil {
 		s.mu.Unlock()
-		return nil, policy(store.CodeUnavailable, "too many streams: try again later")
+		return nil, err
 	}
 	s.byRecord[c.recordID] = st // claimed while the spool is made
 	s.mu.Unlock()
@@ -131,7 +134,7 @@ func (s *Server) resume(c *conn, id string) (*stream, int64, error) {
 			st.warn("spool cannot be resumed", err)
 			return nil, 0, diskErr(err)
 		}
-		s.log.Info("stream resumed", keyStreamID, id, keyRecordID, st.m.RecordID, keyBytes, off)
+		s.log.Info("stream resumed", keyStreamID, id, keyRecordID, st.m.RecordID, keyMiB, mibBucket(off))
 		return st, off, nil
 	}
 }
@@ -250,7 +253,7 @@ func (s *Server) commit(st *stream) {
 // janitorLoop stores streams whose resume window has ended.
 func (s *Server) janitorLoop() {
 	defer s.loops.Done()
-	tick := min(max(s.cfg.ResumeWindow/20, 10*time.Millisecond), 5*time.Second)
+	tick := min(max(s.cfg.EmptyWindow/20, 10*time.Millisecond), 5*time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
@@ -308,7 +311,7 @@ func (s *Server) expire(st *stream) {
 	case err == nil && audio == nil:
 		s.log.Info("abandoned stream held no audio and is removed", keyStreamID, st.id, keyRecordID, st.m.RecordID)
 	case err == nil:
-		s.log.Info("abandoned stream stored", keyStreamID, st.id, keyRecordID, st.m.RecordID, keyBytes, audio.SizeBytes,
+		s.log.Info("abandoned stream stored", keyStreamID, st.id, keyRecordID, st.m.RecordID, keyMiB, mibBucket(audio.SizeBytes),
 			keyDur, time.Since(start).Round(time.Millisecond).String())
 	case asFinishError(err, &fe) && fe.permanent:
 		s.log.Error("abandoned stream refused by the store and discarded", keyStreamID, st.id, keyRecordID, st.m.RecordID,
@@ -362,11 +365,15 @@ func (s *Server) recoverSpools() error {
 		if md.Deadline != nil {
 			st.deadline = *md.Deadline
 		}
+		if scan.DataBytes == 0 {
+			st.deadline = minTime(st.deadline, now.Add(s.cfg.EmptyWindow))
+		}
 		s.streams[id] = st
+		s.countLocked(st)
 		if s.byRecord[md.RecordID] == nil {
 			s.byRecord[md.RecordID] = st
 		}
-		s.log.Info("stream found after restart; resumable until its window ends", keyStreamID, id, keyRecordID, md.RecordID, keyBytes, scan.DataBytes)
+		s.log.Info("stream found after restart; resumable until its window ends", keyStreamID, id, keyRecordID, md.RecordID, keyMiB, mibBucket(scan.DataBytes))
 	}
 	return nil
 }

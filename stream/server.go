@@ -11,12 +11,19 @@
 //     SyncTick, the streams due (each about every AckInterval) go to a pool
 //     of sync workers that write and sync them at once (the file system
 //     commits them together); each is acknowledged when its sync is done.
-//   - A dropped connection leaves the stream resumable for ResumeWindow;
-//     a resume gets the durable offset and the client resends from there.
+//   - A dropped connection leaves the stream resumable for ResumeWindow
+//     (EmptyWindow, 30 s, when it never received audio: it then goes
+//     with its spool and leaves its record without audio); a resume gets
+//     the durable offset and the client resends from there.
 //     After a restart the spools are found again and stay resumable until
 //     their window ends; the metadata a restart needs (record, principal,
 //     format, source, times) lives encrypted inside the spool.
 //   - One stream per record; a record that has audio takes none.
+//   - Streams held (live, resumable or being stored) are bounded in all
+//     (MaxStreams), per account (MaxStreamsPerUser, all its tokens and
+//     sessions) and per API token (MaxStreamsPerToken); a start over a
+//     bound is refused before its spool is made, and no spool costs a MiB
+//     before audio arrives. One credential cannot take every slot.
 //   - Every read and write has a deadline; frames over proto.MaxFrameBytes
 //     are refused from their header, before a byte of payload is read;
 //     the frame read path allocates nothing in steady state; a client that
@@ -84,6 +91,14 @@ const (
 	DefaultPingInterval = 20 * time.Second
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultMaxStreams   = 4096
+	// DefaultMaxStreamsPerUser and DefaultMaxStreamsPerToken bound the
+	// streams one account, and one of its API tokens, holds: live and
+	// resumable together.
+	DefaultMaxStreamsPerUser  = 8
+	DefaultMaxStreamsPerToken = 4
+	// DefaultEmptyWindow is how long a dropped stream that never received
+	// audio stays resumable.
+	DefaultEmptyWindow = 30 * time.Second
 	// DefaultMaxStreamBytes keeps a stream's WAV under 4 GiB, the most its
 	// header can describe.
 	DefaultMaxStreamBytes = 1<<32 - 1<<20
@@ -100,6 +115,9 @@ type Config struct {
 	Dumper  *dump.Dumper // the debug dump (DESIGN §9); nil when off
 
 	ResumeWindow time.Duration // how long a dropped stream stays resumable
+	// EmptyWindow is how long a dropped stream that never received a byte
+	// of audio stays resumable (at most ResumeWindow).
+	EmptyWindow  time.Duration
 	AckInterval  time.Duration // how often a stream is synced and acknowledged
 	SyncTick     time.Duration // how often the group commit looks for due streams
 	IdleTimeout  time.Duration // read deadline: a peer silent this long is closed
@@ -107,6 +125,10 @@ type Config struct {
 	WriteTimeout time.Duration // deadline of every write
 	// MaxStreams bounds the streams held at once, live and resumable.
 	MaxStreams int
+	// MaxStreamsPerUser bounds those of one account, all its API tokens
+	// and sessions together; MaxStreamsPerToken those of one API token.
+	MaxStreamsPerUser  int
+	MaxStreamsPerToken int
 	// MaxStreamBytes bounds one stream's PCM.
 	MaxStreamBytes int64
 	// Now is the clock; time.Now when nil.
@@ -136,6 +158,11 @@ type Server struct {
 	mu       sync.Mutex
 	streams  map[string]*stream
 	byRecord map[uint64]*stream
+	// held counts the streams claimed (a start making its spool) or held,
+	// in all and per principal (admit.go).
+	held     int
+	perUser  map[uint64]int
+	perToken map[uint64]int
 	conns    map[*conn]struct{}
 	closing  bool
 	// finished remembers streams stored lately (bounded, oldest forgotten
@@ -160,6 +187,8 @@ func Open(cfg Config) (*Server, error) {
 		return nil, errors.New("stream: Store, Keys and DataDir are required")
 	}
 	setDefault(&cfg.ResumeWindow, DefaultResumeWindow)
+	setDefault(&cfg.EmptyWindow, DefaultEmptyWindow)
+	cfg.EmptyWindow = min(cfg.EmptyWindow, cfg.ResumeWindow)
 	setDefault(&cfg.AckInterval, DefaultAckInterval)
 	setDefault(&cfg.SyncTick, DefaultSyncTick)
 	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
@@ -167,6 +196,12 @@ func Open(cfg Config) (*Server, error) {
 	setDefault(&cfg.WriteTimeout, DefaultWriteTimeout)
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = DefaultMaxStreams
+	}
+	if cfg.MaxStreamsPerUser <= 0 {
+		cfg.MaxStreamsPerUser = DefaultMaxStreamsPerUser
+	}
+	if cfg.MaxStreamsPerToken <= 0 {
+		cfg.MaxStreamsPerToken = DefaultMaxStreamsPerToken
 	}
 	if cfg.MaxStreamBytes <= 0 {
 		cfg.MaxStreamBytes = DefaultMaxStreamBytes
@@ -177,6 +212,8 @@ func Open(cfg Config) (*Server, error) {
 		codec:     spool.NewCodec(cfg.Keys.Primary()),
 		streams:   map[string]*stream{},
 		byRecord:  map[uint64]*stream{},
+		perUser:   map[uint64]int{},
+		perToken:  map[uint64]int{},
 		conns:     map[*conn]struct{}{},
 		finished:  map[string]finishedStream{},
 		quit:      make(chan struct{}),

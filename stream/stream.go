@@ -66,6 +66,7 @@ type stream struct {
 	m          meta // fixed after start, but for Deadline (under mu)
 	blockAlign int
 	pendingCap int
+	counted    bool // in the server's counts of streams held (Server.mu)
 
 	mu        sync.Mutex
 	file      SpoolFile // nil once finished
@@ -225,7 +226,7 @@ func (st *stream) attachLocked(c *conn) (int64, error) {
 	st.conn = c
 	st.state = stateAttached
 	st.deadline = time.Time{}
-	st.nextFlush = st.srv.now().Add(st.srv.cfg.AckInterval)
+	st.nextFlush = time.Now().Add(st.srv.cfg.AckInterval) // the group commit's clock
 	if st.pending == nil {
 		st.pending = make([]byte, 0, st.pendingCap)
 	}
@@ -244,10 +245,10 @@ func (st *stream) detach(c *conn, clientGone bool) {
 	}
 	st.conn = nil
 	st.state = stateDetached
-	st.deadline = st.srv.now().Add(st.srv.cfg.ResumeWindow)
 	if st.broken == nil {
 		st.pending = st.pending[:len(st.pending)-len(st.pending)%st.blockAlign]
 		err := st.syncLocked()
+		st.deadline = st.srv.now().Add(st.windowLocked())
 		if err == nil && clientGone {
 			d := st.deadline
 			if err = st.writeMetaLocked(&d); err == nil {
@@ -258,12 +259,25 @@ func (st *stream) detach(c *conn, clientGone bool) {
 			st.broken = err
 			st.warn("spool write failed", err)
 		}
+	} else {
+		st.deadline = st.srv.now().Add(st.windowLocked())
 	}
 	st.pending = nil // a resumable stream holds no buffer
 }
 
+// windowLocked is how long the stream stays resumable once dropped: the
+// resume window, or the short EmptyWindow while it holds no audio (a start
+// that never sends any holds a slot, a file and a descriptor no longer).
+func (st *stream) windowLocked() time.Duration {
+	if st.written == 0 {
+		return st.srv.cfg.EmptyWindow
+	}
+	return st.srv.cfg.ResumeWindow
+}
+
 // reopenLocked reopens a spool after a failed write or sync: what the file
-// holds now, read back and checked, is the stream.
+// holds now, read back and checked, is the stream. If it fails, the stream
+// stays broken (with no file) for the next try.
 func (st *stream) reopenLocked() error {
 	if st.file != nil {
 		st.file.Close()
@@ -271,6 +285,7 @@ func (st *stream) reopenLocked() error {
 	}
 	f, scan, err := spool.Open(st.srv.spoolPath(st.id), st.srv.codec, st.srv.cfg.Keys.All(), spool.Grow1MiB)
 	if err != nil {
+		st.broken = err
 		return err
 	}
 	st.file = st.srv.wrap(f)
@@ -370,7 +385,20 @@ func (st *stream) finalise(ctx context.Context, c *conn) (*store.Audio, error) {
 		st.mu.Unlock()
 		return nil, errBusy
 	}
-	if err := st.syncLocked(); err != nil {
+	// A spool whose write failed (a full disk) is read back first: what it
+	// holds, checked, is the stream. Without this an abandoned stream that
+	// once met a full disk would never be stored until a restart.
+	err := st.broken
+	if err != nil {
+		err = st.reopenLocked()
+	}
+	if err == nil {
+		err = st.syncLocked()
+	}
+	if err != nil {
+		if c == nil {
+			st.retryLaterLocked()
+		}
 		st.mu.Unlock()
 		return nil, &finishError{err: err}
 	}
@@ -385,7 +413,6 @@ func (st *stream) finalise(ctx context.Context, c *conn) (*store.Audio, error) {
 	st.mu.Unlock()
 
 	var audio *store.Audio
-	var err error
 	if n > 0 {
 		audio, err = st.srv.storeSpool(ctx, st, n)
 	}
@@ -403,8 +430,7 @@ func (st *stream) finalise(ctx context.Context, c *conn) (*store.Audio, error) {
 	st.finalDone = nil
 	if err != nil && !permanent {
 		st.state = stateDetached
-		st.retries++
-		st.deadline = st.srv.now().Add(retryDelay(st.retries))
+		st.retryLaterLocked()
 		st.mu.Unlock()
 		close(done)
 		return nil, &finishError{err: err}
@@ -432,9 +458,18 @@ func (st *stream) finalise(ctx context.Context, c *conn) (*store.Audio, error) {
 	return audio, nil
 }
 
-// retryDelay is how long a stream waits after its nth failed finalisation.
+// retryLaterLocked schedules the next try of a finalisation that failed
+// for now (a full disk, a store error): later and later, so that a disk
+// that stays full is logged a bounded number of times.
+func (st *stream) retryLaterLocked() {
+	st.retries++
+	st.deadline = st.srv.now().Add(retryDelay(st.retries))
+}
+
+// retryDelay is how long a stream waits after its nth failed finalisation:
+// 15 s, doubling up to 30 min.
 func retryDelay(n int) time.Duration {
-	d := time.Minute << min(n-1, 5)
+	d := 15 * time.Second << min(n-1, 7)
 	return min(d, 30*time.Minute)
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"tyst/store"
 	"tyst/stream/spool"
@@ -22,9 +23,16 @@ const (
 	keyRecordID = "record_id"
 	keyErr      = "err"
 	keyCode     = "code"
-	keyBytes    = "bytes"
+	keyMiB      = "mib" // an audio size as its 1 MiB bucket (mibBucket), never in bytes
 	keyDur      = "dur"
 )
+
+// mibBucket returns the 1 MiB bucket of an audio size of n bytes, which
+// logs name instead of n: a whole number of MiB that n is under. It is the
+// stream format's padding rule (store/fstream: a file's size is a function
+// of n / 1 MiB), so a log shipped off the box tells no more of a
+// recording's length, or of where a stream resumed, than its blob on disk.
+func mibBucket(n int64) int64 { return n>>20 + 1 }
 
 // wavHeaderSize is the size of the canonical PCM WAV header.
 const wavHeaderSize = 44
@@ -113,6 +121,15 @@ func (s *Server) forget(st *stream) {
 	if s.byRecord[st.m.RecordID] == st {
 		delete(s.byRecord, st.m.RecordID)
 	}
+	s.releaseLocked(st)
+}
+
+// minTime returns the earlier of a and b.
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // asFinishError is errors.As for *finishError.

@@ -1,8 +1,17 @@
 // Package dump writes the debug audio dump (DESIGN §9): when an operator
 // turns it on (ECHOPANEL_DEBUG_AUDIO_DUMP=1), every stream's PCM is also
-// written to <data>/debug-audio/<stream_id>_<source>_<UTC time>.pcm,
+// written to <data>/debug-audio/<stream_id>_<tag>_<UTC time>.pcm,
 // encrypted under the newsroom key in the Fernet stream format
 // (store/fstream; `tyst decrypt` reads it) unless plaintext was asked for.
+//
+// The tag stands for the stream's source, which the client chose (a field
+// operator may name a source after a person), so the source itself is
+// never in a file name: the tag is the first 8 hex digits of
+// HMAC-SHA256(K, source), K = HMAC-SHA256(newsroom key, "tyst debug-audio
+// source tag v1"), plaintext dumps included. One source always gets the
+// same tag under one key; without the key a tag cannot be tested against
+// a guessed name. SourceTag computes it (an operator maps tags to the
+// sources they use with the Python line in the README).
 //
 // Promises:
 //   - The directory is 0700, files 0600; a dump never follows a symlink,
@@ -17,7 +26,9 @@
 //     returned for the caller to log; the stream goes on. One dump stops at
 //     MaxBytes (ErrFull).
 //   - Nothing is logged but counts and path-free errors: file names hold
-//     stream ids and sources, which stay out of logs.
+//     stream ids and source tags, which stay out of logs.
+//   - Cleanup and Rekey also take the names of earlier releases, which
+//     held the source itself in place of the tag.
 //
 // An encrypted dump holds one chunk (1 MiB) in memory until it is written,
 // so at most MaxOpen dumps are open at once. A dump that was not closed (a
@@ -26,6 +37,9 @@
 package dump
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -54,7 +68,8 @@ const (
 	DirName = "debug-audio"
 )
 
-// namePattern matches the dump files tyst writes, and only those.
+// namePattern matches the dump files tyst writes, and only those: with a
+// source tag, or (earlier releases) a source.
 var namePattern = regexp.MustCompile(`^[0-9a-f]{32}_[a-z0-9_-]{1,16}_[0-9]{8}T[0-9]{6}Z\.pcm$`)
 
 var (
@@ -70,10 +85,12 @@ var ErrBusy = errors.New("dump: too many dumps open")
 
 // Config configures a Dumper.
 type Config struct {
-	Dir       string       // the dump directory, <data>/debug-audio
-	Plaintext bool         // write raw PCM (ECHOPANEL_DEBUG_AUDIO_DUMP_PLAINTEXT=1)
-	Key       *fernet.Key  // the newsroom's primary key; required unless Plaintext
-	Logger    *slog.Logger // discards when nil
+	Dir       string // the dump directory, <data>/debug-audio
+	Plaintext bool   // write raw PCM (ECHOPANEL_DEBUG_AUDIO_DUMP_PLAINTEXT=1)
+	// Key is the newsroom's primary key, required: it encrypts the dumps
+	// (unless Plaintext) and keys the source tags of their names (always).
+	Key    *fernet.Key
+	Logger *slog.Logger // discards when nil
 	// Limits; zero takes the default.
 	MaxAge   time.Duration
 	MaxFiles int
@@ -91,6 +108,7 @@ type Config struct {
 type Dumper struct {
 	cfg    Config
 	log    *slog.Logger
+	tagKey []byte                                 // K of the source tags (package doc)
 	remove func(root *os.Root, name string) error // tests inject failures
 
 	mu   sync.Mutex
@@ -102,8 +120,8 @@ func New(cfg Config) (*Dumper, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("dump: no directory")
 	}
-	if !cfg.Plaintext && cfg.Key == nil {
-		return nil, errors.New("dump: an encrypted dump needs the newsroom key")
+	if cfg.Key == nil {
+		return nil, errors.New("dump: the newsroom key is required (it keys the source tags, and encrypts)")
 	}
 	if cfg.MaxAge <= 0 {
 		cfg.MaxAge = DefaultMaxAge
@@ -120,12 +138,31 @@ func New(cfg Config) (*Dumper, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	d := &Dumper{cfg: cfg, log: cfg.Logger, open: map[string]bool{},
+	d := &Dumper{cfg: cfg, log: cfg.Logger, open: map[string]bool{}, tagKey: tagKey(cfg.Key),
 		remove: func(root *os.Root, name string) error { return root.Remove(name) }}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
 	return d, nil
+}
+
+// tagLabel separates the source-tag key from every other use of the
+// newsroom key.
+const tagLabel = "tyst debug-audio source tag v1"
+
+// tagKey derives K of the source tags from the newsroom key.
+func tagKey(key *fernet.Key) []byte {
+	m := hmac.New(sha256.New, key[:])
+	m.Write([]byte(tagLabel))
+	return m.Sum(nil)
+}
+
+// SourceTag returns the tag that stands for source in the names of the
+// dumps (8 hex digits): the first 4 bytes of HMAC-SHA256(K, source).
+func (d *Dumper) SourceTag(source string) string {
+	m := hmac.New(sha256.New, d.tagKey)
+	m.Write([]byte(source))
+	return hex.EncodeToString(m.Sum(nil)[:4])
 }
 
 // Plaintext reports whether dumps are written unencrypted.
@@ -143,7 +180,7 @@ type File struct {
 }
 
 // Open creates the dump file of a stream's source, after cleaning the
-// directory. The directory is created (0700) when missing. Errors name no
+// directory; its name holds the source's tag, never the source. The directory is created (0700) when missing. Errors name no
 // path; on any error the caller streams on without a dump.
 func (d *Dumper) Open(streamID, source string) (*File, error) {
 	if !idPattern.MatchString(streamID) || !sourcePattern.MatchString(source) {
@@ -155,7 +192,7 @@ func (d *Dumper) Open(streamID, source string) (*File, error) {
 	if _, err := d.Cleanup(d.cfg.Now()); err != nil {
 		d.log.Warn("debug dump cleanup incomplete", "err", err.Error())
 	}
-	name := fmt.Sprintf("%s_%s_%s.pcm", streamID, source, d.cfg.Now().UTC().Format("20060102T150405Z"))
+	name := fmt.Sprintf("%s_%s_%s.pcm", streamID, d.SourceTag(source), d.cfg.Now().UTC().Format("20060102T150405Z"))
 	d.mu.Lock()
 	if len(d.open) >= d.cfg.MaxOpen {
 		d.mu.Unlock()

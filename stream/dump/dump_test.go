@@ -2,13 +2,16 @@ package dump_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,6 +49,9 @@ func mustDumper(tb testing.TB, cfg dump.Config) (*dump.Dumper, *testlog.Buffer) 
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	if cfg.Dir == "" {
 		cfg.Dir = filepath.Join(tb.TempDir(), dump.DirName)
+	}
+	if cfg.Key == nil {
+		cfg.Key = mustKey(tb) // required: it keys the source tags
 	}
 	d, err := dump.New(cfg)
 	if err != nil {
@@ -86,7 +92,7 @@ func TestDump_EncryptedRoundTrip(t *testing.T) {
 	}
 	dir := d.Dir()
 	names := listDir(t, dir)
-	want := streamA + "_desk-1_20260304T050607Z.pcm"
+	want := streamA + "_" + d.SourceTag("desk-1") + "_20260304T050607Z.pcm"
 	if len(names) != 1 || names[0] != want {
 		t.Fatalf("files %v, want [%s]", names, want)
 	}
@@ -359,5 +365,64 @@ func TestDump_Refuses(t *testing.T) {
 	var off *dump.Dumper
 	if on, _, _ := off.Status(); on {
 		t.Fatal("a nil Dumper reports on")
+	}
+}
+
+// TestDump_SourceTag: a dump's name holds a tag of its source, never the
+// source (plaintext dumps too): 8 hex digits, the same for one source
+// under one key, different for another source or another key. The
+// README's line that maps sources to tags computes the same ones.
+func TestDump_SourceTag(t *testing.T) {
+	key := mustKey(t)
+	d, _ := mustDumper(t, dump.Config{Plaintext: true, Key: key})
+	f, err := d.Open(streamA, "canarysrc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	names := listDir(t, d.Dir())
+	tag := d.SourceTag("canarysrc")
+	if len(names) != 1 || strings.Contains(names[0], "canarysrc") || !strings.HasPrefix(names[0], streamA+"_"+tag+"_") {
+		t.Fatalf("files %v, want one named %s_%s_<time>.pcm", names, streamA, tag)
+	}
+	if ok, _ := regexp.MatchString(`^[0-9a-f]{8}$`, tag); !ok {
+		t.Fatalf("tag %q is not 8 hex digits", tag)
+	}
+	same, _ := mustDumper(t, dump.Config{Key: key})
+	other, _ := mustDumper(t, dump.Config{Key: mustKey(t)})
+	if same.SourceTag("canarysrc") != tag || d.SourceTag("mic") == tag || other.SourceTag("canarysrc") == tag {
+		t.Fatal("tags are not one per source and key")
+	}
+
+	// The README's Python line, run as printed, on a key file.
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?s)\n(python3 -c 'import sys,hmac.*?) /etc/tyst/files\.key ([a-z0-9 _-]+)\n`).FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("the README has no line that maps sources to tags")
+	}
+	keyFile := filepath.Join(t.TempDir(), "files.key")
+	if err := os.WriteFile(keyFile, []byte(base64.URLEncoding.EncodeToString(key[:])+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("sh", "-c", string(m[1])+" "+keyFile+" canarysrc mic").CombinedOutput()
+	if err != nil {
+		t.Fatalf("the README's line: %v\n%s", err, out)
+	}
+	want := tag + " canarysrc\n" + d.SourceTag("mic") + " mic\n"
+	if string(out) != want {
+		t.Fatalf("the README's line printed %q, want %q", out, want)
+	}
+}
+
+// TestDump_NeedsKey: the key is required, for a plaintext dump too (it
+// keys the source tags).
+func TestDump_NeedsKey(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		if _, err := dump.New(dump.Config{Dir: t.TempDir(), Plaintext: plain}); err == nil {
+			t.Fatalf("plaintext %v: a dumper without the newsroom key", plain)
+		}
 	}
 }

@@ -68,6 +68,10 @@ const (
 	CodeProtocol = "protocol_error"
 	// CodeTimeout is an idle connection or a peer that does not read.
 	CodeTimeout = "timeout"
+	// CodeTooManyStreams refuses a start whose API token or account holds
+	// as many streams (live and resumable) as it may; it is answered
+	// before any spool is made. Try again once one is stopped or stored.
+	CodeTooManyStreams = "too_many_streams"
 )
 
 // Close codes (RFC 6455 §7.4.1) as DESIGN §8 uses them.

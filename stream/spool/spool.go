@@ -20,10 +20,12 @@
 //     later ones replace it (the last wins). Bit 0 (last) and bit 1 (padding)
 //     are never set: a spool is removed when its stream is stored, not
 //     finished.
-//   - The file grows in steps of Grow bytes (1 MiB for server spools),
-//     written with zeros ahead of the data, so its size tells the stream's
-//     length only to within a step. After the last token the file holds
-//     zeros. The end
+//   - From its first data chunk on, the file grows in steps of Grow bytes
+//     (1 MiB for server spools), written with zeros ahead of the data, so
+//     its size tells the stream's length only to within a step. A spool
+//     that holds no data yet is only its metadata lines (under a KiB): it
+//     tells that no audio came, and a start that never sends any costs no
+//     more. After the last token the file holds zeros. The end
 //     of a spool is the first line that is not the next valid token of the
 //     same file: a write torn by a crash ends it there, and Open zeroes
 //     everything after it before appending, so a stale token left behind a
@@ -87,14 +89,16 @@ type File struct {
 	fileID [FileIDSize]byte
 	index  uint64
 	end    int64 // bytes of valid tokens
-	size   int64 // file size: end rounded up to grow
+	size   int64 // file size: end, rounded up to grow once grown
 	grow   int64
+	grown  bool // a data chunk was written: the file grows in steps of grow
 	header [HeaderSize]byte
 }
 
 // Create creates the spool at path (mode 0600; it must not exist), writes
 // meta as chunk 0, and syncs the file and its directory. grow is the
-// allocation step in bytes (0: none).
+// allocation step in bytes (0: none); the file takes it from its first
+// data chunk on.
 func Create(path string, c *Codec, meta []byte, grow int64) (*File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -172,6 +176,7 @@ func open(f *os.File, c *Codec, keys []*fernet.Key, grow int64) (*File, *Scan, e
 		return nil, nil, ErrCorrupt
 	}
 	sf := &File{f: f, codec: c, fileID: r.fileID, index: r.index, end: r.Offset(), size: fi.Size(), grow: grow}
+	sf.grown = scan.DataBytes > 0 || sf.size > sf.end
 	if err := sf.zeroTail(); err != nil {
 		return nil, nil, err
 	}
@@ -217,8 +222,13 @@ func (sf *File) append(flags byte, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := sf.reserve(sf.end + int64(len(line))); err != nil {
-		return err
+	if flags&FlagMeta == 0 {
+		sf.grown = true
+	}
+	if sf.grown {
+		if err := sf.reserve(sf.end + int64(len(line))); err != nil {
+			return err
+		}
 	}
 	// One write at a known offset: a crash tears at most this line, which
 	// then ends the spool for Open.
@@ -226,6 +236,7 @@ func (sf *File) append(flags byte, data []byte) error {
 		return err
 	}
 	sf.end += int64(len(line))
+	sf.size = max(sf.size, sf.end)
 	sf.index++
 	return nil
 }
@@ -290,8 +301,8 @@ func (sf *File) Sync() error {
 	return nil
 }
 
-// Size returns the file's size on disk: the bytes written rounded up to
-// the allocation step.
+// Size returns the file's size on disk: the bytes written, rounded up to
+// the allocation step once a data chunk was written.
 func (sf *File) Size() int64 { return max(sf.size, sf.end) }
 
 // End returns the bytes of the tokens written: where the next line goes.

@@ -160,6 +160,51 @@ func TestSpool_SizeRevealsOnlyMiB(t *testing.T) {
 	}
 }
 
+// TestSpool_NoAudioCostsItsMetadata: a spool without data is only its
+// metadata lines, on disk too (a start that never sends audio costs no
+// MiB), across a reopen and further metadata; its first data chunk grows
+// it to the step.
+func TestSpool_NoAudioCostsItsMetadata(t *testing.T) {
+	key := mustKey(t)
+	path := filepath.Join(t.TempDir(), "s.spool")
+	sf, err := spool.Create(path, spool.NewCodec(key), []byte(`{"meta":1}`), spool.Grow1MiB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf.AppendMeta([]byte(`{"meta":2}`))
+	sf.Sync()
+	sf.Close()
+	sf, scan, err := spool.Open(path, spool.NewCodec(key), []*fernet.Key{key}, spool.Grow1MiB)
+	if err != nil || scan.DataBytes != 0 || scan.Chunks != 2 {
+		t.Fatalf("reopen: %v %+v", err, scan)
+	}
+	if err := sf.AppendMeta([]byte(`{"meta":3}`)); err != nil {
+		t.Fatal(err)
+	}
+	sf.Sync()
+	var st syscallStat
+	if err := stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.size != sf.End() || st.size > 1024 || st.blocks*512 > 8192 {
+		t.Fatalf("a spool of three metadata chunks takes %d bytes (%d blocks), want its %d bytes of tokens", st.size, st.blocks, sf.End())
+	}
+	if err := sf.Append(randomBytes(5, 640)); err != nil {
+		t.Fatal(err)
+	}
+	sf.Close()
+	if err := stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.size != spool.Grow1MiB {
+		t.Fatalf("after the first data chunk the spool is %d bytes, want 1 MiB", st.size)
+	}
+	metas, data := readAll(t, path, []*fernet.Key{key})
+	if len(metas) != 3 || len(data) != 640 {
+		t.Fatalf("read %d metadata chunks and %d data bytes", len(metas), len(data))
+	}
+}
+
 // TestSpool_TornTail writes garbage and a stale valid token after the end,
 // as a crash can leave them, and checks that Open ends the spool at the last
 // valid token and zeroes the rest, so an append never revives the stale one.
