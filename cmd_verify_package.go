@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"runtime/debug"
+	"strings"
 
 	"tyst/store/export"
 )
@@ -24,15 +26,28 @@ const maxAllowedSignersFile = 1 << 20
 // makes it collect harder before that: ten runs then stayed at 37-45 MiB.
 const verifyMemoryLimit = 48 << 20
 
+// fingerprintPattern is a signing key fingerprint as ssh-keygen and
+// `tyst signing-key` print it: SHA-256, unpadded base64.
+var fingerprintPattern = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
+
 // runVerifyPackage checks an export package offline, without a database
 // (DESIGN §12): signature, every hash, and with the newsroom key the audio.
-// The JSON report goes to stdout; the exit status is 0 when every check
-// made passed, 1 when one failed, 2 for a usage error.
+// The JSON report goes to stdout. The exit status is 0 when the package is
+// intact and signed by the newsroom's key as a trust anchor the receiver got
+// out of band says (--allowed-signers, --fingerprint), 1 when a check
+// failed (a signing key that is not the anchor's included), 2 for a usage
+// error, and 3 when the package is intact but no anchor was given, so its
+// signer was not checked (uncheckedError).
 func runVerifyPackage(args []string, stdout, stderr io.Writer) error {
-	const synopsis = "verify-package FILE.zip [--allowed-signers F] [--key-file F]"
+	const synopsis = "verify-package FILE.zip (--allowed-signers F | --fingerprint SHA256:…) [--key-file F]\n\n" +
+		"Exit status: 0 intact and signed by the newsroom's key; 1 changed, damaged or signed\n" +
+		"by another key; 2 usage; 3 intact, but the signer was not checked (give\n" +
+		"--allowed-signers or --fingerprint, from the newsroom, not from the package)."
 	flags := newFlagSet("verify-package", synopsis, stderr)
 	allowedFile := flags.String("allowed-signers", envOr("TYST_ALLOWED_SIGNERS", ""),
-		"the newsroom's published allowed_signers file (TYST_ALLOWED_SIGNERS); without it the package's own key is used, which proves nothing alone")
+		"the newsroom's published allowed_signers file (TYST_ALLOWED_SIGNERS): the package must be signed by a key it admits")
+	fingerprint := flags.String("fingerprint", envOr("TYST_FINGERPRINT", ""),
+		"the newsroom signing key's published fingerprint, SHA256:… as tyst signing-key prints it (TYST_FINGERPRINT): the package must be signed by that key")
 	keyFile := flags.String("key-file", envOr("TYST_KEY_FILE", ""),
 		"file holding the newsroom key, to decrypt audio.bin in memory and check it (TYST_KEY_FILE); else PROJECT_FILES_KEY when set; PROJECT_FILES_OLD_KEYS are tried too")
 	path, err := parseOneArg(flags, args)
@@ -41,6 +56,12 @@ func runVerifyPackage(args []string, stdout, stderr io.Writer) error {
 	}
 
 	var opts export.VerifyOptions
+	if fp := strings.TrimSpace(*fingerprint); fp != "" {
+		if !fingerprintPattern.MatchString(fp) {
+			return &usageError{"--fingerprint must be SHA256: and 43 base64 characters, as tyst signing-key prints it"}
+		}
+		opts.Fingerprint = fp
+	}
 	if *allowedFile != "" {
 		if opts.AllowedSigners, err = readAllowedSigners(*allowedFile); err != nil {
 			return err
@@ -80,10 +101,23 @@ func runVerifyPackage(args []string, stdout, stderr io.Writer) error {
 	for _, n := range rep.Notes {
 		fmt.Fprintln(stderr, "tyst: note:", n)
 	}
-	if verr != nil {
+	switch {
+	case errors.Is(verr, export.ErrUnchecked):
+		return uncheckedError{}
+	case verr != nil:
 		return fmt.Errorf("package does not verify: %s", rep.Problems[0])
 	}
 	return nil
+}
+
+// uncheckedError is an intact package whose signer was not checked, for
+// want of a trust anchor: exit status 3.
+type uncheckedError struct{}
+
+func (uncheckedError) Error() string {
+	return "package intact, but its signer was not checked: anyone can sign a changed package with a key of their own " +
+		"and put that key inside. Give --allowed-signers with the newsroom's published allowed_signers file, or " +
+		"--fingerprint with the signing key fingerprint the newsroom publishes (SHA256:…)"
 }
 
 // parseOneArg parses flags before and after the one positional argument

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hiddeco/sshsig"
 
 	"tyst/store"
 	"tyst/store/export"
@@ -121,19 +124,41 @@ func TestVerifyPackage(t *testing.T) {
 			t.Fatalf("exit %d, %+v", code, rep)
 		}
 	})
-	t.Run("NoKeyNoAllowedSigners", func(t *testing.T) {
-		rep, errOut, code := verifyReport(t, fx.zip)
-		if code != 0 || !rep.OK || rep.Signature.Trusted || !rep.Signature.OK || rep.Audio.Checked {
+	t.Run("Fingerprint", func(t *testing.T) {
+		rep, errOut, code := verifyReport(t, fx.zip, "--fingerprint", fx.sigKey.Fingerprint(), "--key-file", fx.keyFile)
+		if code != 0 || !rep.OK || !rep.Intact || !rep.Trusted || !rep.Signature.Trusted || !rep.Audio.OK || errOut != "" {
+			t.Fatalf("exit %d, %+v, stderr %q", code, rep, errOut)
+		}
+	})
+	t.Run("EnvFingerprint", func(t *testing.T) {
+		t.Setenv("TYST_FINGERPRINT", fx.sigKey.Fingerprint())
+		if rep, _, code := verifyReport(t, fx.zip); code != 0 || !rep.Trusted {
 			t.Fatalf("exit %d, %+v", code, rep)
 		}
-		if !strings.Contains(errOut, "proves nothing alone") || !strings.Contains(errOut, "audio_sha256 was not checked") {
-			t.Fatalf("stderr does not say what was left out: %q", errOut)
+	})
+	t.Run("UncheckedNoAnchor", func(t *testing.T) {
+		rep, errOut, code := verifyReport(t, fx.zip)
+		if code != 3 || rep.OK || !rep.Intact || rep.Trusted || rep.Signature.Trusted || !rep.Signature.OK || rep.Audio.Checked {
+			t.Fatalf("exit %d, %+v", code, rep)
+		}
+		for _, want := range []string{"intact, but its signer was not checked", "--allowed-signers", "--fingerprint", "audio_sha256 was not checked"} {
+			if !strings.Contains(errOut, want) {
+				t.Fatalf("stderr lacks %q: %q", want, errOut)
+			}
 		}
 	})
 	t.Run("ErrOtherAllowedSigners", func(t *testing.T) {
 		other := mustPackage(t, "", export.ModeEncrypted)
 		rep, errOut, code := verifyReport(t, fx.zip, "--allowed-signers", other.allowed)
-		if code != 1 || rep.OK || rep.Signature.OK || !strings.Contains(errOut, "package does not verify") {
+		if code != 1 || rep.OK || rep.Trusted || !rep.Intact || !strings.Contains(errOut, "package does not verify") ||
+			!strings.Contains(errOut, "not in the allowed_signers given") {
+			t.Fatalf("exit %d, %+v, %q", code, rep, errOut)
+		}
+	})
+	t.Run("ErrOtherFingerprint", func(t *testing.T) {
+		other := mustPackage(t, "", export.ModeEncrypted)
+		rep, errOut, code := verifyReport(t, fx.zip, "--fingerprint", other.sigKey.Fingerprint())
+		if code != 1 || rep.OK || rep.Trusted || !strings.Contains(errOut, "fingerprint is not the one given") {
 			t.Fatalf("exit %d, %+v, %q", code, rep, errOut)
 		}
 	})
@@ -169,9 +194,17 @@ func TestVerifyPackage(t *testing.T) {
 				t.Fatalf("%q: exit %d, want 2", args, code)
 			}
 		}
+		for _, fp := range []string{"MD5:SECRET-ab:cd", fx.sigKey.Fingerprint() + "SECRET", strings.TrimPrefix(fx.sigKey.Fingerprint(), "SHA256:")} {
+			out, errOut, code := runCmd(t, nil, "verify-package", fx.zip, "--fingerprint", fp)
+			if code != 2 || out != "" || !strings.Contains(errOut, "--fingerprint must be SHA256:") || strings.Contains(errOut, "SECRET") {
+				t.Fatalf("--fingerprint %q: exit %d, stdout %q, stderr %q", fp, code, out, errOut)
+			}
+		}
 		_, errOut, code := runCmd(t, nil, "verify-package", "--help")
-		if code != 0 || !strings.Contains(errOut, "-allowed-signers") || !strings.Contains(errOut, "TYST_ALLOWED_SIGNERS") || !strings.Contains(errOut, "PROJECT_FILES_KEY") {
-			t.Fatalf("--help: exit %d, %q", code, errOut)
+		for _, want := range []string{"-allowed-signers", "TYST_ALLOWED_SIGNERS", "-fingerprint", "TYST_FINGERPRINT", "PROJECT_FILES_KEY", "3 intact, but the signer was not checked"} {
+			if code != 0 || !strings.Contains(errOut, want) {
+				t.Fatalf("--help: exit %d, lacks %q: %q", code, want, errOut)
+			}
 		}
 		if out, _, _ := runCmd(t, nil, "help"); !strings.Contains(out, "verify-package") {
 			t.Fatal("the usage text does not list verify-package")
@@ -432,7 +465,7 @@ func TestVerifyPackage_MemoryFlat(t *testing.T) {
 	for _, mb := range []int{4, 40} {
 		path := filepath.Join(dir, "pkg.zip")
 		writeBigPackage(t, path, mb, sigKey, kr)
-		cmd := exec.Command(bin, "verify-package", path, "--key-file", keyFile)
+		cmd := exec.Command(bin, "verify-package", path, "--fingerprint", sigKey.Fingerprint(), "--key-file", keyFile)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 		peak[mb] = runPeakRSS(t, cmd)
 		t.Logf("%d MB of audio: peak RSS %d KiB", mb, peak[mb])
@@ -465,7 +498,7 @@ func BenchmarkVerifyPackage(b *testing.B) {
 	b.SetBytes(mb * 1e6)
 	var peak int64
 	for b.Loop() {
-		cmd := exec.Command(bin, "verify-package", path, "--key-file", keyFile)
+		cmd := exec.Command(bin, "verify-package", path, "--fingerprint", sigKey.Fingerprint(), "--key-file", keyFile)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 		peak = max(peak, runPeakRSS(b, cmd))
 	}
@@ -473,4 +506,83 @@ func BenchmarkVerifyPackage(b *testing.B) {
 	if peak > 64<<10 {
 		b.Logf("TARGET MISSED: peak RSS %.1f MiB > 64 MiB", float64(peak)/1024)
 	}
+}
+
+// TestVerifyPackage_Forged is the forgery of the adversarial review: the
+// transcript changed, the manifest's hashes put right, the manifest
+// re-signed with ssh-keygen by the forger's own key, and that key shipped
+// as the package's allowed_signers. Every check against the package itself
+// passes, so without a trust anchor verify-package must not say good: it
+// exits 3, intact but unchecked. With the newsroom's allowed_signers or
+// fingerprint it exits 1.
+func TestVerifyPackage_Forged(t *testing.T) {
+	clearKeyEnv(t)
+	fx := mustPackage(t, "tone.m4a", export.ModeEncrypted)
+	es := readEntries(t, fx.zip)
+	keyPath := filepath.Join(fx.dir, "forger")
+	if out, err := exec.Command(mustLookPath(t, "ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", keyPath).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	pub := strings.Fields(string(mustReadFile(t, keyPath+".pub")))
+	data := map[string][]byte{}
+	for _, e := range es {
+		data[e.name] = e.data
+	}
+	data[export.NameTranscript] = []byte(`{"title":"FORGED TITLE","segments":[{"text":"words the source never said"}]}`)
+	data[export.NameAllowedSigners] = []byte(fmt.Sprintf("tyst namespaces=\"tyst-export-v1,tyst-receipt-v1\" %s %s\n", pub[0], pub[1]))
+	m := *fx.manifest
+	m.Files = maps.Clone(m.Files)
+	for name := range m.Files {
+		sum := sha256.Sum256(data[name])
+		m.Files[name] = hex.EncodeToString(sum[:])
+	}
+	m.IntegrityHashes.TranscriptHash = m.Files[export.NameTranscript]
+	manifest, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[export.NameManifest] = manifest
+	manifestPath := fx.write(t, "manifest.json", manifest)
+	if out, err := exec.Command("ssh-keygen", "-Y", "sign", "-f", keyPath, "-n", "tyst-export-v1", manifestPath).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -Y sign: %v %s", err, out)
+	}
+	sig, err := sshsig.Unarmor(mustReadFile(t, manifestPath+".sig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[export.NameSignature] = sshsig.Armor(sig) // the form tyst writes
+	for i := range es {
+		es[i].data = data[es[i].name]
+	}
+	forged := filepath.Join(fx.dir, "forged.zip")
+	writeEntries(t, forged, es)
+
+	// The forgery is good against its own key, as ssh-keygen -Y verify
+	// with the allowed_signers inside shows.
+	own := fx.write(t, "own_signers", data[export.NameAllowedSigners])
+	cmd := exec.Command("ssh-keygen", "-Y", "verify", "-f", own, "-I", "tyst", "-n", "tyst-export-v1", "-s", manifestPath+".sig")
+	cmd.Stdin = bytes.NewReader(manifest)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -Y verify of the forgery against its own key: %v %s", err, out)
+	}
+
+	rep, errOut, code := verifyReport(t, forged, "--key-file", fx.keyFile)
+	if code != 3 || rep.OK || !rep.Intact || rep.Trusted || !strings.Contains(errOut, "signer was not checked") {
+		t.Fatalf("no anchor: exit %d, %+v, stderr %q", code, rep, errOut)
+	}
+	for _, anchor := range [][]string{{"--allowed-signers", fx.allowed}, {"--fingerprint", fx.sigKey.Fingerprint()}} {
+		rep, errOut, code := verifyReport(t, append([]string{forged, "--key-file", fx.keyFile}, anchor...)...)
+		if code != 1 || rep.OK || rep.Trusted || !strings.Contains(errOut, "package does not verify") || !strings.Contains(errOut, "not the newsroom's key") {
+			t.Fatalf("%s: exit %d, %+v, stderr %q", anchor[0], code, rep, errOut)
+		}
+	}
+}
+
+func mustReadFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

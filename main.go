@@ -42,7 +42,7 @@ Commands:
   backup          write a consistent copy of the data directory
   signing-key     print the newsroom signing key's allowed_signers line and fingerprint
   stream          stream live PCM from stdin into a record (arecord ... | tyst stream)
-  verify-package  check an export package offline: verify-package FILE.zip
+  verify-package  check an export package offline: verify-package FILE.zip --fingerprint SHA256:…
   keygen          make a new newsroom key (Fernet, base64url): stdout or --out FILE
   decrypt         decrypt a file of tyst's stream format: stdin to stdout or --out FILE
   version         print the version
@@ -106,6 +106,8 @@ func exitCode(err error) int {
 		return 0
 	case errors.As(err, &ue):
 		return 2
+	case errors.As(err, new(uncheckedError)):
+		return 3 // verify-package: intact, signer not checked
 	}
 	return 1
 }

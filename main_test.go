@@ -27,7 +27,8 @@ func runCmd(t *testing.T, stdin io.Reader, args ...string) (string, string, int)
 
 // clearKeyEnv makes the test independent of the caller's environment.
 func clearKeyEnv(t *testing.T) {
-	for _, k := range []string{"PROJECT_FILES_KEY", "PROJECT_FILES_OLD_KEYS", "TYST_KEY_FILE", "TYST_LISTEN", "TYST_DATA_DIR", "TYST_MAX_UPLOAD_MB", "RECORDER_RETENTION_DAYS"} {
+	for _, k := range []string{"PROJECT_FILES_KEY", "PROJECT_FILES_OLD_KEYS", "TYST_KEY_FILE", "TYST_LISTEN", "TYST_DATA_DIR", "TYST_MAX_UPLOAD_MB", "RECORDER_RETENTION_DAYS",
+		"TYST_ALLOWED_SIGNERS", "TYST_FINGERPRINT"} {
 		t.Setenv(k, "")
 	}
 }

@@ -713,11 +713,18 @@ func TestPrivacyCanaries(t *testing.T) {
 	pw.Write(audio)
 	mw.WriteField("note", canaries["filename"])
 	mw.Close()
+	// Exact sizes of what the test sends and receives on the audio and
+	// export routes: none may reach the log (sizes.check, below).
+	sizes := exactSizes{"the upload's body": buf.Len(), "the audio": len(audio)}
 	resp, body = ts.do(t, "POST", fmt.Sprintf("/api/v1/record/%d/audio?name=%s", created.TranscriptID, canaries["query"]), mw.FormDataContentType(), &buf, hdr...)
 	if resp.StatusCode != 201 {
 		t.Fatalf("upload: %d %s", resp.StatusCode, body)
 	}
-	ts.do(t, "GET", fmt.Sprintf("/api/v1/record/%d/audio", created.TranscriptID), "", nil, hdr...)
+	audioPath := fmt.Sprintf("/api/v1/record/%d/audio", created.TranscriptID)
+	sizes.fetch(t, ts, "the audio", audioPath, "", hdr)
+	sizes.fetch(t, ts, "the audio from byte 1000", audioPath, "bytes=1000-", hdr)
+	sizes.fetch(t, ts, "the audio's last 1500000 bytes", audioPath, "bytes=-1500000", hdr)
+	sizes.fetch(t, ts, "the audio from byte 3 to 1234566", audioPath, "bytes=3-1234566", hdr)
 	ts.do(t, "GET", fmt.Sprintf("/api/v1/record/%d", created.TranscriptID), "", nil, hdr...)
 	ts.do(t, "GET", "/api/v1/record/"+canaries["path"], "", nil, hdr...)
 	ts.do(t, "GET", "/api/v1/"+canaries["path"], "", nil, hdr...)
@@ -730,8 +737,25 @@ func TestPrivacyCanaries(t *testing.T) {
 		{"POST", rec + "/notes", "application/json", fmt.Sprintf(`{"text":"%s"}`, canaries["note"])},
 		{"POST", "/api/v1/projects", "application/json", fmt.Sprintf(`{"name":"%s"}`, canaries["project"])},
 		{"POST", "/api/v1/tokens", "application/json", fmt.Sprintf(`{"username":"admin","label":"%s"}`, canaries["label"])},
-		{"POST", rec + "/export", "application/json", fmt.Sprintf(`{"confirm":true,"reason":"%s"}`, canaries["reason"])},
-		{"POST", rec + "/export", "application/json", fmt.Sprintf(`{"confirm":true,"reason":"%s long enough","export_audio_mode":"decrypted"}`, canaries["reason"])},
+	} {
+		if resp, b := ts.do(t, c.method, c.path, c.ct, strings.NewReader(c.body), hdr...); resp.StatusCode >= 300 {
+			t.Fatalf("%s %s: %d %s", c.method, c.path, resp.StatusCode, b)
+		}
+	}
+	for _, mode := range []string{"encrypted", "decrypted"} {
+		resp, b := ts.do(t, "POST", rec+"/export", "application/json",
+			strings.NewReader(fmt.Sprintf(`{"confirm":true,"reason":"%s long enough","export_audio_mode":%q}`, canaries["reason"], mode)), hdr...)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("export %s: %d %s", mode, resp.StatusCode, b)
+		}
+		var pkg struct {
+			DownloadURL string `json:"download_url"`
+		}
+		mustUnmarshal(t, b, &pkg)
+		sizes.fetch(t, ts, "the "+mode+" package", pkg.DownloadURL, "", hdr)
+		sizes.fetch(t, ts, "the "+mode+" package from byte 1000", pkg.DownloadURL, "bytes=1000-", hdr)
+	}
+	for _, c := range []struct{ method, path, ct, body string }{
 		{"DELETE", rec + "/audio", "application/json", fmt.Sprintf(`{"confirm":true,"reason":"%s"}`, canaries["reason"])},
 		{"POST", rec + "/destroy", "application/json", fmt.Sprintf(`{"dry_run":false,"confirm":true,"reason":"%s"}`, canaries["reason"])},
 	} {
@@ -750,6 +774,7 @@ func TestPrivacyCanaries(t *testing.T) {
 			t.Errorf("log holds the %s canary", what)
 		}
 	}
+	sizes.check(t, logs)
 	files := 0
 	filepath.WalkDir(ts.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

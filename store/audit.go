@@ -55,7 +55,7 @@ var auditMeta = map[string]map[string]bool{
 	ActionAudioAccessed:     {},
 	ActionSetupCompleted:    {"user_id": true},
 	ActionLogin:             {"method": true},
-	ActionLoginFailed:       {"reason": true},
+	ActionLoginFailed:       {"reason": true, "count": true, "usernames": true},
 	ActionLogout:            {},
 	ActionUserCreated:       {"user_id": true, "role": true},
 	ActionUserUpdated:       {"user_id": true, "role": true, "disabled": true, "password_reset": true, "totp_reset": true, "tokens_revoked": true},
@@ -243,11 +243,18 @@ type AuditFilter struct {
 
 // AuditEvents returns events oldest first. next is the cursor of the
 // following page, 0 at the end. An event whose key is not configured comes
-// back with its seq and hash only.
+// back with its seq and hash only. Listing the whole log (no RecordID)
+// first writes the failed logins counted since the last login_failed event,
+// so the list is complete.
 func (db *DB) AuditEvents(ctx context.Context, f AuditFilter) (events []AuditEvent, next uint64, err error) {
 	defer func() { err = boundary("audit events", err) }()
 	if err := ctxErr(ctx); err != nil {
 		return nil, 0, err
+	}
+	if f.RecordID == 0 {
+		if err := db.failures.flushAll(); err != nil {
+			return nil, 0, err
+		}
 	}
 	err = db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAudit)

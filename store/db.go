@@ -111,6 +111,7 @@ type DB struct {
 	hashSlots chan struct{}   // see maxConcurrentHashes
 	accesses  *coalescer      // audio_accessed events recently written
 	refusals  *coalescer      // setup_refused events recently written
+	failures  *loginFailures  // login_failed events, coalesced with their count
 }
 
 // ErrLocked is the cause when another process holds the database.
@@ -183,6 +184,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		accesses:  newCoalescer(accessWindow, maxCoalesced),
 		refusals:  newCoalescer(time.Minute, 1),
 	}
+	db.failures = newLoginFailures(db, loginFailedWindow)
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -296,8 +298,13 @@ func (db *DB) sweep() error {
 	return nil
 }
 
-// Close closes the database. Methods called after Close return unavailable.
+// Close closes the database, after writing the failed logins counted since
+// the last login_failed event. Methods called after Close return
+// unavailable.
 func (db *DB) Close() error {
+	if err := db.failures.close(); err != nil && !errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		db.log.Warn("failed logins counted since the last audit event not written", "err", err.Error())
+	}
 	db.swap.Lock()
 	defer db.swap.Unlock()
 	err := db.bolt.Close()

@@ -36,7 +36,8 @@ var ErrSecondFactorRequired = errors.New("store: second factor required")
 
 // Login checks a username, password and (when enrolled) a TOTP or recovery
 // code, and starts a session whose secret it returns. Every failure is the
-// same unauthorized error, audited as login_failed without the username;
+// same unauthorized error, audited as login_failed without the username
+// (coalesced: one event per window and reason carries the count);
 // a missing second factor is unauthorized with a message that asks for it.
 func (db *DB) Login(ctx context.Context, username, password, code string) (secret string, u *User, err error) {
 	defer func() { err = boundary("login", err) }()
@@ -54,14 +55,14 @@ func (db *DB) Login(ctx context.Context, username, password, code string) (secre
 		if err := db.withHashSlot(ctx, func() { auth.DummyVerify(password) }); err != nil { // unknown usernames take as long as known ones
 			return "", nil, err
 		}
-		return "", nil, db.loginFailed(ctx, bad, "credentials")
+		return "", nil, db.loginFailed(bad, "credentials", username)
 	}
 	var match bool
 	if err := db.withHashSlot(ctx, func() { match = auth.VerifyPassword(row.PasswordHash, password) }); err != nil {
 		return "", nil, err
 	}
 	if !match || row.Disabled {
-		return "", nil, db.loginFailed(ctx, bad, "credentials")
+		return "", nil, db.loginFailed(bad, "credentials", username)
 	}
 	method := "password"
 	if row.TOTPEnabled {
@@ -99,7 +100,7 @@ func (db *DB) Login(ctx context.Context, username, password, code string) (secre
 		return db.appendAudit(ctx, tx, AuditEvent{Action: ActionLogin, ActorID: cur.ID, Meta: map[string]any{"method": method}})
 	})
 	if ErrorCode(err) == CodeUnauthorized {
-		return "", nil, db.loginFailed(ctx, err, "second_factor")
+		return "", nil, db.loginFailed(err, "second_factor", username)
 	}
 	if err != nil {
 		return "", nil, err
@@ -132,12 +133,10 @@ func (db *DB) openSession(tx *bolt.Tx, h []byte) (sessionSecrets, bool, error) {
 	return sec, true, nil
 }
 
-// loginFailed audits a failed login (no username, no address) and returns e.
-func (db *DB) loginFailed(ctx context.Context, e error, reason string) error {
-	err := db.update(func(tx *bolt.Tx) error {
-		return db.appendAudit(ctx, tx, AuditEvent{Action: ActionLoginFailed, Meta: map[string]any{"reason": reason}})
-	})
-	if err != nil {
+// loginFailed audits a failed login of username (coalesced, see
+// loginFailedWindow; no username, no address) and returns e.
+func (db *DB) loginFailed(e error, reason, username string) error {
+	if err := db.failures.add(reason, username); err != nil {
 		return err
 	}
 	return e

@@ -237,6 +237,7 @@ func TestWrite_Texts(t *testing.T) {
 				"ssh-keygen -Y verify -f allowed_signers -I tyst -n tyst-export-v1 -s manifest.json.sig < manifest.json",
 				"OpenSSH 8.1", "cmd.exe", "not in PowerShell", "sha256sum *", "certutil -hashfile", "shasum -a 256",
 				"Compare the fingerprint printed in", "the newsroom publishes", "tyst verify-package",
+				"tyst verify-package package.zip --fingerprint SHA256:", "3  intact, but the signer was NOT checked",
 			} {
 				if !strings.Contains(verify, s) {
 					t.Fatalf("VERIFY.txt lacks %q:\n%s", s, verify)
@@ -353,36 +354,85 @@ func TestWrite_Err(t *testing.T) {
 	})
 }
 
-// TestVerify_Trust: without the newsroom's allowed_signers the package's own
-// key is used and the report says it is not trusted; a package re-signed by
-// someone else passes that check, and only the newsroom's allowed_signers
-// tells it apart.
+// TestVerify_Trust: a package is good only against a trust anchor the
+// receiver got from the newsroom (its allowed_signers, its key's
+// fingerprint, or both). Without one, even an intact package is only
+// "intact, signer unchecked" (ErrUnchecked): a forger who rebuilds a
+// changed package with a key of his own, and puts that key inside, passes
+// every other check, and only an anchor tells the two apart.
 func TestVerify_Trust(t *testing.T) {
 	fx := mustFixture(t, "tone.m4a")
 	pkg, _ := fx.mustWrite(t, fx.input(export.ModeEncrypted, ""))
-
-	rep, err := verifyBytes(pkg, export.VerifyOptions{Keys: []*fernet.Key{fx.fkey}})
-	if err != nil || rep.Signature.Trusted || !rep.Signature.OK || rep.Signature.Fingerprint != fx.key.Fingerprint() {
-		t.Fatalf("untrusted check: %v %+v", err, rep.Signature)
-	}
-	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "proves nothing alone") {
-		t.Fatalf("notes %q", rep.Notes)
-	}
-
-	// A forger rebuilds the package with a key of his own.
 	forger := mustFixture(t, "tone.m4a")
 	forger.fkey = fx.fkey
 	forged, _ := forger.mustWrite(t, forger.input(export.ModeEncrypted, ""))
-	rep, err = verifyBytes(forged, export.VerifyOptions{})
-	if err != nil || rep.Signature.Fingerprint == fx.key.Fingerprint() {
-		t.Fatalf("forged, untrusted: %v %+v", err, rep.Signature)
+	anyFP := "SHA256:" + strings.Repeat("A", 43)
+
+	allowed := func(f *fixture) []byte { return []byte(f.key.AllowedSigners() + "\n") }
+	for _, c := range []struct {
+		name             string
+		pkg              []byte
+		opts             export.VerifyOptions
+		wantErr          error // nil, ErrUnchecked or ErrInvalid
+		intact, trusted  bool
+		fingerprint      string
+		problem, noteHas string
+	}{
+		{name: "NoAnchor", pkg: pkg, wantErr: export.ErrUnchecked, intact: true,
+			fingerprint: fx.key.Fingerprint(), noteHas: "proves nothing alone"},
+		{name: "AllowedSigners", pkg: pkg, opts: export.VerifyOptions{AllowedSigners: allowed(fx)}, intact: true, trusted: true,
+			fingerprint: fx.key.Fingerprint()},
+		{name: "Fingerprint", pkg: pkg, opts: export.VerifyOptions{Fingerprint: fx.key.Fingerprint()}, intact: true, trusted: true,
+			fingerprint: fx.key.Fingerprint()},
+		{name: "Both", pkg: pkg, opts: export.VerifyOptions{AllowedSigners: allowed(fx), Fingerprint: fx.key.Fingerprint()}, intact: true, trusted: true,
+			fingerprint: fx.key.Fingerprint()},
+		{name: "ForgedNoAnchor", pkg: forged, wantErr: export.ErrUnchecked, intact: true,
+			fingerprint: forger.key.Fingerprint(), noteHas: "proves nothing alone"},
+		{name: "ErrForgedAllowedSigners", pkg: forged, opts: export.VerifyOptions{AllowedSigners: allowed(fx)}, wantErr: export.ErrInvalid, intact: true,
+			fingerprint: forger.key.Fingerprint(), problem: "manifest.json.sig: signed by a key that is not in the allowed_signers given (not the newsroom's key)"},
+		{name: "ErrForgedFingerprint", pkg: forged, opts: export.VerifyOptions{Fingerprint: fx.key.Fingerprint()}, wantErr: export.ErrInvalid, intact: true,
+			fingerprint: forger.key.Fingerprint(), problem: "manifest.json.sig: signed by a key whose fingerprint is not the one given (not the newsroom's key)"},
+		{name: "ErrAnchorsDisagree", pkg: pkg, opts: export.VerifyOptions{AllowedSigners: allowed(fx), Fingerprint: anyFP}, wantErr: export.ErrInvalid, intact: true,
+			fingerprint: fx.key.Fingerprint(), problem: "manifest.json.sig: signed by a key whose fingerprint is not the one given (not the newsroom's key)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.opts.Keys = []*fernet.Key{fx.fkey}
+			rep, err := verifyBytes(c.pkg, c.opts)
+			if c.wantErr == nil && err != nil || c.wantErr != nil && !errors.Is(err, c.wantErr) {
+				t.Fatalf("err=%v, want %v", err, c.wantErr)
+			}
+			if rep.OK != (c.wantErr == nil) || rep.Intact != c.intact || rep.Trusted != c.trusted || rep.Signature.Trusted != c.trusted ||
+				!rep.Signature.OK || rep.Signature.Fingerprint != c.fingerprint || !rep.Audio.OK {
+				t.Fatalf("report %+v", rep)
+			}
+			if want := []string{}; c.problem != "" && !slices.Equal(rep.Problems, []string{c.problem}) || c.problem == "" && !slices.Equal(rep.Problems, want) {
+				t.Fatalf("problems %q, want %q", rep.Problems, c.problem)
+			}
+			if c.noteHas != "" && (len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], c.noteHas)) || c.noteHas == "" && len(rep.Notes) != 0 {
+				t.Fatalf("notes %q", rep.Notes)
+			}
+		})
 	}
-	rep, err = verifyBytes(forged, fx.trusted())
-	if !errors.Is(err, export.ErrInvalid) || rep.OK || rep.Signature.OK || !rep.Signature.Trusted {
-		t.Fatalf("forged, trusted: %v %+v", err, rep)
+
+	// A changed package is bad with or without an anchor: never merely
+	// unchecked.
+	names, data := entries(t, pkg)
+	es := make([]entry, len(names))
+	for i, n := range names {
+		es[i] = entry{name: n, data: data[n], method: zip.Deflate}
+		if n == export.NameAudioEncrypted {
+			es[i].method = zip.Store
+		}
+		if n == export.NameTranscript {
+			es[i].data = bytes.Replace(data[n], []byte("hej"), []byte("nej"), 1)
+		}
 	}
-	if !strings.Contains(rep.Problems[0], "not in allowed_signers") {
-		t.Fatalf("problems %q", rep.Problems)
+	for _, opts := range []export.VerifyOptions{{}, {Fingerprint: fx.key.Fingerprint()}} {
+		rep, err := verifyBytes(rebuild(t, es), opts)
+		if !errors.Is(err, export.ErrInvalid) || rep.OK || rep.Intact ||
+			!slices.Equal(rep.Problems, []string{"transcript.json does not match its hash in manifest.json (changed)"}) {
+			t.Fatalf("changed transcript, fingerprint %q: %v %+v", opts.Fingerprint, err, rep)
+		}
 	}
 }
 

@@ -69,8 +69,10 @@ PROJECT_FILES_KEY). With the tyst program:
 
 or set PROJECT_FILES_KEY to the key and leave out --key-file. The result is
 the original audio file; its SHA-256 equals "audio_sha256" in manifest.json
-(sha256sum audio). "tyst verify-package --key-file newsroom.key" checks
-that without writing the audio anywhere.
+(sha256sum audio). This checks that without writing the audio anywhere, and
+checks the signature against the fingerprint the newsroom publishes:
+
+    tyst verify-package package.zip --fingerprint SHA256:... --key-file newsroom.key
 
 Without tyst, any Fernet library can do it (https://github.com/fernet/spec).
 audio.bin is text: one Fernet token per line, each line ending in "\n".
@@ -176,9 +178,22 @@ With tyst
 
     tyst verify-package package.zip --allowed-signers newsroom_allowed_signers
 
+or, with the fingerprint the newsroom publishes instead of its file,
+
+    tyst verify-package package.zip --fingerprint SHA256:...
+
 does all of the above without unzipping and prints a JSON report; with
 --key-file (the newsroom key) it also decrypts the audio in memory and
-checks "audio_sha256". Exit status 0: good; 1: not.
+checks "audio_sha256". Its exit status:
+
+    0  good: intact, and signed by the newsroom's key
+    1  bad: changed, damaged, or signed by another key
+    2  the command line is wrong
+    3  intact, but the signer was NOT checked: neither --allowed-signers
+       nor --fingerprint was given, and the key inside the package proves
+       nothing alone (a forger can put his own there)
+
+Only 0 means that the package is the newsroom's, unchanged.
 `)
 	return []byte(b.String())
 }

@@ -27,6 +27,14 @@ import (
 // ZIP, a missing or extra entry, a bad signature or a hash that differs.
 var ErrInvalid = errors.New("export: package does not verify")
 
+// ErrUnchecked is returned (wrapped) by Verify for a package that is intact
+// but whose signer was not checked: its signature matches the key inside it
+// and every hash matches its manifest, and VerifyOptions named no trust
+// anchor (AllowedSigners or Fingerprint). Whoever made the package held that
+// key; nothing says it is the newsroom's, and a forger can re-sign a changed
+// package with a key of his own and ship that key inside.
+var ErrUnchecked = errors.New("export: package intact, but its signer was not checked")
+
 // Size bounds of the entries Verify reads. Entries it holds in memory are
 // small; the others are hashed as a stream, and their bound caps the work a
 // deflate bomb can cause. The audio entry is stored, so the file's own size
@@ -39,12 +47,20 @@ const (
 	maxDocumentBytes       = 256 << 20 // transcript.json, audit.json
 )
 
-// VerifyOptions are what the checker trusts.
+// VerifyOptions are what the checker trusts. A package is trusted when its
+// signing key is the newsroom's by a trust anchor the receiver got out of
+// band: AllowedSigners, Fingerprint, or both (then both must hold). With
+// neither, Verify checks the signature against the key inside the package,
+// which proves only that nothing changed since whoever holds that key
+// signed it, and returns ErrUnchecked for an intact package.
 type VerifyOptions struct {
-	// AllowedSigners is the newsroom's published allowed_signers file. When
-	// nil, the signature is checked against the package's own, which proves
-	// nothing alone: the report then says "trusted": false.
+	// AllowedSigners is the newsroom's published allowed_signers file: a
+	// line of it must admit the signing key.
 	AllowedSigners []byte
+	// Fingerprint is the newsroom signing key's published fingerprint,
+	// "SHA256:" and 43 base64 characters, as ssh-keygen and `tyst
+	// signing-key` print it: the signing key must have it.
+	Fingerprint string
 	// Keys are newsroom keys for decrypting audio.bin and checking it
 	// against audio_sha256; without them that one check is left out and the
 	// report says so.
@@ -55,7 +71,16 @@ type VerifyOptions struct {
 // names only the fixed entry names of the format, never anything a hostile
 // package chose.
 type Report struct {
-	OK        bool            `json:"ok"`
+	// OK is true when the package is intact and trusted: every check made
+	// passed, against a trust anchor the caller gave.
+	OK bool `json:"ok"`
+	// Intact is true when the signature matches the key inside the package
+	// and every entry its hash in the manifest: nothing was changed, added
+	// or removed since whoever holds that key signed it.
+	Intact bool `json:"intact"`
+	// Trusted is true when the signing key is the one the trust anchor
+	// names (as Signature.Trusted).
+	Trusted   bool            `json:"trusted"`
 	PackageID string          `json:"package_id,omitempty"`
 	CreatedAt string          `json:"created_at,omitempty"`
 	AudioMode string          `json:"audio_mode,omitempty"`
@@ -69,8 +94,10 @@ type Report struct {
 // SignatureReport is the check of manifest.json.sig.
 type SignatureReport struct {
 	OK bool `json:"ok"`
-	// Trusted is true when the signature was checked against the
-	// allowed_signers given in VerifyOptions, not the package's own.
+	// OK is true when the signature matches manifest.json and the key
+	// inside the package (allowed_signers). Trusted is true when that key
+	// is the one the trust anchor of VerifyOptions names: without one, or
+	// for another key, it is false.
 	Trusted     bool   `json:"trusted"`
 	Fingerprint string `json:"fingerprint,omitempty"` // of the signing key
 }
@@ -99,12 +126,15 @@ type AudioReport struct {
 // nothing and holds at most a small entry or one audio chunk in memory.
 //
 // The report is never nil. The error is nil only when every check made
-// passed; it wraps ErrInvalid for a package that fails one, or is the
-// reader's error.
+// passed against a trust anchor; it wraps ErrInvalid for a package that
+// fails one (a signing key other than the anchor's included), wraps
+// ErrUnchecked for an intact package when opts holds no trust anchor, or
+// is the reader's error.
 func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 	rep := &Report{Entries: []EntryReport{}, Problems: []string{}, Notes: []string{}}
 	v := &verifier{rep: rep, opts: opts, buf: make([]byte, 256<<10)}
 	err := v.run(r, size)
+	stopped := err != nil // by a finding that leaves the rest unchecked, or by the reader
 	var pe *problemError
 	switch {
 	case errors.As(err, &pe):
@@ -118,6 +148,15 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 		err = fmt.Errorf("export: read package: %w", err)
 	case len(rep.Problems) > 0:
 		err = fmt.Errorf("%w: %s", ErrInvalid, rep.Problems[0])
+	}
+	others := len(rep.Problems) // problems that say the package was changed or is damaged
+	if v.distrusted {
+		others--
+	}
+	rep.Intact = !stopped && rep.Signature.OK && others == 0
+	rep.Trusted = rep.Signature.Trusted
+	if err == nil && !rep.Trusted {
+		err = ErrUnchecked
 	}
 	rep.OK = err == nil
 	return rep, err
@@ -133,12 +172,13 @@ func invalid(format string, args ...any) error {
 }
 
 type verifier struct {
-	rep   *Report
-	opts  VerifyOptions
-	buf   []byte
-	size  int64
-	files map[string]*zip.File
-	audio string // name of the audio entry, "" for none
+	rep        *Report
+	opts       VerifyOptions
+	distrusted bool // the one problem that leaves the package intact: a signer not the anchor's
+	buf        []byte
+	size       int64
+	files      map[string]*zip.File
+	audio      string // name of the audio entry, "" for none
 }
 
 func (v *verifier) problem(format string, args ...any) {
@@ -270,15 +310,11 @@ func (v *verifier) readSmall(name string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+// checkSignature checks the signature against the key inside the package
+// (is it intact?), then that key against the trust anchors (is it the
+// newsroom's?).
 func (v *verifier) checkSignature(manifest, sig, own []byte) {
-	allowed, trusted := v.opts.AllowedSigners, true
-	if allowed == nil {
-		allowed, trusted = own, false
-		v.rep.Notes = append(v.rep.Notes, "the signature was checked against the key inside the package, which proves nothing alone: "+
-			"compare the fingerprint with the one the newsroom publishes, or give the newsroom's allowed_signers file")
-	}
-	v.rep.Signature.Trusted = trusted
-	fp, err := signing.Verify(allowed, signing.NamespaceExport, bytes.NewReader(manifest), sig)
+	fp, err := signing.Verify(own, signing.NamespaceExport, bytes.NewReader(manifest), sig)
 	if err != nil {
 		v.problem("manifest.json.sig: %s", strings.TrimPrefix(err.Error(), signing.ErrInvalid.Error()+": "))
 		return
@@ -289,6 +325,31 @@ func (v *verifier) checkSignature(manifest, sig, own []byte) {
 		return
 	}
 	v.rep.Signature.OK, v.rep.Signature.Fingerprint = true, fp
+	anchors := v.opts.AllowedSigners != nil || v.opts.Fingerprint != ""
+	switch {
+	case !anchors:
+		v.rep.Notes = append(v.rep.Notes, "the signature was checked against the key inside the package, which proves nothing alone: "+
+			"compare its fingerprint with the one the newsroom publishes, or check it against the newsroom's allowed_signers file")
+	case v.opts.AllowedSigners != nil && !v.admits(manifest, sig):
+		v.distrust("manifest.json.sig: signed by a key that is not in the allowed_signers given (not the newsroom's key)")
+	case v.opts.Fingerprint != "" && fp != v.opts.Fingerprint:
+		v.distrust("manifest.json.sig: signed by a key whose fingerprint is not the one given (not the newsroom's key)")
+	default:
+		v.rep.Signature.Trusted = true
+	}
+}
+
+// admits reports whether the trusted allowed_signers admit the signature.
+func (v *verifier) admits(manifest, sig []byte) bool {
+	_, err := signing.Verify(v.opts.AllowedSigners, signing.NamespaceExport, bytes.NewReader(manifest), sig)
+	return err == nil
+}
+
+// distrust records a package signed by a key other than the trust anchor's:
+// a problem, though the package may be intact.
+func (v *verifier) distrust(msg string) {
+	v.distrusted = true
+	v.problem("%s", msg)
 }
 
 // parseManifest decodes manifest.json strictly: known fields only, one

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -374,6 +375,22 @@ func exportJourney(t *testing.T, srv *server, b *browser, recordID, dir string) 
 	if !report.OK || !report.Signature.OK || !report.Signature.Trusted || report.Signature.Fingerprint != fp ||
 		!report.Audio.Present || !report.Audio.Checked || !report.Audio.OK {
 		t.Fatalf("verify-package report %s: want ok, a trusted signature by %s, the audio checked", out, fp)
+	}
+	// The command the dialog gives, with the fingerprint it shows, says
+	// good; without a trust anchor verify-package says only "intact,
+	// signer not checked" (exit 3), never good.
+	verifyCmd := strings.Fields(b.text("#export-verify-command"))
+	if want := []string{"tyst", "verify-package", "package.zip", "--fingerprint", fp}; !slices.Equal(verifyCmd, want) {
+		t.Fatalf("the dialog's verify command is %q, want %q", verifyCmd, want)
+	}
+	cmd = exec.Command(tystBin, "verify-package", zipPath, verifyCmd[3], verifyCmd[4], "--key-file", keyFile)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the dialog's verify command refused the downloaded ZIP: %v\n%s", err, out)
+	}
+	cmd = exec.Command(tystBin, "verify-package", zipPath, "--key-file", keyFile)
+	cmd.Env = append(os.Environ(), "TYST_ALLOWED_SIGNERS=", "TYST_FINGERPRINT=")
+	if out, err := cmd.Output(); cmd.ProcessState.ExitCode() != 3 || !strings.Contains(string(out), `"intact": true`) {
+		t.Fatalf("verify-package without a trust anchor: exit %d (want 3), %v\n%s", cmd.ProcessState.ExitCode(), err, out)
 	}
 	b.click("#export-dialog .actions button.secondary")
 	b.waitJS("the dialog closed", `!document.querySelector('#export-dialog')`, 5*time.Second)

@@ -34,13 +34,16 @@ async function signingKey() {
 }
 
 function verifyHelp(fingerprint) {
+  const fp = fingerprint || 'SHA256:…';
   return [
     h('p', {}, 'The package is signed with the newsroom\'s signing key. The receiver checks it offline with OpenSSH:'),
-    h('pre', { class: 'doc', tabindex: 0 }, 'ssh-keygen -l -f allowed_signers\nssh-keygen -Y verify -f allowed_signers -I tyst -n tyst-export-v1 \\\n  -s manifest.json.sig < manifest.json'),
-    h('p', {}, 'The first line prints the key\'s fingerprint. It must be the one the newsroom publishes',
+    h('pre', { class: 'doc', tabindex: 0 }, 'ssh-keygen -Y verify -f allowed_signers -I tyst -n tyst-export-v1 \\\n  -s manifest.json.sig < manifest.json'),
+    h('p', {}, 'A good signature prints the key\'s fingerprint. It must be the one the newsroom publishes',
       fingerprint ? ':' : ' (ask an admin; it is on the status page).'),
     fingerprint ? h('p', { class: 'secret-box', id: 'export-fingerprint' }, fingerprint) : null,
-    h('p', { class: 'small muted' }, 'The key inside the ZIP proves nothing alone; the fingerprint does. Or run tyst verify-package on the ZIP.'),
+    h('p', {}, 'Or, with tyst, give it that fingerprint:'),
+    h('pre', { class: 'doc', tabindex: 0, id: 'export-verify-command' }, `tyst verify-package package.zip --fingerprint ${fp}`),
+    h('p', { class: 'small muted' }, 'The key inside the ZIP proves nothing alone; the fingerprint does. Without --fingerprint (or the newsroom\'s allowed_signers file), tyst verify-package exits 3: intact, but its signer not checked.'),
   ];
 }
 
