@@ -71,7 +71,7 @@ var auditMeta = map[string]map[string]bool{
 	ActionNoteAdded:         {"note_id": true},
 	ActionNoteDeleted:       {"note_id": true},
 	ActionAudioRemoved:      {"files": true},
-	ActionDestroyed:         {"files": true, "segments": true, "notes": true},
+	ActionDestroyed:         {"files": true, "segments": true, "notes": true, "exports": true},
 	ActionPurged:            {"age_days": true, "reason": true},
 	ActionExportCreated:     {"audio_mode": true, "size_bytes": true},
 	ActionExportDownloaded:  {},

@@ -278,7 +278,7 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 		})
 	}
 	if err != nil {
-		if derr := db.exports.Delete(name); derr != nil {
+		if derr := db.removeExport(name); derr != nil {
 			db.log.Warn("unreferenced export package not removed; purge retries", "err", stripPaths(derr).Error())
 		}
 		return nil, err
@@ -393,64 +393,64 @@ func (db *DB) OpenExport(ctx context.Context, id string) (er *ExportReader, err 
 
 // PurgeExports removes export packages written before cutoff — a file a
 // crash left without its row is a package too — and the rows whose file is
-// gone. It returns how many it removed (with dryRun, would remove).
+// gone. The rows go first, in one transaction, then the files (overwritten
+// and removed): a failure in between leaves files that no row records,
+// which nobody can download and the orphan sweep removes. It returns how
+// many packages it removed (with dryRun, would remove).
 func (db *DB) PurgeExports(ctx context.Context, cutoff time.Time, dryRun bool) (n int, err error) {
 	defer func() { err = boundary("purge exports", err) }()
-	rows := map[string]bool{}
-	err = db.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketExports).ForEach(func(k, _ []byte) error {
-			rows[string(k)] = true
-			return nil
-		})
-	})
-	if err != nil {
-		return 0, err
-	}
 	infos, err := listObjects(db.exports)
 	if err != nil {
 		return 0, err
 	}
-	var first error
-	files := map[string]bool{}
+	files := map[string]bool{} // object name → old
+	var old []string
 	for _, i := range infos {
-		id := i.Name[len("export-"):]
-		files[id] = true
-		if !i.ModTime.Before(cutoff) {
-			continue
+		files[i.Name] = i.ModTime.Before(cutoff)
+		if files[i.Name] {
+			old = append(old, i.Name)
 		}
-		n++
-		if dryRun {
-			continue
+	}
+	if dryRun {
+		return len(old), nil
+	}
+	// Rows of the old packages, and rows whose file is gone (purged
+	// before, or lost).
+	err = db.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketExports)
+		var gone [][]byte
+		err := b.ForEach(func(k, _ []byte) error {
+			if isOld, ok := files[exportObjectName(string(k))]; !ok || isOld {
+				gone = append(gone, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		if err := db.exports.Delete(i.Name); err != nil {
-			n--
+		for _, k := range gone {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := db.faultAt(FaultPurgeExports); err != nil {
+		return 0, err
+	}
+	var first error
+	for _, name := range old {
+		if err := db.removeExport(name); err != nil {
+			db.log.Warn("old export package not removed; the orphan sweep will retry", "err", stripPaths(err).Error())
 			if first == nil {
 				first = err
 			}
 			continue
 		}
-		delete(files, id)
-	}
-	if dryRun {
-		return n, first
-	}
-	if err := db.faultAt(FaultPurgeExports); err != nil {
-		return n, err
-	}
-	// Rows whose file is gone (purged now or before) go too.
-	err = db.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketExports)
-		for id := range rows {
-			if !files[id] {
-				if err := b.Delete([]byte(id)); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	if first == nil {
-		first = err
+		n++
 	}
 	return n, first
 }
