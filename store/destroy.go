@@ -215,6 +215,10 @@ type tombstoneSecrets struct {
 	Sensitivity    string    `json:"sensitivity"`
 	CreatedBy      uint64    `json:"created_by,omitempty"`
 	CreatedByToken uint64    `json:"created_by_token,omitempty"`
+	// Redacted lists the audit events whose bodies the destroy or purge
+	// removed, written in the same transaction: verify and the audit API
+	// accept a missing body only where a tombstone lists it.
+	Redacted []uint64 `json:"redacted,omitempty"`
 }
 
 // DestroyRequest asks for a destroy; a dry run unless DryRun is false.
@@ -387,11 +391,12 @@ func (db *DB) deleteRecord(ctx context.Context, tx *bolt.Tx, l loaded, rem *remn
 	if err := tx.Bucket(bucketRecords).Delete(itob(id)); err != nil {
 		return nil, err
 	}
-	if _, err := db.redactAudit(tx, id); err != nil {
+	redacted, err := db.redactAudit(tx, id)
+	if err != nil {
 		return nil, err
 	}
 	ts, err := db.keys.sealBox(tombstoneSecrets{RecordID: id, ReceiptID: receipt.ID, DestroyedAt: doc.Time,
-		Sensitivity: l.acc.Sensitivity, CreatedBy: l.acc.CreatedBy, CreatedByToken: l.acc.CreatedByToken})
+		Sensitivity: l.acc.Sensitivity, CreatedBy: l.acc.CreatedBy, CreatedByToken: l.acc.CreatedByToken, Redacted: redacted})
 	if err != nil {
 		return nil, err
 	}

@@ -98,6 +98,9 @@ type auditDoc struct {
 	Meta     map[string]any `json:"meta,omitempty"`
 	Hash     string         `json:"hash"`
 	Redacted bool           `json:"redacted,omitempty"`
+	// BodyMissing: the body is gone, though the record lives (the log was
+	// altered).
+	BodyMissing bool `json:"body_missing,omitempty"`
 }
 
 // Export builds record id's export package (DESIGN §7) as a stream, signed
@@ -312,6 +315,20 @@ func (db *DB) recordEvents(tx *bolt.Tx, id uint64) ([]auditDoc, error) {
 			return nil, err
 		}
 		out = append(out, auditDoc{Seq: ev.Seq, Time: ev.Time, Action: ev.Action, ActorID: ev.ActorID, Meta: ev.Meta, Hash: ev.Hash, Redacted: ev.Redacted})
+	}
+	// A live record's events have their bodies: none was redacted, so a
+	// missing one was removed by someone else, and the package says so.
+	var redacted []uint64
+	for _, d := range out {
+		if d.Redacted {
+			redacted = append(redacted, d.Seq)
+		}
+	}
+	missing := db.unexplained(tx, redacted)
+	for i := range out {
+		if missing[out[i].Seq] {
+			out[i].Redacted, out[i].BodyMissing = false, true
+		}
 	}
 	return out, nil
 }
