@@ -66,6 +66,9 @@ type exportSecrets struct {
 	Sensitivity    string `json:"sensitivity"`
 	CreatedBy      uint64 `json:"created_by,omitempty"`
 	CreatedByToken uint64 `json:"created_by_token,omitempty"`
+	// ExportedBy is the account that made the package (0: the system),
+	// whose quota it counts against (ExportLimits.PerUser).
+	ExportedBy uint64 `json:"exported_by,omitempty"`
 }
 
 func exportObjectName(id string) string { return "export-" + id }
@@ -109,7 +112,10 @@ type auditDoc struct {
 // transaction, it records the package, a signed receipt (the reason is
 // sealed in it, never in the audit log) and the audit event export_created.
 // Decrypted mode is for admins, with a reason of at least 10 characters.
-// Returns not_found, validation_error, forbidden, insufficient_storage.
+// Before a byte is written the package's size is estimated and checked
+// against the account's quota and the disk's reserve (ExportLimits).
+// Returns not_found, validation_error, forbidden, quota_exceeded,
+// insufficient_storage.
 func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *ExportResult, err error) {
 	defer func() { err = boundary("export", err) }()
 	if err := ctxErr(ctx); err != nil {
@@ -195,6 +201,27 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 	if err != nil {
 		return nil, err
 	}
+	// Room for it, before anything is written: a refused export leaves
+	// nothing behind.
+	var user, audioSize uint64
+	if p := PrincipalFrom(ctx); p != nil {
+		user = p.UserID
+	}
+	if a.row.ID != 0 {
+		audioSize = uint64(a.sec.SizeBytes)
+	}
+	release, err := db.exportBudget.reserve(user, estimatePackage(int64(audioSize), req.Mode, len(in.Transcript)+len(in.Audit)),
+		func() (held int64, err error) {
+			err = db.view(func(tx *bolt.Tx) error {
+				held = db.heldBy(tx, user)
+				return nil
+			})
+			return held, err
+		})
+	if err != nil {
+		return nil, err
+	}
+	defer release() // after the package's row is committed, or abandoned
 	var audioObj blob.Object
 	if a.row.ID != 0 {
 		if audioObj, err = db.openBlob(a.row.Blob); err != nil {
@@ -263,7 +290,8 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 				return err
 			}
 			sec := exportSecrets{PackageID: packageID, RecordID: id, CreatedAt: now, AudioMode: req.Mode, Size: counted.n,
-				FileKeyID: db.keys.PrimaryID(), Sensitivity: acc.Sensitivity, CreatedBy: acc.CreatedBy, CreatedByToken: acc.CreatedByToken}
+				FileKeyID: db.keys.PrimaryID(), Sensitivity: acc.Sensitivity, CreatedBy: acc.CreatedBy, CreatedByToken: acc.CreatedByToken,
+				ExportedBy: user}
 			bx, err := db.keys.sealBox(sec)
 			if err != nil {
 				return err
