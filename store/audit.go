@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -370,15 +371,63 @@ func (db *DB) explainRedactions(tx *bolt.Tx, seqs map[uint64]bool) {
 	}
 }
 
+// redactionCache holds the sequence numbers of audit events that a
+// tombstone explains. Tombstones are never removed while the database is
+// open (it is locked to this process), so a number once explained stays
+// explained; one not in the cache is looked up in the tombstones.
+type redactionCache struct {
+	mu   sync.Mutex
+	seqs map[uint64]bool
+}
+
+// learn adds every redaction the tombstones in tx list.
+func (c *redactionCache) learn(db *DB, tx *bolt.Tx) {
+	all := map[uint64]bool{}
+	tx.Bucket(bucketTombstones).ForEach(func(k, v []byte) error {
+		var ts tombstone
+		var sec tombstoneSecrets
+		if json.Unmarshal(v, &ts) == nil && db.keys.openBox(ts.Box, &sec) == nil && sec.RecordID == btoi(k) {
+			for _, s := range sec.Redacted {
+				all[s] = true
+			}
+		}
+		return nil
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seqs == nil {
+		c.seqs = all
+		return
+	}
+	maps.Copy(c.seqs, all)
+}
+
 // unexplained returns the sequence numbers among redacted (events without
 // a body) that no destroy or purge explains, logging that the log was
 // altered when there are any.
+// Sequence numbers once explained stay in db.redactions, so a page of the
+// audit log reads the tombstones only when it shows a redaction not seen
+// before.
 func (db *DB) unexplained(tx *bolt.Tx, redacted []uint64) map[uint64]bool {
 	seqs := map[uint64]bool{}
+	db.redactions.mu.Lock()
 	for _, s := range redacted {
-		seqs[s] = true
+		if !db.redactions.seqs[s] {
+			seqs[s] = true
+		}
 	}
-	db.explainRedactions(tx, seqs)
+	db.redactions.mu.Unlock()
+	if len(seqs) == 0 {
+		return seqs
+	}
+	db.redactions.learn(db, tx)
+	db.redactions.mu.Lock()
+	for s := range seqs {
+		if db.redactions.seqs[s] {
+			delete(seqs, s)
+		}
+	}
+	db.redactions.mu.Unlock()
 	if len(seqs) > 0 {
 		db.log.Warn("audit events lack a body that no destroy or purge removed: the log was altered; run tyst verify", "events", len(seqs))
 	}

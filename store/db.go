@@ -114,6 +114,7 @@ type DB struct {
 	uploading    map[uint64]bool // records with an upload in flight
 	hashSlots    chan struct{}   // see maxConcurrentHashes
 	exportBudget *exportBudget   // see ExportLimits
+	redactions   redactionCache  // audit events a tombstone explains
 	accesses     *coalescer      // audio_accessed events recently written
 	refusals     *coalescer      // setup_refused events recently written
 }
