@@ -280,3 +280,48 @@ func TestDB_DestroyExportRemovalFails(t *testing.T) {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }
+
+// TestRekey_DestroyMeanwhile: a record destroyed while a rekey encrypts
+// its package again stays without it: the rekey neither writes the
+// package's row back nor leaves its new file.
+func TestRekey_DestroyMeanwhile(t *testing.T) {
+	env := newEnv(t)
+	db := mustOpenRaw(t, env.dir, testOptions(t, env))
+	gone := mustExportedRecord(t, db, mustReadFile(t, wavFile))
+	db.Close()
+	newKey := store.GenerateKey()
+	kr, err := store.NewKeyring(newKey, env.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.keys = kr
+	opts := testOptions(t, env)
+	destroyed := false
+	opts.Fault = func(point string) error {
+		if point == store.FaultRekeyFile && !destroyed {
+			destroyed = true // the first package is written again, its row not yet updated
+			if _, err := db.Destroy(ctx, gone.id, store.DestroyRequest{Confirm: true, Reason: "the source asked"}); err != nil {
+				t.Errorf("destroy during the rekey: %v", err)
+			}
+		}
+		return nil
+	}
+	db = mustOpenEnv(t, env, opts)
+	if _, err := db.Rekey(ctx, store.RekeyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !destroyed {
+		t.Fatal("the rekey encrypted no package again: the test proves nothing")
+	}
+	for _, p := range gone.packages {
+		if _, err := db.OpenExport(ctx, p); store.ErrorCode(err) != store.CodeNotFound {
+			t.Fatalf("a package of the record destroyed during the rekey opens: %v", err)
+		}
+	}
+	if files := exportFiles(env.dir); len(files) != 0 {
+		t.Fatalf("package files after the rekey: %v", files)
+	}
+	if rep, err := db.Verify(ctx, store.VerifyOptions{}); err != nil || !rep.OK {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}

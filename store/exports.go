@@ -542,15 +542,28 @@ func (db *DB) rekeyFiles(ctx context.Context) (int, error) {
 			return n, err
 		}
 		j.sec.FileKeyID = db.keys.PrimaryID()
+		gone := false
 		err := db.update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketExports)
+			if gone = b.Get([]byte(j.id)) == nil; gone {
+				return nil // purged, or destroyed with its record, meanwhile
+			}
 			bx, err := db.keys.sealBox(j.sec)
 			if err != nil {
 				return err
 			}
-			return putJSON(tx.Bucket(bucketExports), []byte(j.id), exportRow{ID: j.id, Box: bx})
+			return putJSON(b, []byte(j.id), exportRow{ID: j.id, Box: bx})
 		})
 		if err != nil {
 			return n, err
+		}
+		if gone {
+			// The file written again may have landed after the removal:
+			// remove it too (the orphan sweep would, later).
+			if err := db.removeExport(name); err != nil {
+				db.log.Warn("export package deleted during a rekey not removed; the orphan sweep will retry", "err", stripPaths(err).Error())
+			}
+			continue
 		}
 		n++
 	}
