@@ -325,3 +325,59 @@ func TestRekey_DestroyMeanwhile(t *testing.T) {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }
+
+// listHook is an export store that calls after once a listing is done.
+type listHook struct {
+	blob.Store
+	after func()
+}
+
+func (l *listHook) List(fn func(blob.Info) error) error {
+	err := l.Store.List(fn)
+	if f := l.after; f != nil {
+		l.after = nil
+		f()
+	}
+	return err
+}
+
+// TestPurgeExports_ExportMeanwhile: a package made while a purge of old
+// packages runs — its file committed after the purge listed the files —
+// keeps its row and stays downloadable (found by the crash harness: the
+// purge took the new row for one whose file is gone).
+func TestPurgeExports_ExportMeanwhile(t *testing.T) {
+	env := newEnv(t)
+	local, err := blob.NewLocal(filepath.Join(env.dir, "exports"), blob.LocalOptions{Names: regexp.MustCompile(`^export-[0-9a-f]{32}$`), Ext: ".zip.enc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := &listHook{Store: local}
+	opts := testOptions(t, env)
+	opts.Exports = hook
+	db := mustOpenEnv(t, env, opts)
+	rec := mustCreate(t, db, "t")
+	mustAttach(t, db, rec.ID, "", mustReadFile(t, wavFile))
+	var made string
+	hook.after = func() {
+		res, err := db.Export(ctx, rec.ID, store.ExportRequest{Confirm: true, Reason: "for the desk"})
+		if err != nil {
+			t.Errorf("export during the purge: %v", err)
+			return
+		}
+		made = res.PackageID
+	}
+	if _, err := db.PurgeExports(ctx, env.now.Add(-24*time.Hour), false); err != nil {
+		t.Fatal(err)
+	}
+	if made == "" {
+		t.Fatal("no export ran during the purge")
+	}
+	er, err := db.OpenExport(ctx, made)
+	if err != nil {
+		t.Fatalf("the package made during the purge: %v", err)
+	}
+	er.Close()
+	if rep, err := db.Verify(ctx, store.VerifyOptions{}); err != nil || !rep.OK {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}

@@ -444,6 +444,20 @@ func (db *DB) OpenExport(ctx context.Context, id string) (er *ExportReader, err 
 // many packages it removed (with dryRun, would remove).
 func (db *DB) PurgeExports(ctx context.Context, cutoff time.Time, dryRun bool) (n int, err error) {
 	defer func() { err = boundary("purge exports", err) }()
+	// The rows before the files: a package's file is committed before its
+	// row, so every row read here has its file in the listing unless the
+	// file is really gone. (Rows read after the listing would include
+	// packages made meanwhile, whose files the listing missed.)
+	var rows [][]byte
+	err = db.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketExports).ForEach(func(k, _ []byte) error {
+			rows = append(rows, append([]byte(nil), k...))
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
 	infos, err := listObjects(db.exports)
 	if err != nil {
 		return 0, err
@@ -463,19 +477,11 @@ func (db *DB) PurgeExports(ctx context.Context, cutoff time.Time, dryRun bool) (
 	// before, or lost).
 	err = db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketExports)
-		var gone [][]byte
-		err := b.ForEach(func(k, _ []byte) error {
+		for _, k := range rows {
 			if isOld, ok := files[exportObjectName(string(k))]; !ok || isOld {
-				gone = append(gone, append([]byte(nil), k...))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, k := range gone {
-			if err := b.Delete(k); err != nil {
-				return err
+				if err := b.Delete(k); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
