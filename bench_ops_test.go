@@ -44,7 +44,7 @@ func BenchmarkExport(b *testing.B) {
 func benchExport(b *testing.B, bin string, size int64, mode string) {
 	data, key := b.TempDir(), store.GenerateKey()
 	token := offlineUserToken(b, bin, data, key, "benchadmin", "admin")
-	srv := startServer(b, bin, data, key, "TYST_MAX_UPLOAD_MB=256")
+	srv := startServer(b, bin, data, key, "TYST_MAX_UPLOAD_MB=256", "TYST_EXPORT_QUOTA_MB=1000000") // every iteration's package stays
 	client := &http.Client{Transport: bearer{token, &http.Transport{DisableCompression: true}}, Timeout: 10 * time.Minute}
 	id := benchCreateRecord(b, client, srv.base)
 	_, sum := benchLimit(b, b.TempDir()+"/limit.fst", size)

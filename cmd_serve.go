@@ -145,9 +145,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	ret := time.Duration(cfg.retentionDays) * 24 * time.Hour
 	db, err := store.Open(cfg.dataDir, store.Options{
-		Keys:      keys,
-		Logger:    log.With("component", "store"),
-		Retention: ret,
+		Keys:         keys,
+		Logger:       log.With("component", "store"),
+		Retention:    ret,
+		ExportLimits: cfg.transfers.exportLimits(),
 	})
 	if err != nil {
 		return err
@@ -202,6 +203,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 			WriteIdleTimeout: cfg.transfers.writeIdle, UploadMinRate: cfg.transfers.uploadMinRate, UploadGrace: cfg.transfers.uploadGrace,
 			MaxDownloads: cfg.transfers.maxDownloads, MaxDownloadsPerUser: cfg.transfers.maxDownloadsPerUser,
 			MaxUploads: cfg.transfers.maxUploads, MaxUploadsPerUser: cfg.transfers.maxUploadsPerUser,
+			MaxExports: cfg.transfers.maxExports, MaxExportsPerUser: cfg.transfers.maxExportsPerUser,
 			Status: statusFunc(cfg.purge, ret, sched, maint, keys, src, cfg.dataDir, dumpStatus(dumper, cfg.dumpPlaintext)),
 			UI:     web.Handler(web.Config{MaxUploadBytes: cfg.maxUploadMB << 20}),
 		}),

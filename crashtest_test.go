@@ -71,9 +71,10 @@ type crashRecord struct {
 type crashModel struct {
 	mu       sync.Mutex
 	records  map[uint64]*crashRecord
-	exports  map[string]int // acknowledged package → the cycle of its ack
-	aged     []string       // packages made old enough for the next purge
-	creating int            // record creations in flight
+	exports  map[string]int    // acknowledged package → the cycle of its ack
+	exportOf map[string]uint64 // acknowledged package → its record
+	aged     []string          // packages made old enough for the next purge
+	creating int               // record creations in flight
 }
 
 // crashFigures are the harness's results, written to TYST_CRASH_FIGURES
@@ -140,7 +141,7 @@ func TestCrash(t *testing.T) {
 	h := &crashHarness{
 		t: t, bin: bin, data: t.TempDir(), keys: []string{store.GenerateKey()},
 		rng:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		model:  crashModel{records: map[uint64]*crashRecord{}, exports: map[string]int{}},
+		model:  crashModel{records: map[uint64]*crashRecord{}, exports: map[string]int{}, exportOf: map[string]uint64{}},
 		client: &http.Client{Timeout: 30 * time.Second},
 		fig: crashFigures{Seed: seed, Acked: map[string]int{}, InFlight: map[string]int{}, Checked: map[string]int{},
 			Description: "SIGKILL at a random moment of a mixed workload, restart, check"},
@@ -196,10 +197,11 @@ func (h *crashHarness) env() []string {
 }
 
 func (h *crashHarness) start() *procServer {
-	// Every worker may upload and play back at once (the per-account
-	// defaults are 2 and 4).
+	// Every worker may upload, play back and export at once (the
+	// per-account defaults are 2, 4 and 1).
 	return startServer(h.t, h.bin, h.data, h.keys[0], h.env()[1],
-		"TYST_MAX_UPLOADS_PER_USER=8", "TYST_MAX_DOWNLOADS_PER_USER=16")
+		"TYST_MAX_UPLOADS_PER_USER=8", "TYST_MAX_DOWNLOADS_PER_USER=16", fmt.Sprintf("TYST_MAX_EXPORTS_PER_USER=%d", crashWorkers),
+		fmt.Sprintf("TYST_MAX_EXPORTS=%d", crashWorkers))
 }
 
 // cli runs a maintenance command of the binary against the data
@@ -305,6 +307,15 @@ func (h *crashHarness) check(srv *procServer, cycle int) {
 		m.records[id] = &crashRecord{id: id}
 	}
 	m.creating = 0
+	// A destroyed record's packages went with it.
+	for pkg := range m.exports {
+		if r := m.records[m.exportOf[pkg]]; r != nil && r.destroyed {
+			h.checkExport(srv, pkg, 404)
+			delete(m.exports, pkg)
+			delete(m.exportOf, pkg)
+			h.count(h.fig.Checked, "export_packages_destroyed_with_their_record")
+		}
+	}
 	for pkg, acked := range m.exports {
 		h.checkExport(srv, pkg, 200)
 		// Packages checked a few times are dated back past the retention
@@ -316,6 +327,7 @@ func (h *crashHarness) check(srv *procServer, cycle int) {
 				t.Fatal(err)
 			}
 			delete(m.exports, pkg)
+			delete(m.exportOf, pkg)
 			m.aged = append(m.aged, pkg)
 		}
 	}
@@ -464,7 +476,7 @@ func (h *crashHarness) checkExport(srv *procServer, pkg string, want int) {
 	b, err := io.ReadAll(resp.Body)
 	if want != 200 {
 		if resp.StatusCode != want {
-			h.t.Fatalf("purged export package: %d, want %d", resp.StatusCode, want)
+			h.t.Fatalf("removed (purged, or destroyed with its record) export package: %d, want %d", resp.StatusCode, want)
 		}
 		return
 	}
@@ -620,6 +632,7 @@ func (h *crashHarness) worker(ctx context.Context, srv *procServer, cycle, w int
 				}
 				m.mu.Lock()
 				m.exports[out.PackageID] = cycle
+				m.exportOf[out.PackageID] = r.id
 				m.mu.Unlock()
 				h.count(h.fig.Acked, "export")
 			default:

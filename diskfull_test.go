@@ -173,7 +173,10 @@ func TestDiskFull(t *testing.T) {
 	key, newKey := store.GenerateKey(), store.GenerateKey()
 	token := offlineUser(t, bin, data, key, "full", store.RoleEditor, "")
 	c := authClient(token)
-	srv := startServer(t, bin, data, key)
+	// No export reserve: the export below must meet the full disk itself
+	// (TestExport_Reserve and the API tests check the reserve).
+	noReserve := []string{"TYST_EXPORT_RESERVE_MB=0", "TYST_EXPORT_RESERVE_PERCENT=0"}
+	srv := startServer(t, bin, data, key, noReserve...)
 	disk := diskFiller{t, filepath.Join(mnt, "filler")}
 
 	create := func() uint64 {
@@ -326,7 +329,7 @@ func TestDiskFull(t *testing.T) {
 			t.Fatalf("rekey with space: %v\n%s", err, out)
 		}
 		key = newKey
-		srv = startServer(t, bin, data, key)
+		srv = startServer(t, bin, data, key, noReserve...)
 	}()
 	func() { // WorksAgain
 		disk.free()

@@ -118,7 +118,8 @@ func TestLoad(t *testing.T) {
 	srv := startServer(t, bin, data, key, "TYST_MAX_UPLOAD_MB=256",
 		fmt.Sprintf("TYST_MAX_UPLOADS=%d", loadUploaders), fmt.Sprintf("TYST_MAX_UPLOADS_PER_USER=%d", loadUploaders),
 		"TYST_MAX_DOWNLOADS=32", "TYST_MAX_DOWNLOADS_PER_USER=32",
-		fmt.Sprintf("TYST_MAX_STREAMS_PER_TOKEN=%d", loadStreamers), fmt.Sprintf("TYST_MAX_STREAMS_PER_USER=%d", loadStreamers))
+		fmt.Sprintf("TYST_MAX_STREAMS_PER_TOKEN=%d", loadStreamers), fmt.Sprintf("TYST_MAX_STREAMS_PER_USER=%d", loadStreamers),
+		"TYST_EXPORT_QUOTA_MB=1000000") // the exporter keeps every package it makes
 	pid := srv.cmd.Process.Pid
 	idle := procMiB(t, pid, "VmRSS")
 	client := &http.Client{Transport: bearer{token, &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64}}, Timeout: 10 * time.Minute}

@@ -13,7 +13,8 @@ import (
 // clearTransferEnv makes the test independent of the caller's environment.
 func clearTransferEnv(t *testing.T) {
 	for _, k := range []string{"TYST_PUBLIC_HOST", "TYST_WRITE_IDLE_TIMEOUT", "TYST_UPLOAD_MIN_RATE", "TYST_UPLOAD_GRACE",
-		"TYST_MAX_DOWNLOADS", "TYST_MAX_DOWNLOADS_PER_USER", "TYST_MAX_UPLOADS", "TYST_MAX_UPLOADS_PER_USER"} {
+		"TYST_MAX_DOWNLOADS", "TYST_MAX_DOWNLOADS_PER_USER", "TYST_MAX_UPLOADS", "TYST_MAX_UPLOADS_PER_USER",
+		"TYST_MAX_EXPORTS", "TYST_MAX_EXPORTS_PER_USER", "TYST_EXPORT_QUOTA_MB", "TYST_EXPORT_RESERVE_MB", "TYST_EXPORT_RESERVE_PERCENT"} {
 		t.Setenv(k, "")
 	}
 }
@@ -35,6 +36,11 @@ func TestServe_RefusesBadTransferSettings(t *testing.T) {
 		"WriteIdleNegative":   {nil, []string{"--write-idle-timeout", "-1s"}, "--write-idle-timeout"},
 		"GraceNotADuration":   {map[string]string{"TYST_UPLOAD_GRACE": "soon-ish-7731"}, nil, "TYST_UPLOAD_GRACE"},
 		"MaxUploadsNotNumber": {map[string]string{"TYST_MAX_UPLOADS": "many-7731"}, nil, "TYST_MAX_UPLOADS"},
+		"MaxExportsZero":      {nil, []string{"--max-exports-per-user", "0"}, "--max-exports-per-user"},
+		"QuotaZero":           {map[string]string{"TYST_EXPORT_QUOTA_MB": "0"}, nil, "--export-quota-mb"},
+		"ReserveNegative":     {nil, []string{"--export-reserve-mb", "-7731"}, "--export-reserve-mb"},
+		"ReservePercentHigh":  {nil, []string{"--export-reserve-percent", "77"}, "--export-reserve-percent"},
+		"ReserveNotNumber":    {map[string]string{"TYST_EXPORT_RESERVE_MB": "lots-7731"}, nil, "TYST_EXPORT_RESERVE_MB"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			for k, v := range c.env {

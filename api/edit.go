@@ -218,6 +218,8 @@ type auditEventResponse struct {
 	Meta      map[string]any `json:"meta,omitempty"`
 	Hash      string         `json:"hash"`
 	Redacted  bool           `json:"redacted,omitempty"`
+	// BodyMissing: the body is gone, but no destroy or purge removed it.
+	BodyMissing bool `json:"body_missing,omitempty"`
 }
 
 type auditListResponse struct {
@@ -227,7 +229,7 @@ type auditListResponse struct {
 
 func newAuditEventResponse(ev store.AuditEvent) auditEventResponse {
 	resp := auditEventResponse{Seq: ev.Seq, Action: ev.Action, RecordID: ev.RecordID, ProjectID: ev.ProjectID,
-		ActorID: ev.ActorID, TokenID: ev.TokenID, Meta: ev.Meta, Hash: ev.Hash, Redacted: ev.Redacted}
+		ActorID: ev.ActorID, TokenID: ev.TokenID, Meta: ev.Meta, Hash: ev.Hash, Redacted: ev.Redacted, BodyMissing: ev.BodyMissing}
 	if !ev.Time.IsZero() {
 		resp.Time = ev.Time.UTC().Format(time.RFC3339Nano)
 	}

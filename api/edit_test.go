@@ -144,7 +144,7 @@ func TestDestroyAndReceipt(t *testing.T) {
 	}
 	path := fmt.Sprintf("/api/v1/record/%d/destroy", id)
 	resp, b := ts.do(t, "POST", path, "", nil)
-	if resp.StatusCode != 200 || string(bytes.TrimSpace(b)) != fmt.Sprintf(`{"status":"dry_run","would_delete":{"files":1,"segments":0,"notes":0},"transcript_id":%d}`, id) {
+	if resp.StatusCode != 200 || string(bytes.TrimSpace(b)) != fmt.Sprintf(`{"status":"dry_run","would_delete":{"files":1,"segments":0,"notes":0,"exports":0},"transcript_id":%d}`, id) {
 		t.Fatalf("dry run: %d %s", resp.StatusCode, b)
 	}
 	var res struct {
@@ -281,7 +281,7 @@ func TestAudio_Durations(t *testing.T) {
 }
 
 // TestExport_BadInput: every bad export or download request gets a clear
-// 4xx and changes nothing; a package outlives its record's destroy.
+// 4xx and changes nothing; a package goes with its record's destroy.
 func TestExport_BadInput(t *testing.T) {
 	ts := mustServe(t)
 	id := ts.mustCreate(t, "interview")
@@ -329,10 +329,12 @@ func TestExport_BadInput(t *testing.T) {
 			}
 		})
 	}
-	// The owner destroys the record; the package stays downloadable
-	// until purge removes it by age.
-	ts.do(t, "POST", fmt.Sprintf("/api/v1/record/%d/destroy", sens.TranscriptID), "application/json", strings.NewReader(`{"dry_run":false,"confirm":true,"reason":"done"}`), asToken(owner)...)
+	// The owner destroys the record; the package goes with it.
 	if resp, _ := ts.do(t, "GET", "/api/v1/exports/"+pkg.PackageID, "", nil, asToken(owner)...); resp.StatusCode != 200 {
-		t.Fatalf("package after its record's destroy: %d", resp.StatusCode)
+		t.Fatalf("package before its record's destroy: %d", resp.StatusCode)
+	}
+	ts.do(t, "POST", fmt.Sprintf("/api/v1/record/%d/destroy", sens.TranscriptID), "application/json", strings.NewReader(`{"dry_run":false,"confirm":true,"reason":"done"}`), asToken(owner)...)
+	if resp, _ := ts.do(t, "GET", "/api/v1/exports/"+pkg.PackageID, "", nil, asToken(owner)...); resp.StatusCode != 404 {
+		t.Fatalf("package after its record's destroy: %d, want 404", resp.StatusCode)
 	}
 }

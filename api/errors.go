@@ -20,6 +20,7 @@ var statuses = map[store.Code]int{
 	store.CodeInternal:            http.StatusInternalServerError,
 	store.CodeUnavailable:         http.StatusServiceUnavailable,
 	store.CodeDiskFull:            http.StatusInsufficientStorage,
+	store.CodeQuotaExceeded:       http.StatusInsufficientStorage,
 }
 
 // statusOf returns the HTTP status for err's code.

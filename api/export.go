@@ -25,7 +25,10 @@ type exportResponse struct {
 	Warnings    []string `json:"warnings"`
 }
 
-// handleExport builds a record's signed export package (DESIGN §7).
+// handleExport builds a record's signed export package (DESIGN §7). It
+// takes an export slot once the request is read (429 or 503 with
+// Retry-After when the account or the server has its exports running);
+// the store checks the account's quota and the disk's reserve.
 func (s *Server) handleExport(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	id, err := parseID(ps.ByName("id"))
 	if err != nil {
@@ -35,6 +38,11 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request, ps httprou
 	if err := s.decodeJSON(w, r, &req); err != nil {
 		return err
 	}
+	release, err := s.exports.acquire(w, r)
+	if err != nil {
+		return err
+	}
+	defer release()
 	res, err := s.records.Export(r.Context(), id, store.ExportRequest{Confirm: req.Confirm, Reason: req.Reason, Mode: req.AudioMode})
 	if err != nil {
 		return err

@@ -17,6 +17,11 @@ const (
 	DefaultMaxDownloadsPerUser = 4
 	DefaultMaxUploads          = 8
 	DefaultMaxUploadsPerUser   = 2
+	// An export decrypts, hashes and encrypts the audio twice and writes
+	// a package larger than it: two at a time keep a small box's disk and
+	// CPU for uploads and live streams.
+	DefaultMaxExports        = 2
+	DefaultMaxExportsPerUser = 1
 )
 
 // retryAfterSeconds is the Retry-After of a refused transfer: a player or
@@ -25,7 +30,7 @@ const retryAfterSeconds = 5
 
 // slots counts transfers of one kind in progress, per account and in all.
 type slots struct {
-	kind            string // "downloads" or "uploads", for messages
+	kind            string // "downloads", "uploads" or "exports", for messages
 	maxUser, maxAll int
 	mu              sync.Mutex
 	perUser         map[uint64]int

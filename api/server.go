@@ -62,7 +62,8 @@ type Records interface {
 	AuditEvents(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, uint64, error)
 	SigningKey() *signing.Key
 	Storage(ctx context.Context) (store.Storage, error)
-	// Export returns not_found, validation_error, forbidden.
+	// Export returns not_found, validation_error, forbidden,
+	// quota_exceeded, insufficient_storage.
 	Export(ctx context.Context, id uint64, req store.ExportRequest) (*store.ExportResult, error)
 	// OpenExport returns not_found; the caller closes the reader.
 	OpenExport(ctx context.Context, id string) (*store.ExportReader, error)
@@ -111,6 +112,10 @@ type Config struct {
 	// Default… constants when zero.
 	MaxDownloads, MaxDownloadsPerUser int
 	MaxUploads, MaxUploadsPerUser     int
+	// MaxExports and MaxExportsPerUser bound the export packages being
+	// built, in all and per account, the same way (DefaultMaxExports,
+	// DefaultMaxExportsPerUser when zero).
+	MaxExports, MaxExportsPerUser int
 	// SecureCookies marks the session cookie Secure (serve sets it under TLS).
 	SecureCookies bool
 	// SessionTTL is the cookie lifetime; store.DefaultSessionTTL when zero.
@@ -162,10 +167,10 @@ type Server struct {
 	maxUpload int64
 	bodyIdle  time.Duration
 	// Upload rate floor and grace, write deadline, transfer slots.
-	uploadMinRate      int64
-	uploadGrace        time.Duration
-	writeIdle          time.Duration
-	downloads, uploads *slots
+	uploadMinRate               int64
+	uploadGrace                 time.Duration
+	writeIdle                   time.Duration
+	downloads, uploads, exports *slots
 	// Login rate limits: failures per username and per client address.
 	userLimit, clientLimit *limiter
 	secureCookies          bool
@@ -237,6 +242,7 @@ func New(cfg Config) *Server {
 	}
 	s.downloads = newSlots("downloads", cfg.MaxDownloads, cfg.MaxDownloadsPerUser, DefaultMaxDownloads, DefaultMaxDownloadsPerUser)
 	s.uploads = newSlots("uploads", cfg.MaxUploads, cfg.MaxUploadsPerUser, DefaultMaxUploads, DefaultMaxUploadsPerUser)
+	s.exports = newSlots("exports", cfg.MaxExports, cfg.MaxExportsPerUser, DefaultMaxExports, DefaultMaxExportsPerUser)
 	// With these on, httprouter answers "GET //evil.example/" with a
 	// redirect to another host; tyst answers 404 instead.
 	s.router.RedirectTrailingSlash = false

@@ -144,6 +144,7 @@ func Run(ctx context.Context, s Store, o Options) (Stats, error) {
 				continue
 			}
 			st.PurgedCount++
+			st.ExportsDeleted += p.Exports // removed with their record
 			if p.Blob == "" {
 				continue
 			}
@@ -155,7 +156,7 @@ func Run(ctx context.Context, s Store, o Options) (Stats, error) {
 		}
 	}
 	n, err := s.PurgeExports(ctx, cutoff, o.DryRun)
-	st.ExportsDeleted = n
+	st.ExportsDeleted += n
 	if err != nil {
 		fail("export packages", err)
 	}

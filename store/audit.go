@@ -9,7 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -71,7 +75,7 @@ var auditMeta = map[string]map[string]bool{
 	ActionNoteAdded:         {"note_id": true},
 	ActionNoteDeleted:       {"note_id": true},
 	ActionAudioRemoved:      {"files": true},
-	ActionDestroyed:         {"files": true, "segments": true, "notes": true},
+	ActionDestroyed:         {"files": true, "segments": true, "notes": true, "exports": true},
 	ActionPurged:            {"age_days": true, "reason": true},
 	ActionExportCreated:     {"audio_mode": true, "size_bytes": true},
 	ActionExportDownloaded:  {},
@@ -93,6 +97,9 @@ type AuditEvent struct {
 	// Redacted is true once its record was destroyed or purged: only Seq
 	// and Hash remain, so the chain still verifies.
 	Redacted bool
+	// BodyMissing is true when the body is gone but no destroy or purge
+	// redacted it: the log was altered (tyst verify reports it).
+	BodyMissing bool
 }
 
 // auditRow is an event as stored. Nothing about who did what to which
@@ -243,7 +250,9 @@ type AuditFilter struct {
 
 // AuditEvents returns events oldest first. next is the cursor of the
 // following page, 0 at the end. An event whose key is not configured comes
-// back with its seq and hash only. Listing the whole log (no RecordID)
+// back with its seq and hash only; so does one without a body, marked
+// Redacted when its record's destroy or purge removed the body, else
+// BodyMissing (the log was altered). Listing the whole log (no RecordID)
 // first writes the failed logins counted since the last login_failed event,
 // so the list is complete.
 func (db *DB) AuditEvents(ctx context.Context, f AuditFilter) (events []AuditEvent, next uint64, err error) {
@@ -274,20 +283,38 @@ func (db *DB) AuditEvents(ctx context.Context, f AuditFilter) (events []AuditEve
 			events = append(events, ev)
 			return true, nil
 		}
-		if f.RecordID == 0 {
-			c := b.Cursor()
-			for k, _ := c.Seek(itob(f.After + 1)); k != nil; k, _ = c.Next() {
-				if ok, err := add(k); err != nil || !ok {
+		collect := func() error {
+			if f.RecordID == 0 {
+				c := b.Cursor()
+				for k, _ := c.Seek(itob(f.After + 1)); k != nil; k, _ = c.Next() {
+					if ok, err := add(k); err != nil || !ok {
+						return err
+					}
+				}
+				return nil
+			}
+			prefix := db.indexMAC(indexRecord, itob(f.RecordID))
+			c := tx.Bucket(bucketAuditByRecord).Cursor()
+			for k, _ := c.Seek(append(append([]byte(nil), prefix...), itob(f.After+1)...)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				if ok, err := add(k[len(prefix):]); err != nil || !ok {
 					return err
 				}
 			}
 			return nil
 		}
-		prefix := db.indexMAC(indexRecord, itob(f.RecordID))
-		c := tx.Bucket(bucketAuditByRecord).Cursor()
-		for k, _ := c.Seek(append(append([]byte(nil), prefix...), itob(f.After+1)...)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			if ok, err := add(k[len(prefix):]); err != nil || !ok {
-				return err
+		if err := collect(); err != nil {
+			return err
+		}
+		var redacted []uint64
+		for _, ev := range events {
+			if ev.Redacted {
+				redacted = append(redacted, ev.Seq)
+			}
+		}
+		missing := db.unexplained(tx, redacted)
+		for i := range events {
+			if missing[events[i].Seq] {
+				events[i].Redacted, events[i].BodyMissing = false, true
 			}
 		}
 		return nil
@@ -296,8 +323,10 @@ func (db *DB) AuditEvents(ctx context.Context, f AuditFilter) (events []AuditEve
 }
 
 // redactAudit deletes the bodies of record id's events and their index
-// entries within tx, keeping each event's hashes so the chain verifies.
-func (db *DB) redactAudit(tx *bolt.Tx, id uint64) (int, error) {
+// entries within tx, keeping each event's hashes so the chain verifies. It
+// returns the sequence numbers it redacted, for the record's tombstone:
+// the one place that vouches for a missing body (explainRedactions).
+func (db *DB) redactAudit(tx *bolt.Tx, id uint64) ([]uint64, error) {
 	prefix := db.indexMAC(indexRecord, itob(id))
 	idx := tx.Bucket(bucketAuditByRecord)
 	b := tx.Bucket(bucketAudit)
@@ -306,39 +335,153 @@ func (db *DB) redactAudit(tx *bolt.Tx, id uint64) (int, error) {
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		keys = append(keys, append([]byte(nil), k...))
 	}
+	var redacted []uint64
 	for _, k := range keys {
 		seq := k[len(prefix):]
 		var row auditRow
 		if ok, err := getJSON(b, seq, &row); err != nil {
-			return 0, err
+			return nil, err
 		} else if ok && row.Body != nil {
 			row.Body = nil
 			if err := putJSON(b, seq, row); err != nil {
-				return 0, err
+				return nil, err
 			}
+			redacted = append(redacted, row.Seq)
 		}
 		if err := idx.Delete(k); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
-	return len(keys), nil
+	return redacted, nil
+}
+
+// explainRedactions removes from seqs (events without a body) those that a
+// tombstone lists as redacted by its record's destroy or purge, written
+// in the same transaction as the redaction and sealed under the newsroom
+// key, so a body removed by someone who can write the database but has
+// not the key stays in seqs. A tombstone that no configured key opens
+// explains nothing. It reads the tombstones only while seqs is not empty.
+func (db *DB) explainRedactions(tx *bolt.Tx, seqs map[uint64]bool) {
+	if len(seqs) == 0 {
+		return
+	}
+	c := tx.Bucket(bucketTombstones).Cursor()
+	for k, v := c.First(); k != nil && len(seqs) > 0; k, v = c.Next() {
+		var ts tombstone
+		var sec tombstoneSecrets
+		if json.Unmarshal(v, &ts) != nil || db.keys.openBox(ts.Box, &sec) != nil || sec.RecordID != btoi(k) {
+			continue
+		}
+		for _, s := range sec.Redacted {
+			delete(seqs, s)
+		}
+	}
+}
+
+// redactionCache holds the sequence numbers of audit events that a
+// tombstone explains. Tombstones are never removed while the database is
+// open (it is locked to this process), so a number once explained stays
+// explained; one not in the cache is looked up in the tombstones.
+type redactionCache struct {
+	mu   sync.Mutex
+	seqs map[uint64]bool
+}
+
+// learn adds every redaction the tombstones in tx list.
+func (c *redactionCache) learn(db *DB, tx *bolt.Tx) {
+	all := map[uint64]bool{}
+	tx.Bucket(bucketTombstones).ForEach(func(k, v []byte) error {
+		var ts tombstone
+		var sec tombstoneSecrets
+		if json.Unmarshal(v, &ts) == nil && db.keys.openBox(ts.Box, &sec) == nil && sec.RecordID == btoi(k) {
+			for _, s := range sec.Redacted {
+				all[s] = true
+			}
+		}
+		return nil
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seqs == nil {
+		c.seqs = all
+		return
+	}
+	maps.Copy(c.seqs, all)
+}
+
+// unexplained returns the sequence numbers among redacted (events without
+// a body) that no destroy or purge explains, logging that the log was
+// altered when there are any.
+// Sequence numbers once explained stay in db.redactions, so a page of the
+// audit log reads the tombstones only when it shows a redaction not seen
+// before.
+func (db *DB) unexplained(tx *bolt.Tx, redacted []uint64) map[uint64]bool {
+	seqs := map[uint64]bool{}
+	db.redactions.mu.Lock()
+	for _, s := range redacted {
+		if !db.redactions.seqs[s] {
+			seqs[s] = true
+		}
+	}
+	db.redactions.mu.Unlock()
+	if len(seqs) == 0 {
+		return seqs
+	}
+	db.redactions.learn(db, tx)
+	db.redactions.mu.Lock()
+	for s := range seqs {
+		if db.redactions.seqs[s] {
+			delete(seqs, s)
+		}
+	}
+	db.redactions.mu.Unlock()
+	if len(seqs) > 0 {
+		db.log.Warn("audit events lack a body that no destroy or purge removed: the log was altered; run tyst verify", "events", len(seqs))
+	}
+	return seqs
 }
 
 // AuditReport is what VerifyAuditChain found.
 type AuditReport struct {
 	Events     int `json:"events"`
-	Redacted   int `json:"redacted"`
+	Redacted   int `json:"redacted"`   // bodies removed by a destroy or purge
 	Unreadable int `json:"unreadable"` // bodies under a key that is not configured
+	// BodyMissing counts bodies removed without a destroy or purge: the
+	// log was altered.
+	BodyMissing int `json:"body_missing"`
+}
+
+// maxListedMissing is how many sequence numbers of events without a body
+// an error of VerifyAuditChain names.
+const maxListedMissing = 20
+
+// missingMessage names the events (sorted sequence numbers) whose body is
+// missing without a destroy or purge.
+func missingMessage(seqs []uint64) string {
+	const why = ": body missing (removed, but not by a destroy or purge)"
+	if len(seqs) == 1 {
+		return fmt.Sprintf("audit event %d%s", seqs[0], why)
+	}
+	listed := seqs[:min(len(seqs), maxListedMissing)]
+	msg := "audit events " + strings.Trim(fmt.Sprint(listed), "[]")
+	if len(seqs) > len(listed) {
+		msg += fmt.Sprintf(" and %d more", len(seqs)-len(listed))
+	}
+	return msg + why
 }
 
 // VerifyAuditChain checks that every event links to the one before it and
-// its hash matches, and that every body that can be decrypted matches its
-// hash. Returns an internal error wrapping ErrCorrupt at the first break.
+// its hash matches, that every body that can be decrypted matches its
+// hash, and that every missing body was redacted by a destroy or purge
+// (its record's tombstone says so). Returns an internal error wrapping
+// ErrCorrupt at the first break of the chain, or naming the events whose
+// body is missing ("audit event N: body missing").
 func (db *DB) VerifyAuditChain(ctx context.Context) (rep AuditReport, err error) {
 	defer func() { err = boundary("verify audit", err) }()
+	bodiless := map[uint64]bool{}
 	err = db.view(func(tx *bolt.Tx) error {
 		prev := ""
-		return tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
+		err := tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -353,7 +496,7 @@ func (db *DB) VerifyAuditChain(ctx context.Context) (rep AuditReport, err error)
 			_, err := db.openEvent(row)
 			switch {
 			case row.Body == nil:
-				rep.Redacted++
+				bodiless[row.Seq] = true
 			case errors.Is(err, ErrKeyMissing):
 				rep.Unreadable++
 			case err != nil:
@@ -362,18 +505,23 @@ func (db *DB) VerifyAuditChain(ctx context.Context) (rep AuditReport, err error)
 			prev = row.Hash
 			return nil
 		})
-	})
-	if err == nil {
-		err = db.view(func(tx *bolt.Tx) error {
-			if head := string(tx.Bucket(bucketMeta).Get(auditHeadKey)); rep.Events > 0 {
-				var last auditRow
-				k, v := tx.Bucket(bucketAudit).Cursor().Last()
-				if k != nil && json.Unmarshal(v, &last) == nil && last.Hash != head {
-					return &Error{Code: CodeInternal, Message: "audit chain head does not match", Err: ErrCorrupt}
-				}
+		if err != nil {
+			return err
+		}
+		n := len(bodiless)
+		db.explainRedactions(tx, bodiless)
+		rep.Redacted, rep.BodyMissing = n-len(bodiless), len(bodiless)
+		if head := string(tx.Bucket(bucketMeta).Get(auditHeadKey)); rep.Events > 0 {
+			var last auditRow
+			k, v := tx.Bucket(bucketAudit).Cursor().Last()
+			if k != nil && json.Unmarshal(v, &last) == nil && last.Hash != head {
+				return &Error{Code: CodeInternal, Message: "audit chain head does not match", Err: ErrCorrupt}
 			}
-			return nil
-		})
+		}
+		return nil
+	})
+	if err == nil && rep.BodyMissing > 0 {
+		err = &Error{Code: CodeInternal, Message: missingMessage(slices.Sorted(maps.Keys(bodiless))), Err: ErrCorrupt}
 	}
 	return rep, err
 }

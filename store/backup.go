@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
+
+	"tyst/store/blob"
 )
 
 // BackupStats says what Backup copied.
@@ -37,13 +39,13 @@ func (db *DB) Backup(ctx context.Context, dst string, o BackupOptions) (st Backu
 	if err := prepareBackupDir(dst); err != nil {
 		return st, err
 	}
-	// Blob removals wait until the copy is done, so every blob the
-	// snapshot references is still there to copy. Export packages are
-	// listed after the snapshot: one purged meanwhile is simply not
-	// copied.
+	// Blob and package removals wait until the copy is done, so every
+	// blob and package the snapshot references is still there to copy.
+	// Only those are copied: a package file without a row (its record
+	// destroyed, the removal failed) stays out of the backup.
 	db.removals.Lock()
 	defer db.removals.Unlock()
-	var blobs []string
+	var blobs, exports []string
 	err = db.view(func(tx *bolt.Tx) error {
 		f, err := os.OpenFile(filepath.Join(dst, dbFileName), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
@@ -60,7 +62,7 @@ func (db *DB) Backup(ctx context.Context, dst string, o BackupOptions) (st Backu
 		if err != nil {
 			return err
 		}
-		return tx.Bucket(bucketAssets).ForEach(func(_, v []byte) error {
+		err = tx.Bucket(bucketAssets).ForEach(func(_, v []byte) error {
 			var a assetRow
 			if err := jsonUnmarshal(v, &a); err != nil {
 				return err
@@ -68,11 +70,14 @@ func (db *DB) Backup(ctx context.Context, dst string, o BackupOptions) (st Backu
 			blobs = append(blobs, a.Blob)
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketExports).ForEach(func(k, _ []byte) error {
+			exports = append(exports, exportObjectName(string(k)))
+			return nil
+		})
 	})
-	if err != nil {
-		return st, err
-	}
-	exports, err := listObjects(db.exports)
 	if err != nil {
 		return st, err
 	}
@@ -95,8 +100,10 @@ func (db *DB) Backup(ctx context.Context, dst string, o BackupOptions) (st Backu
 			o.Progress(i+1, total)
 		}
 	}
-	for i, e := range exports {
-		if _, err := copyObject(db.exports, dstExports, e.Name); err != nil {
+	for i, name := range exports {
+		if _, err := copyObject(db.exports, dstExports, name); errors.Is(err, blob.ErrNotExist) {
+			continue // lost before the snapshot (verify reports it): nothing to copy
+		} else if err != nil {
 			return st, fmt.Errorf("export package: %w", stripPaths(err))
 		}
 		st.Exports++

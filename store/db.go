@@ -68,6 +68,10 @@ type Options struct {
 	// packages (another backend, or blob.Memory in tests); the local
 	// directories <data>/blobs and <data>/exports otherwise.
 	Blobs, Exports blob.Store
+	// ExportLimits bound the export packages the server holds (per account,
+	// and the free space an export must leave); DefaultExportLimits when
+	// nil.
+	ExportLimits *ExportLimits
 	// Fault, when set, is called at each named step of the write paths
 	// (the Fault* constants); an error it returns fails the operation
 	// there, as a crash or a failing disk would. Tests walk a fault through
@@ -106,12 +110,14 @@ type DB struct {
 	// so a backup copies every blob its snapshot references.
 	removals sync.RWMutex
 
-	mu        sync.Mutex
-	uploading map[uint64]bool // records with an upload in flight
-	hashSlots chan struct{}   // see maxConcurrentHashes
-	accesses  *coalescer      // audio_accessed events recently written
-	refusals  *coalescer      // setup_refused events recently written
-	failures  *loginFailures  // login_failed events, coalesced with their count
+	mu           sync.Mutex
+	uploading    map[uint64]bool // records with an upload in flight
+	hashSlots    chan struct{}   // see maxConcurrentHashes
+	exportBudget *exportBudget   // see ExportLimits
+	redactions   redactionCache  // audit events a tombstone explains
+	accesses     *coalescer      // audio_accessed events recently written
+	refusals     *coalescer      // setup_refused events recently written
+	failures     *loginFailures  // login_failed events, coalesced with their count
 }
 
 // ErrLocked is the cause when another process holds the database.
@@ -185,6 +191,11 @@ func Open(dir string, opts Options) (*DB, error) {
 		refusals:  newCoalescer(time.Minute, 1),
 	}
 	db.failures = newLoginFailures(db, loginFailedWindow)
+	limits := DefaultExportLimits()
+	if opts.ExportLimits != nil {
+		limits = *opts.ExportLimits
+	}
+	db.exportBudget = newExportBudget(limits, dir)
 	if db.now == nil {
 		db.now = time.Now
 	}

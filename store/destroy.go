@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"time"
@@ -143,20 +144,39 @@ func (db *DB) loadReceipt(ctx context.Context, tx *bolt.Tx, id string) (*Receipt
 	} else if !ok {
 		return nil, notFound
 	}
-	var sec receiptSecrets
-	if err := db.keys.openBox(row.Box, &sec); err != nil || sec.ID != id {
-		db.log.Warn("receipt unreadable", "err", fmt.Sprint(err))
+	sec, doc, err := db.openReceipt(id, row)
+	if errors.Is(err, errReceiptDocument) {
+		return nil, fmt.Errorf("receipt: %w", ErrCorrupt)
+	}
+	if err != nil {
+		db.log.Warn("receipt unreadable", "err", err.Error())
 		return nil, notFound
 	}
 	if !canSee(ctx, recordAccess{Sensitivity: sec.Sensitivity, CreatedBy: sec.CreatedBy, CreatedByToken: sec.CreatedByToken}) {
 		return nil, notFound
 	}
-	var doc receiptDocument
-	if err := json.Unmarshal(sec.Document, &doc); err != nil {
-		return nil, fmt.Errorf("receipt: %w", ErrCorrupt)
-	}
 	p := PrincipalFrom(ctx)
 	return receiptFrom(sec, doc, p == nil || p.Role == RoleAdmin), nil
+}
+
+// errReceiptDocument is the cause when a receipt's box opens but the
+// document in it does not decode.
+var errReceiptDocument = fmt.Errorf("receipt document: %w", ErrCorrupt)
+
+// openReceipt opens receipt row, stored under key id: ErrKeyMissing or
+// ErrCorrupt when its box does not open or belongs to another row,
+// errReceiptDocument when its document does not decode.
+func (db *DB) openReceipt(id string, row receiptRow) (sec receiptSecrets, doc receiptDocument, err error) {
+	if err := db.keys.openBox(row.Box, &sec); err != nil {
+		return receiptSecrets{}, doc, err
+	}
+	if sec.ID != id {
+		return receiptSecrets{}, doc, ErrCorrupt
+	}
+	if err := json.Unmarshal(sec.Document, &doc); err != nil {
+		return receiptSecrets{}, doc, errReceiptDocument
+	}
+	return sec, doc, nil
 }
 
 // Receipt returns receipt id, its reason only to admins. Returns
@@ -195,6 +215,10 @@ type tombstoneSecrets struct {
 	Sensitivity    string    `json:"sensitivity"`
 	CreatedBy      uint64    `json:"created_by,omitempty"`
 	CreatedByToken uint64    `json:"created_by_token,omitempty"`
+	// Redacted lists the audit events whose bodies the destroy or purge
+	// removed, written in the same transaction: verify and the audit API
+	// accept a missing body only where a tombstone lists it.
+	Redacted []uint64 `json:"redacted,omitempty"`
 }
 
 // DestroyRequest asks for a destroy; a dry run unless DryRun is false.
@@ -225,22 +249,27 @@ type DestroyCounts struct {
 	Files    int `json:"files"`
 	Segments int `json:"segments"`
 	Notes    int `json:"notes"`
+	// Exports counts the record's export packages on the server (copies
+	// already downloaded are out of reach).
+	Exports int `json:"exports"`
 }
 
 func (c DestroyCounts) asMap() map[string]int {
-	return map[string]int{"files": c.Files, "segments": c.Segments, "notes": c.Notes}
+	return map[string]int{"files": c.Files, "segments": c.Segments, "notes": c.Notes, "exports": c.Exports}
 }
 
-// Destroy deletes record id for good (DESIGN §7). In one transaction: the
-// record row — and with it the only copy of its key, so every remnant
+// Destroy deletes record id for good (DESIGN §4, §7). In one transaction:
+// the record row — and with it the only copy of its key, so every remnant
 // becomes unreadable — its segments, notes, asset, index entries and
-// project count; its audit events are redacted to their hashes; a
-// tombstone and a signed receipt are written and `destroyed` is audited.
-// Then the blob is overwritten and removed (best effort). A dry run
-// changes nothing and says what would go. A repeat answers
-// already_deleted with the first receipt; an id that never existed (or
-// that the caller may not see) is not_found. Returns validation_error
-// without confirm and reason.
+// project count; its export packages' rows; its export and audio-removal
+// receipts (they hold the audio's SHA-256); its audit events are redacted
+// to their hashes; a tombstone and a signed receipt (counts, no content
+// hash) are written and `destroyed` is audited. Then the database is
+// compacted, and the blob and the package files are overwritten and
+// removed (best effort: the orphan sweep retries). A dry run changes
+// nothing and says what would go. A repeat answers already_deleted with
+// the first receipt; an id that never existed (or that the caller may not
+// see) is not_found. Returns validation_error without confirm and reason.
 func (db *DB) Destroy(ctx context.Context, id uint64, req DestroyRequest) (res DestroyResult, err error) {
 	defer func() { err = boundary("destroy", err) }()
 	if err := ctxErr(ctx); err != nil {
@@ -257,6 +286,7 @@ func (db *DB) Destroy(ctx context.Context, id uint64, req DestroyRequest) (res D
 		}
 	}
 	var blob string
+	var packages []string
 	update := db.update
 	if req.DryRun {
 		update = db.view
@@ -277,21 +307,27 @@ func (db *DB) Destroy(ctx context.Context, id uint64, req DestroyRequest) (res D
 				return err
 			}
 		}
+		rem, err := db.findRemnants(tx, map[uint64]bool{id: true})
+		if err != nil {
+			return err
+		}
+		counts.Exports = len(rem[id].packageIDs())
 		res.Counts = counts
 		if req.DryRun {
 			res.Status = DestroyDryRun
 			return nil
 		}
 		now := db.now().UTC()
+		// No content hash of the audio: the receipt outlives the record.
 		doc := receiptDocument{Kind: ReceiptDestroy, RecordID: id, Time: now, Counts: counts.asMap()}
 		if a.row.ID != 0 {
-			doc.AudioSHA256 = hex.EncodeToString(a.sec.SHA256)
 			blob = a.row.Blob
 		}
-		receipt, err := db.deleteRecord(ctx, tx, l, doc, reason, ActionDestroyed)
+		receipt, err := db.deleteRecord(ctx, tx, l, rem[id], doc, reason, ActionDestroyed)
 		if err != nil {
 			return err
 		}
+		packages = rem[id].packageIDs()
 		res.Status, res.Receipt, res.DestroyedAt = DestroyDestroyed, receipt, now
 		return nil
 	})
@@ -306,23 +342,33 @@ func (db *DB) Destroy(ctx context.Context, id uint64, req DestroyRequest) (res D
 	if _, err := db.Compact(ctx); err != nil {
 		db.log.Warn("compaction after destroy failed; the next purge compacts", "record_id", id, "err", err.Error())
 	}
-	if err := db.faultAt(FaultDestroyCompact); err != nil || blob == "" {
+	if err := db.faultAt(FaultDestroyCompact); err != nil {
 		return res, err
 	}
 	// The record key is gone: what is left of the blob is unreadable even
-	// with the newsroom key. Overwrite and remove it anyway.
-	if rerr := db.removeBlob(blob); rerr != nil {
-		db.log.Warn("blob of a destroyed record not removed; the orphan sweep will retry", "record_id", id, "err", stripPaths(rerr).Error())
+	// with the newsroom key. Overwrite and remove it anyway. The packages
+	// are under the newsroom key itself: removing them is what makes them
+	// unreadable (best effort on an SSD; their rows are gone, so the
+	// orphan sweep retries a failure).
+	if blob != "" {
+		if rerr := db.removeBlob(blob); rerr != nil {
+			db.log.Warn("blob of a destroyed record not removed; the orphan sweep will retry", "record_id", id, "err", stripPaths(rerr).Error())
+		}
 	}
+	db.removeExports(packages, id)
 	return res, nil
 }
 
-// deleteRecord removes record l and everything of it within tx, writes its
-// tombstone and a receipt for doc, and audits action.
-func (db *DB) deleteRecord(ctx context.Context, tx *bolt.Tx, l loaded, doc receiptDocument, reason string, action string) (*Receipt, error) {
+// deleteRecord removes record l and everything of it within tx — rem, its
+// remnants, included — writes its tombstone and a receipt for doc, and
+// audits action.
+func (db *DB) deleteRecord(ctx context.Context, tx *bolt.Tx, l loaded, rem *remnants, doc receiptDocument, reason string, action string) (*Receipt, error) {
 	id := l.row.ID
 	receipt, err := db.newReceipt(tx, doc, reason, l.acc)
 	if err != nil {
+		return nil, err
+	}
+	if err := rem.delete(tx); err != nil {
 		return nil, err
 	}
 	if l.acc.AssetID != 0 {
@@ -345,11 +391,12 @@ func (db *DB) deleteRecord(ctx context.Context, tx *bolt.Tx, l loaded, doc recei
 	if err := tx.Bucket(bucketRecords).Delete(itob(id)); err != nil {
 		return nil, err
 	}
-	if _, err := db.redactAudit(tx, id); err != nil {
+	redacted, err := db.redactAudit(tx, id)
+	if err != nil {
 		return nil, err
 	}
 	ts, err := db.keys.sealBox(tombstoneSecrets{RecordID: id, ReceiptID: receipt.ID, DestroyedAt: doc.Time,
-		Sensitivity: l.acc.Sensitivity, CreatedBy: l.acc.CreatedBy, CreatedByToken: l.acc.CreatedByToken})
+		Sensitivity: l.acc.Sensitivity, CreatedBy: l.acc.CreatedBy, CreatedByToken: l.acc.CreatedByToken, Redacted: redacted})
 	if err != nil {
 		return nil, err
 	}
@@ -399,6 +446,8 @@ func (db *DB) alreadyDeleted(ctx context.Context, tx *bolt.Tx, id uint64, res *D
 			res.Counts.Segments = v
 		case "notes":
 			res.Counts.Notes = v
+		case "exports":
+			res.Counts.Exports = v
 		}
 	}
 	return nil

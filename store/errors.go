@@ -38,6 +38,9 @@ const (
 	CodeInternal            Code = "internal_error"
 	CodeUnavailable         Code = "unavailable"
 	CodeDiskFull            Code = "insufficient_storage"
+	// CodeQuotaExceeded: an account's share of the server's storage is
+	// used up (its export packages, ExportLimits.PerUser).
+	CodeQuotaExceeded Code = "quota_exceeded"
 )
 
 // Error is the error store returns across its boundary.

@@ -66,6 +66,9 @@ type exportSecrets struct {
 	Sensitivity    string `json:"sensitivity"`
 	CreatedBy      uint64 `json:"created_by,omitempty"`
 	CreatedByToken uint64 `json:"created_by_token,omitempty"`
+	// ExportedBy is the account that made the package (0: the system),
+	// whose quota it counts against (ExportLimits.PerUser).
+	ExportedBy uint64 `json:"exported_by,omitempty"`
 }
 
 func exportObjectName(id string) string { return "export-" + id }
@@ -98,6 +101,9 @@ type auditDoc struct {
 	Meta     map[string]any `json:"meta,omitempty"`
 	Hash     string         `json:"hash"`
 	Redacted bool           `json:"redacted,omitempty"`
+	// BodyMissing: the body is gone, though the record lives (the log was
+	// altered).
+	BodyMissing bool `json:"body_missing,omitempty"`
 }
 
 // Export builds record id's export package (DESIGN §7) as a stream, signed
@@ -106,7 +112,10 @@ type auditDoc struct {
 // transaction, it records the package, a signed receipt (the reason is
 // sealed in it, never in the audit log) and the audit event export_created.
 // Decrypted mode is for admins, with a reason of at least 10 characters.
-// Returns not_found, validation_error, forbidden, insufficient_storage.
+// Before a byte is written the package's size is estimated and checked
+// against the account's quota and the disk's reserve (ExportLimits).
+// Returns not_found, validation_error, forbidden, quota_exceeded,
+// insufficient_storage.
 func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *ExportResult, err error) {
 	defer func() { err = boundary("export", err) }()
 	if err := ctxErr(ctx); err != nil {
@@ -192,6 +201,27 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 	if err != nil {
 		return nil, err
 	}
+	// Room for it, before anything is written: a refused export leaves
+	// nothing behind.
+	var user, audioSize uint64
+	if p := PrincipalFrom(ctx); p != nil {
+		user = p.UserID
+	}
+	if a.row.ID != 0 {
+		audioSize = uint64(a.sec.SizeBytes)
+	}
+	release, err := db.exportBudget.reserve(user, estimatePackage(int64(audioSize), req.Mode, len(in.Transcript)+len(in.Audit)),
+		func() (held int64, err error) {
+			err = db.view(func(tx *bolt.Tx) error {
+				held = db.heldBy(tx, user)
+				return nil
+			})
+			return held, err
+		})
+	if err != nil {
+		return nil, err
+	}
+	defer release() // after the package's row is committed, or abandoned
 	var audioObj blob.Object
 	if a.row.ID != 0 {
 		if audioObj, err = db.openBlob(a.row.Blob); err != nil {
@@ -260,7 +290,8 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 				return err
 			}
 			sec := exportSecrets{PackageID: packageID, RecordID: id, CreatedAt: now, AudioMode: req.Mode, Size: counted.n,
-				FileKeyID: db.keys.PrimaryID(), Sensitivity: acc.Sensitivity, CreatedBy: acc.CreatedBy, CreatedByToken: acc.CreatedByToken}
+				FileKeyID: db.keys.PrimaryID(), Sensitivity: acc.Sensitivity, CreatedBy: acc.CreatedBy, CreatedByToken: acc.CreatedByToken,
+				ExportedBy: user}
 			bx, err := db.keys.sealBox(sec)
 			if err != nil {
 				return err
@@ -278,7 +309,7 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 		})
 	}
 	if err != nil {
-		if derr := db.exports.Delete(name); derr != nil {
+		if derr := db.removeExport(name); derr != nil {
 			db.log.Warn("unreferenced export package not removed; purge retries", "err", stripPaths(derr).Error())
 		}
 		return nil, err
@@ -312,6 +343,20 @@ func (db *DB) recordEvents(tx *bolt.Tx, id uint64) ([]auditDoc, error) {
 			return nil, err
 		}
 		out = append(out, auditDoc{Seq: ev.Seq, Time: ev.Time, Action: ev.Action, ActorID: ev.ActorID, Meta: ev.Meta, Hash: ev.Hash, Redacted: ev.Redacted})
+	}
+	// A live record's events have their bodies: none was redacted, so a
+	// missing one was removed by someone else, and the package says so.
+	var redacted []uint64
+	for _, d := range out {
+		if d.Redacted {
+			redacted = append(redacted, d.Seq)
+		}
+	}
+	missing := db.unexplained(tx, redacted)
+	for i := range out {
+		if missing[out[i].Seq] {
+			out[i].Redacted, out[i].BodyMissing = false, true
+		}
 	}
 	return out, nil
 }
@@ -393,13 +438,20 @@ func (db *DB) OpenExport(ctx context.Context, id string) (er *ExportReader, err 
 
 // PurgeExports removes export packages written before cutoff — a file a
 // crash left without its row is a package too — and the rows whose file is
-// gone. It returns how many it removed (with dryRun, would remove).
+// gone. The rows go first, in one transaction, then the files (overwritten
+// and removed): a failure in between leaves files that no row records,
+// which nobody can download and the orphan sweep removes. It returns how
+// many packages it removed (with dryRun, would remove).
 func (db *DB) PurgeExports(ctx context.Context, cutoff time.Time, dryRun bool) (n int, err error) {
 	defer func() { err = boundary("purge exports", err) }()
-	rows := map[string]bool{}
+	// The rows before the files: a package's file is committed before its
+	// row, so every row read here has its file in the listing unless the
+	// file is really gone. (Rows read after the listing would include
+	// packages made meanwhile, whose files the listing missed.)
+	var rows [][]byte
 	err = db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketExports).ForEach(func(k, _ []byte) error {
-			rows[string(k)] = true
+			rows = append(rows, append([]byte(nil), k...))
 			return nil
 		})
 	})
@@ -410,47 +462,46 @@ func (db *DB) PurgeExports(ctx context.Context, cutoff time.Time, dryRun bool) (
 	if err != nil {
 		return 0, err
 	}
-	var first error
-	files := map[string]bool{}
+	files := map[string]bool{} // object name → old
+	var old []string
 	for _, i := range infos {
-		id := i.Name[len("export-"):]
-		files[id] = true
-		if !i.ModTime.Before(cutoff) {
-			continue
+		files[i.Name] = i.ModTime.Before(cutoff)
+		if files[i.Name] {
+			old = append(old, i.Name)
 		}
-		n++
-		if dryRun {
-			continue
-		}
-		if err := db.exports.Delete(i.Name); err != nil {
-			n--
-			if first == nil {
-				first = err
-			}
-			continue
-		}
-		delete(files, id)
 	}
 	if dryRun {
-		return n, first
+		return len(old), nil
 	}
-	if err := db.faultAt(FaultPurgeExports); err != nil {
-		return n, err
-	}
-	// Rows whose file is gone (purged now or before) go too.
+	// Rows of the old packages, and rows whose file is gone (purged
+	// before, or lost).
 	err = db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketExports)
-		for id := range rows {
-			if !files[id] {
-				if err := b.Delete([]byte(id)); err != nil {
+		for _, k := range rows {
+			if isOld, ok := files[exportObjectName(string(k))]; !ok || isOld {
+				if err := b.Delete(k); err != nil {
 					return err
 				}
 			}
 		}
 		return nil
 	})
-	if first == nil {
-		first = err
+	if err != nil {
+		return 0, err
+	}
+	if err := db.faultAt(FaultPurgeExports); err != nil {
+		return 0, err
+	}
+	var first error
+	for _, name := range old {
+		if err := db.removeExport(name); err != nil {
+			db.log.Warn("old export package not removed; the orphan sweep will retry", "err", stripPaths(err).Error())
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		n++
 	}
 	return n, first
 }
@@ -497,15 +548,28 @@ func (db *DB) rekeyFiles(ctx context.Context) (int, error) {
 			return n, err
 		}
 		j.sec.FileKeyID = db.keys.PrimaryID()
+		gone := false
 		err := db.update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketExports)
+			if gone = b.Get([]byte(j.id)) == nil; gone {
+				return nil // purged, or destroyed with its record, meanwhile
+			}
 			bx, err := db.keys.sealBox(j.sec)
 			if err != nil {
 				return err
 			}
-			return putJSON(tx.Bucket(bucketExports), []byte(j.id), exportRow{ID: j.id, Box: bx})
+			return putJSON(b, []byte(j.id), exportRow{ID: j.id, Box: bx})
 		})
 		if err != nil {
 			return n, err
+		}
+		if gone {
+			// The file written again may have landed after the removal:
+			// remove it too (the orphan sweep would, later).
+			if err := db.removeExport(name); err != nil {
+				db.log.Warn("export package deleted during a rekey not removed; the orphan sweep will retry", "err", stripPaths(err).Error())
+			}
+			continue
 		}
 		n++
 	}

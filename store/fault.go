@@ -15,7 +15,7 @@ const (
 	FaultRemoveCompacted = "remove:compacted"  // the removal's freed pages are gone; the blob is not yet removed
 	FaultPurgeRecord     = "purge:record"      // a purge is about to delete one record
 	FaultPurgeCommitted  = "purge:committed"   // an expired record is gone from the database; its blob is not yet removed
-	FaultPurgeExports    = "purge:exports"     // old export package files are removed; their rows not yet
+	FaultPurgeExports    = "purge:exports"     // old export packages' rows are deleted; their files not yet
 	FaultExportWritten   = "export:written"    // the package's temp file is complete, not yet renamed
 	FaultExportRenamed   = "export:renamed"    // the package file has its name, no transaction yet
 	FaultExportCommitted = "export:committed"  // the transaction that records the package committed

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,42 +61,66 @@ func (db *DB) RetentionInfo(ctx context.Context) (out []RetentionInfo, err error
 type Purged struct {
 	ID   uint64
 	Blob string // its blob's name, for the caller to remove; "" when none
+	// Exports counts the record's export packages whose files PurgeRecords
+	// removed (their rows went with the record).
+	Exports int
 	// Err is not_found (gone meanwhile), conflict (not expired, or put on
 	// hold meanwhile), or the record's own failure; nil when purged.
 	Err error
 }
 
 // PurgeRecords deletes the expired records ids as destroy does — each with
-// a tombstone, a receipt (kind purge) and the audit event purged (age in
-// days, reason retention) — in one transaction, so a large purge costs one
-// fsync per batch. Each record's expiry is checked again inside the
-// transaction under retention. A record that fails on its own is skipped
-// with its error in its Purged; an error of the transaction itself fails
-// the whole batch (the caller retries the records one by one).
+// its export packages and its export and audio-removal receipts, a
+// tombstone, a receipt (kind purge, no content hash) and the audit event
+// purged (age in days, reason retention) — in one transaction, so a large
+// purge costs one fsync per batch. Each record's expiry is checked again
+// inside the transaction under retention. A record that fails on its own
+// is skipped with its error in its Purged; an error of the transaction
+// itself fails the whole batch (the caller retries the records one by
+// one). After the commit it removes the package files (best effort: the
+// orphan sweep retries); the blobs are the caller's to remove.
 func (db *DB) PurgeRecords(ctx context.Context, ids []uint64, now time.Time, retention time.Duration) (out []Purged, err error) {
 	defer func() { err = boundary("purge records", err) }()
+	packages := map[uint64][]string{}
 	err = db.update(func(tx *bolt.Tx) error {
 		out = out[:0]
+		clear(packages)
+		want := make(map[uint64]bool, len(ids))
+		for _, id := range ids {
+			want[id] = true
+		}
+		rem, err := db.findRemnants(tx, want)
+		if err != nil {
+			return err
+		}
 		for _, id := range ids {
 			p := Purged{ID: id}
-			p.Blob, p.Err = db.purgeOne(ctx, tx, id, now, retention)
+			p.Blob, p.Err = db.purgeOne(ctx, tx, id, rem[id], now, retention)
 			if p.Err != nil {
 				p.Blob = ""
 				if !isRecordLevel(p.Err) {
 					return p.Err
 				}
 				p.Err = boundary("purge record", p.Err)
+			} else {
+				packages[id] = rem[id].packageIDs()
 			}
 			out = append(out, p)
 		}
 		return nil
 	})
 	if err == nil {
-		// The records are gone; a failure from here leaves their blobs to
-		// the orphan sweep.
+		// The records are gone; a failure from here leaves their blobs and
+		// package files to the orphan sweep.
 		err = db.faultAt(FaultPurgeCommitted)
 	}
-	return out, err
+	if err != nil {
+		return out, err
+	}
+	for i := range out {
+		out[i].Exports = db.removeExports(packages[out[i].ID], out[i].ID)
+	}
+	return out, nil
 }
 
 // isRecordLevel reports whether err concerns one record (the batch goes
@@ -111,7 +134,7 @@ func isRecordLevel(err error) bool {
 // fails one record, not the batch.
 var errInjected = errors.New("store: injected fault")
 
-func (db *DB) purgeOne(ctx context.Context, tx *bolt.Tx, id uint64, now time.Time, retention time.Duration) (blob string, err error) {
+func (db *DB) purgeOne(ctx context.Context, tx *bolt.Tx, id uint64, rem *remnants, now time.Time, retention time.Duration) (blob string, err error) {
 	if err := db.faultAt(FaultPurgeRecord); err != nil {
 		return "", fmt.Errorf("%w: %w", errInjected, err)
 	}
@@ -123,17 +146,18 @@ func (db *DB) purgeOne(ctx context.Context, tx *bolt.Tx, id uint64, now time.Tim
 	if exp.IsZero() || now.Before(exp) {
 		return "", errorf(CodeConflict, "record is not expired")
 	}
+	// No content hash of the audio: the receipt outlives the record.
 	doc := receiptDocument{Kind: ReceiptPurge, RecordID: id, Time: now.UTC(),
-		Counts: map[string]int{"files": 0, "segments": l.acc.Segments, "notes": l.acc.Notes}}
+		Counts: map[string]int{"files": 0, "segments": l.acc.Segments, "notes": l.acc.Notes, "exports": len(rem.packageIDs())}}
 	if l.acc.AssetID != 0 {
 		doc.Counts["files"] = 1
 		a, err := db.loadAsset(tx, l)
 		if err != nil {
 			return "", err
 		}
-		doc.AudioSHA256, blob = hex.EncodeToString(a.sec.SHA256), a.row.Blob
+		blob = a.row.Blob
 	}
-	_, err = db.deleteRecord(ctx, tx, l, doc, "retention", ActionPurged)
+	_, err = db.deleteRecord(ctx, tx, l, rem, doc, "retention", ActionPurged)
 	return blob, err
 }
 
@@ -249,7 +273,7 @@ func (db *DB) sweepExports(olderThan time.Time, dryRun bool) (n int, err error) 
 			continue
 		}
 		if !dryRun {
-			if err := db.exports.Delete(i.Name); err != nil {
+			if err := db.removeExport(i.Name); err != nil {
 				db.log.Warn("orphan export package not removed", "err", stripPaths(err).Error())
 				if first == nil {
 					first = err

@@ -216,11 +216,12 @@ func TestJourney(t *testing.T) {
 	b.waitJS("the empty project", `location.hash.includes('project=') && document.querySelector('#main').textContent.includes('No record matches.')`, 10*time.Second)
 	b.checkClean()
 
+	var exportURL string // the first package's download URL, once exported
 	t.Run("Export", func(t *testing.T) {
 		if !s.api.hasRoute("POST", "/api/v1/record/{id}/export") {
 			t.Skip("this build has no export endpoint yet (POST /api/v1/record/{id}/export)")
 		}
-		exportJourney(t, srv, b, recordID, dir)
+		exportURL = exportJourney(t, srv, b, recordID, dir)
 	})
 
 	adminJourney(t, srv, b, s)
@@ -240,6 +241,12 @@ func TestJourney(t *testing.T) {
 	b.waitJS("the dry-run counts", `document.querySelector('#destroy-counts')`, 10*time.Second)
 	if got := b.text("#destroy-counts"); !strings.Contains(got, "1 audio file") || !strings.Contains(got, "2 transcript segments") || !strings.Contains(got, "1 note") {
 		t.Fatalf("dry-run counts %q, want 1 audio file, 2 segments, 1 note", got)
+	}
+	if exportURL != "" {
+		want := "2 export packages on this server will be deleted too; copies already downloaded are not."
+		if got := b.text("#destroy-exports-note"); got != want {
+			t.Fatalf("the destroy dialog says %q about export packages, want %q", got, want)
+		}
 	}
 	if !eval[bool](b, `document.querySelector('#destroy-dialog button.danger').disabled`) {
 		t.Fatal("the destroy button is enabled before the title is typed")
@@ -264,6 +271,11 @@ func TestJourney(t *testing.T) {
 	b.waitJS("the list after destroy", `location.hash === '#/records' && document.querySelectorAll('#records tbody tr').length === 1 && !document.querySelector('#records').textContent.includes('Aurora')`, 10*time.Second)
 	if status, _ := s.api.call("GET", "/api/v1/record/"+recordID, nil); status != 404 {
 		t.Fatalf("destroyed record answers %d, want 404", status)
+	}
+	if exportURL != "" {
+		if status, _ := s.api.call("GET", exportURL, nil); status != 404 {
+			t.Fatalf("the destroyed record's export package answers %d, want 404", status)
+		}
 	}
 	b.checkClean()
 
@@ -297,8 +309,9 @@ func browserAPI(t *testing.T, b *browser, srv *server) *apiClient {
 }
 
 // exportJourney exports through the dialog, downloads the ZIP and checks
-// it with tyst verify-package.
-func exportJourney(t *testing.T, srv *server, b *browser, recordID, dir string) {
+// it with tyst verify-package, then makes a decrypted package too. It
+// returns the first package's download URL.
+func exportJourney(t *testing.T, srv *server, b *browser, recordID, dir string) string {
 	downloads := filepath.Join(dir, "downloads")
 	os.MkdirAll(downloads, 0o755)
 	if _, err := chromedp.CallBrowser(b.ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
@@ -316,6 +329,7 @@ func exportJourney(t *testing.T, srv *server, b *browser, recordID, dir string) 
 	b.axe("export dialog")
 	b.click("#export-dialog form button[type=submit]")
 	b.waitJS("the download link", `document.querySelector('#export-download')`, 30*time.Second)
+	url := eval[string](b, `document.querySelector('#export-download').getAttribute('href')`)
 	fp := b.text("#export-fingerprint")
 	if !regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`).MatchString(fp) {
 		t.Errorf("the dialog shows fingerprint %q, want SHA256:…", fp)
@@ -412,6 +426,7 @@ func exportJourney(t *testing.T, srv *server, b *browser, recordID, dir string) 
 	}
 	b.viewShot("17-export-decrypted")
 	b.click("#export-dialog .actions button.secondary")
+	return url
 }
 
 // adminJourney visits users, tokens, settings, audit and status.

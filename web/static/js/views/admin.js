@@ -253,6 +253,10 @@ function eventItem(ev, names) {
   if (ev.redacted) {
     return h('li', {}, h('span', { class: 'muted' }, `#${ev.seq} redacted (record destroyed or purged)`));
   }
+  if (ev.body_missing) {
+    return h('li', { class: 'body-missing' }, h('span', { class: 'error' },
+      `#${ev.seq} body missing: removed, but not by a destroy or purge. The log was altered; run tyst verify.`));
+  }
   const meta = Object.entries(ev.meta || {}).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ');
   return h('li', {},
     h('div', {}, h('span', { class: 'action' }, ACTIONS[ev.action] || ev.action), ' ',
