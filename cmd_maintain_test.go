@@ -170,8 +170,19 @@ func TestMaintenance_Online(t *testing.T) {
 	t.Setenv("PROJECT_FILES_KEY", key)
 	dir := mustAgedData(t, key, 0, 2)
 	srv := serveInProcess(t, "--listen", "127.0.0.1:0", "--data", dir)
-	if out, errOut, code := runCmd(t, nil, "verify", "--data", dir); code != 0 || !strings.Contains(out, `"records": 2`) {
+	out, errOut, code := runCmd(t, nil, "verify", "--data", dir)
+	if code != 0 || !strings.Contains(out, `"records": 2`) {
 		t.Fatalf("verify: %d %s %s", code, out, errOut)
+	}
+	// The audit head goes over the socket too: the one just given holds, a
+	// made-up one of the same event does not.
+	head := auditHead(t, out)
+	if out, errOut, code := runCmd(t, nil, "verify", "--data", dir, "--audit-head", head); code != 0 {
+		t.Fatalf("verify --audit-head of its own head: %d %s %s", code, out, errOut)
+	}
+	seq, _, _ := strings.Cut(head, ":")
+	if out, _, code := runCmd(t, nil, "verify", "--data", dir, "--audit-head", seq+":"+strings.Repeat("ab", 32)); code != 1 || !strings.Contains(out, `"kind": "audit_rollback"`) {
+		t.Fatalf("verify --audit-head with another hash: %d %s", code, out)
 	}
 	if out, errOut, code := runCmd(t, nil, "purge", "--data", dir, "--dry-run"); code != 0 || !strings.Contains(out, `"dry_run": true`) {
 		t.Fatalf("purge: %d %s %s", code, out, errOut)
@@ -180,7 +191,7 @@ func TestMaintenance_Online(t *testing.T) {
 	if out, errOut, code := runCmd(t, nil, "backup", "--data", dir, "--out", backup); code != 0 {
 		t.Fatalf("backup: %d %s %s", code, out, errOut)
 	}
-	out, errOut, code := runCmd(t, nil, "signing-key", "--data", dir)
+	out, errOut, code = runCmd(t, nil, "signing-key", "--data", dir)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "tyst namespaces=") || !strings.HasPrefix(lines[1], "SHA256:") {
 		t.Fatalf("signing-key: %d %q %s", code, out, errOut)

@@ -65,9 +65,10 @@ func (m *maintainer) lastRun() *lastPurge {
 	return m.last
 }
 
-// Verify checks every blob, key and the audit chain.
-func (m *maintainer) Verify(ctx context.Context, progress func(done, total int)) (any, error) {
-	return m.db.Verify(ctx, store.VerifyOptions{Progress: progress})
+// Verify checks every blob, key and the audit chain, and that the log still
+// holds auditHead (an earlier report's audit.head) when it is set.
+func (m *maintainer) Verify(ctx context.Context, auditHead string, progress func(done, total int)) (any, error) {
+	return m.db.Verify(ctx, store.VerifyOptions{Progress: progress, AuditHead: auditHead})
 }
 
 // Rekey seals everything under the primary key, the debug dumps included

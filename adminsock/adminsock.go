@@ -96,7 +96,7 @@ type Admin interface {
 // stats, verify report, rekey stats, backup stats). progress may be nil.
 type Maintainer interface {
 	Purge(ctx context.Context, dryRun bool, retentionDays int, progress func(done, total int)) (any, error)
-	Verify(ctx context.Context, progress func(done, total int)) (any, error)
+	Verify(ctx context.Context, auditHead string, progress func(done, total int)) (any, error)
 	Rekey(ctx context.Context, progress func(done, total int)) (any, error)
 	Backup(ctx context.Context, out string, progress func(done, total int)) (any, error)
 	SigningKey(ctx context.Context) (any, error)
@@ -115,6 +115,9 @@ type Request struct {
 	// keeps it.
 	RetentionDays int    `json:"retention_days,omitempty"`
 	Out           string `json:"out,omitempty"` // OpBackup: an absolute path
+	// AuditHead is an earlier verify report's audit.head for OpVerify to
+	// check ("SEQ:HASH"); empty checks none.
+	AuditHead string `json:"audit_head,omitempty"`
 }
 
 // LogValue logs a request as its op only: never the username or password.
@@ -355,7 +358,7 @@ func do(ctx context.Context, a Admin, m Maintainer, req Request, progress func(d
 	case OpPurge:
 		result, err = m.Purge(ctx, req.DryRun, req.RetentionDays, progress)
 	case OpVerify:
-		result, err = m.Verify(ctx, progress)
+		result, err = m.Verify(ctx, req.AuditHead, progress)
 	case OpRekey:
 		result, err = m.Rekey(ctx, progress)
 	case OpBackup:

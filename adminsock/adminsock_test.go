@@ -349,7 +349,7 @@ func (m *maint) Purge(ctx context.Context, dryRun bool, days int, progress func(
 	return map[string]any{"dry_run": dryRun, "retention_days": days}, nil
 }
 
-func (m *maint) Verify(ctx context.Context, progress func(done, total int)) (any, error) {
+func (m *maint) Verify(ctx context.Context, _ string, progress func(done, total int)) (any, error) {
 	progress(1, 2)
 	progress(2, 2)
 	return m.db.Verify(ctx, store.VerifyOptions{})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -449,6 +451,10 @@ type AuditReport struct {
 	// BodyMissing counts bodies removed without a destroy or purge: the
 	// log was altered.
 	BodyMissing int `json:"body_missing"`
+	// Head names the last event, "SEQ:HASH" (empty for an empty log). Kept
+	// off the box and given back to a later verify (VerifyOptions.AuditHead),
+	// it shows whether the log was cut or the database rolled back since.
+	Head string `json:"head"`
 }
 
 // maxListedMissing is how many sequence numbers of events without a body
@@ -503,6 +509,7 @@ func (db *DB) VerifyAuditChain(ctx context.Context) (rep AuditReport, err error)
 				return &Error{Code: CodeInternal, Message: "audit event altered", Err: fmt.Errorf("audit event %d: %w", row.Seq, ErrCorrupt)}
 			}
 			prev = row.Hash
+			rep.Head = fmt.Sprintf("%d:%s", row.Seq, row.Hash)
 			return nil
 		})
 		if err != nil {
@@ -524,4 +531,41 @@ func (db *DB) VerifyAuditChain(ctx context.Context) (rep AuditReport, err error)
 		err = &Error{Code: CodeInternal, Message: missingMessage(slices.Sorted(maps.Keys(bodiless))), Err: ErrCorrupt}
 	}
 	return rep, err
+}
+
+// ParseAuditHead checks an audit head as a verify report gives it,
+// "SEQ:HASH", and returns its parts. Returns validation_error.
+func ParseAuditHead(head string) (seq uint64, hash string, err error) {
+	bad := &Error{Code: CodeValidation, Message: "audit head must be SEQ:HASH, as a verify report's audit.head gives it"}
+	s, h, ok := strings.Cut(head, ":")
+	if !ok || len(h) != 2*sha256.Size || strings.Trim(h, "0123456789abcdef") != "" {
+		return 0, "", bad
+	}
+	seq, perr := strconv.ParseUint(s, 10, 64)
+	if perr != nil || seq == 0 {
+		return 0, "", bad
+	}
+	return seq, h, nil
+}
+
+// checkAuditHead reports whether the audit log still holds the event that
+// was its head when a verify gave head ("SEQ:HASH"): gone means the log was
+// cut, or the whole database rolled back, since; another hash means it was
+// rewritten. Returns nil when it holds it.
+func (db *DB) checkAuditHead(seq uint64, hash string) *Problem {
+	var row auditRow
+	found := false
+	_ = db.view(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketAudit).Get(itob(seq)); v != nil && json.Unmarshal(v, &row) == nil {
+			found = true
+		}
+		return nil
+	})
+	switch {
+	case !found:
+		return &Problem{Kind: ProblemAuditRollback, Detail: fmt.Sprintf("audit event %d, the head given, is gone: the log was cut or the database rolled back", seq)}
+	case subtle.ConstantTimeCompare([]byte(row.Hash), []byte(hash)) != 1:
+		return &Problem{Kind: ProblemAuditRollback, Detail: fmt.Sprintf("audit event %d is not the head given: the log was rewritten or the database replaced", seq)}
+	}
+	return nil
 }

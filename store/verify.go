@@ -27,6 +27,7 @@ const (
 	ProblemSHA256        = "sha256"         // a blob decrypts to other bytes than its SHA-256 says
 	ProblemOrphanBlob    = "orphan_blob"    // a blob no asset references
 	ProblemAuditChain    = "audit_chain"    // the audit hash chain is broken
+	ProblemAuditRollback = "audit_rollback" // the audit head given is gone or differs
 	ProblemUnreadableRow = "unreadable_row" // an item sealed under a key that is not configured
 	ProblemExport        = "export"         // an export package does not decrypt
 )
@@ -59,6 +60,9 @@ type VerifyOptions struct {
 	// Progress, when set, is called after each record with how many of
 	// how many are done.
 	Progress func(done, total int)
+	// AuditHead, when set, is the audit.head of an earlier report
+	// ("SEQ:HASH"): the log must still hold that event, unchanged.
+	AuditHead string
 }
 
 // Verify checks the whole data directory (DESIGN §10): bbolt's
@@ -70,6 +74,13 @@ type VerifyOptions struct {
 // report.
 func (db *DB) Verify(ctx context.Context, o VerifyOptions) (rep VerifyReport, err error) {
 	defer func() { err = boundary("verify", err) }()
+	var headSeq uint64
+	var headHash string
+	if o.AuditHead != "" {
+		if headSeq, headHash, err = ParseAuditHead(o.AuditHead); err != nil {
+			return rep, err
+		}
+	}
 	rep.Problems = []Problem{}
 	add := func(p Problem) { rep.Problems = append(rep.Problems, p) }
 	if err := db.Check(); err != nil {
@@ -167,6 +178,11 @@ func (db *DB) Verify(ctx context.Context, o VerifyOptions) (rep VerifyReport, er
 			return rep, err
 		}
 		add(Problem{Kind: ProblemAuditChain, Detail: ErrorMessage(err)})
+	}
+	if headSeq > 0 {
+		if p := db.checkAuditHead(headSeq, headHash); p != nil {
+			add(*p)
+		}
 	}
 	if rep.Audit.Unreadable > 0 {
 		add(Problem{Kind: ProblemUnreadableRow, Detail: fmt.Sprintf("%d audit events are sealed under a key that is not configured", rep.Audit.Unreadable)})
