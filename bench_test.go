@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 
 	"tyst/store"
 	"tyst/store/fstream"
+	"tyst/store/media"
 )
 
 // BenchmarkUpload compares the in-process limit of the upload path (SHA-256
@@ -104,20 +104,7 @@ func benchWriteInput(w io.Writer, size int64) error {
 	if size < benchWAVHeader {
 		return errors.New("bench: input smaller than a WAV header")
 	}
-	var h [benchWAVHeader]byte
-	copy(h[0:], "RIFF")
-	binary.LittleEndian.PutUint32(h[4:], uint32(size-8))
-	copy(h[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(h[16:], 16)    // fmt chunk size
-	binary.LittleEndian.PutUint16(h[20:], 1)     // PCM
-	binary.LittleEndian.PutUint16(h[22:], 1)     // mono
-	binary.LittleEndian.PutUint32(h[24:], 16000) // sample rate
-	binary.LittleEndian.PutUint32(h[28:], 32000) // byte rate
-	binary.LittleEndian.PutUint16(h[32:], 2)     // block align
-	binary.LittleEndian.PutUint16(h[34:], 16)    // bits per sample
-	copy(h[36:], "data")
-	binary.LittleEndian.PutUint32(h[40:], uint32(size-benchWAVHeader))
-	if _, err := w.Write(h[:]); err != nil {
+	if _, err := w.Write(media.WAVHeader(size-benchWAVHeader, 16000, 1)); err != nil {
 		return err
 	}
 	src := rand.NewChaCha8([32]byte{'t', 'y', 's', 't'})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"tyst/internal/testlog"
 	"tyst/internal/testproxy"
 	"tyst/store"
+	"tyst/store/media"
 )
 
 // soxPCM makes seconds of real 16 kHz mono PCM with sox.
@@ -52,20 +52,7 @@ func pacedPipe(pcm []byte, speed float64, at func(int)) io.Reader {
 
 // wavBytes is the WAV tyst stores for 16 kHz mono pcm.
 func wavBytes(pcm []byte) []byte {
-	h := make([]byte, 44)
-	copy(h, "RIFF")
-	binary.LittleEndian.PutUint32(h[4:], uint32(36+len(pcm)))
-	copy(h[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(h[16:], 16)
-	binary.LittleEndian.PutUint16(h[20:], 1)
-	binary.LittleEndian.PutUint16(h[22:], 1)
-	binary.LittleEndian.PutUint32(h[24:], 16000)
-	binary.LittleEndian.PutUint32(h[28:], 32000)
-	binary.LittleEndian.PutUint16(h[32:], 2)
-	binary.LittleEndian.PutUint16(h[34:], 16)
-	copy(h[36:], "data")
-	binary.LittleEndian.PutUint32(h[40:], uint32(len(pcm)))
-	return append(h, pcm...)
+	return append(media.WAVHeader(int64(len(pcm)), 16000, 1), pcm...)
 }
 
 type streamOutput struct {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -26,6 +25,7 @@ import (
 
 	"tyst/api"
 	"tyst/store"
+	"tyst/store/media"
 )
 
 type testServer struct {
@@ -386,18 +386,7 @@ func TestAudio_EveryFormat(t *testing.T) {
 // the stream format.
 func bigWAV(n int) []byte {
 	b := make([]byte, 44+n)
-	copy(b, "RIFF")
-	binary.LittleEndian.PutUint32(b[4:], uint32(36+n))
-	copy(b[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(b[16:], 16)
-	binary.LittleEndian.PutUint16(b[20:], 1)
-	binary.LittleEndian.PutUint16(b[22:], 1)
-	binary.LittleEndian.PutUint32(b[24:], 16000)
-	binary.LittleEndian.PutUint32(b[28:], 32000)
-	binary.LittleEndian.PutUint16(b[32:], 2)
-	binary.LittleEndian.PutUint16(b[34:], 16)
-	copy(b[36:], "data")
-	binary.LittleEndian.PutUint32(b[40:], uint32(n))
+	copy(b, media.WAVHeader(int64(n), 16000, 1))
 	for i := 44; i < len(b); i++ {
 		b[i] = byte(i*7 + i>>11)
 	}

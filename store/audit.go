@@ -307,18 +307,7 @@ func (db *DB) AuditEvents(ctx context.Context, f AuditFilter) (events []AuditEve
 		if err := collect(); err != nil {
 			return err
 		}
-		var redacted []uint64
-		for _, ev := range events {
-			if ev.Redacted {
-				redacted = append(redacted, ev.Seq)
-			}
-		}
-		missing := db.unexplained(tx, redacted)
-		for i := range events {
-			if missing[events[i].Seq] {
-				events[i].Redacted, events[i].BodyMissing = false, true
-			}
-		}
+		markBodyMissing(db, tx, events, func(ev *AuditEvent) (uint64, *bool, *bool) { return ev.Seq, &ev.Redacted, &ev.BodyMissing })
 		return nil
 	})
 	return events, next, err
@@ -409,6 +398,24 @@ func (c *redactionCache) learn(db *DB, tx *bolt.Tx) {
 		return
 	}
 	maps.Copy(c.seqs, all)
+}
+
+// markBodyMissing turns the events marked redacted (their body is gone)
+// that no destroy or purge explains into body-missing ones. fields gives an
+// event's sequence number and its two marks.
+func markBodyMissing[E any](db *DB, tx *bolt.Tx, events []E, fields func(*E) (seq uint64, redacted, missing *bool)) {
+	var redacted []uint64
+	for i := range events {
+		if seq, r, _ := fields(&events[i]); *r {
+			redacted = append(redacted, seq)
+		}
+	}
+	gone := db.unexplained(tx, redacted)
+	for i := range events {
+		if seq, r, m := fields(&events[i]); gone[seq] {
+			*r, *m = false, true
+		}
+	}
 }
 
 // unexplained returns the sequence numbers among redacted (events without

@@ -3,13 +3,13 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"tyst/store/fstream"
+	"tyst/store/media"
 )
 
 // TestEstimatePackage: the size an export checks against the quota and the
@@ -76,18 +76,7 @@ func TestEstimatePackage(t *testing.T) {
 // pcmWAV is a mono 16 kHz 16-bit WAV file of n bytes in all.
 func pcmWAV(n int) []byte {
 	b := make([]byte, n)
-	copy(b, "RIFF")
-	binary.LittleEndian.PutUint32(b[4:], uint32(n-8))
-	copy(b[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(b[16:], 16)
-	binary.LittleEndian.PutUint16(b[20:], 1)
-	binary.LittleEndian.PutUint16(b[22:], 1)
-	binary.LittleEndian.PutUint32(b[24:], 16000)
-	binary.LittleEndian.PutUint32(b[28:], 32000)
-	binary.LittleEndian.PutUint16(b[32:], 2)
-	binary.LittleEndian.PutUint16(b[34:], 16)
-	copy(b[36:], "data")
-	binary.LittleEndian.PutUint32(b[40:], uint32(n-44))
+	copy(b, media.WAVHeader(int64(n-media.WAVHeaderSize), 16000, 1))
 	for i := 44; i < n; i++ {
 		b[i] = byte(i * 7)
 	}

@@ -346,18 +346,7 @@ func (db *DB) recordEvents(tx *bolt.Tx, id uint64) ([]auditDoc, error) {
 	}
 	// A live record's events have their bodies: none was redacted, so a
 	// missing one was removed by someone else, and the package says so.
-	var redacted []uint64
-	for _, d := range out {
-		if d.Redacted {
-			redacted = append(redacted, d.Seq)
-		}
-	}
-	missing := db.unexplained(tx, redacted)
-	for i := range out {
-		if missing[out[i].Seq] {
-			out[i].Redacted, out[i].BodyMissing = false, true
-		}
-	}
+	markBodyMissing(db, tx, out, func(d *auditDoc) (uint64, *bool, *bool) { return d.Seq, &d.Redacted, &d.BodyMissing })
 	return out, nil
 }
 

@@ -18,24 +18,14 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"tyst/store"
+	"tyst/store/media"
 )
 
 // wavOfSize returns a PCM WAV of exactly n bytes (n >= 44) with a pattern
 // that depends on seed.
 func wavOfSize(n int, seed byte) []byte {
 	b := make([]byte, n)
-	copy(b, "RIFF")
-	binary.LittleEndian.PutUint32(b[4:], uint32(n-8))
-	copy(b[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(b[16:], 16)
-	binary.LittleEndian.PutUint16(b[20:], 1)     // PCM
-	binary.LittleEndian.PutUint16(b[22:], 1)     // mono
-	binary.LittleEndian.PutUint32(b[24:], 16000) // rate
-	binary.LittleEndian.PutUint32(b[28:], 32000) // byte rate
-	binary.LittleEndian.PutUint16(b[32:], 2)
-	binary.LittleEndian.PutUint16(b[34:], 16)
-	copy(b[36:], "data")
-	binary.LittleEndian.PutUint32(b[40:], uint32(n-44))
+	copy(b, media.WAVHeader(int64(n-media.WAVHeaderSize), 16000, 1))
 	for i := 44; i < n; i++ {
 		b[i] = byte(i*7) ^ seed
 	}

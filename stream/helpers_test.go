@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 	"tyst/api"
 	"tyst/internal/testlog"
 	"tyst/store"
+	"tyst/store/media"
 	"tyst/stream"
 	"tyst/stream/proto"
 )
@@ -281,20 +281,7 @@ func soxPCM(tb testing.TB, rate, channels int, seconds float64) []byte {
 
 // wavOf returns the WAV the server must store for pcm.
 func wavOf(pcm []byte, rate, channels int) []byte {
-	h := make([]byte, 44)
-	copy(h, "RIFF")
-	binary.LittleEndian.PutUint32(h[4:], uint32(36+len(pcm)))
-	copy(h[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(h[16:], 16)
-	binary.LittleEndian.PutUint16(h[20:], 1)
-	binary.LittleEndian.PutUint16(h[22:], uint16(channels))
-	binary.LittleEndian.PutUint32(h[24:], uint32(rate))
-	binary.LittleEndian.PutUint32(h[28:], uint32(rate*2*channels))
-	binary.LittleEndian.PutUint16(h[32:], uint16(2*channels))
-	binary.LittleEndian.PutUint16(h[34:], 16)
-	copy(h[36:], "data")
-	binary.LittleEndian.PutUint32(h[40:], uint32(len(pcm)))
-	return append(h, pcm...)
+	return append(media.WAVHeader(int64(len(pcm)), rate, channels), pcm...)
 }
 
 func sha256hex(b []byte) string {

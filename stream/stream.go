@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"tyst/store"
+	"tyst/store/media"
 	"tyst/stream/dump"
 	"tyst/stream/proto"
 	"tyst/stream/spool"
@@ -482,7 +483,7 @@ func (s *Server) storeSpool(ctx context.Context, st *stream, n int64) (*store.Au
 	}
 	defer f.Close()
 	body := &spoolBody{r: spool.NewDataReader(f, s.cfg.Keys.All(), n)}
-	header := wavHeader(n, st.m.SampleRate, st.m.Channels)
+	header := media.WAVHeader(n, st.m.SampleRate, st.m.Channels)
 	ctx = store.WithPrincipal(ctx, st.m.principal())
 	audio, err := s.cfg.Store.AttachAudio(ctx, st.m.RecordID, store.NewAudio{
 		DeclaredType: "audio/wav",

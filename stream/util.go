@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -33,30 +32,6 @@ const (
 // of n / 1 MiB), so a log shipped off the box tells no more of a
 // recording's length, or of where a stream resumed, than its blob on disk.
 func mibBucket(n int64) int64 { return n>>20 + 1 }
-
-// wavHeaderSize is the size of the canonical PCM WAV header.
-const wavHeaderSize = 44
-
-// wavHeader returns the 44-byte header of a PCM WAV holding n bytes of
-// 16-bit samples at rate Hz on channels channels.
-func wavHeader(n int64, rate, channels int) []byte {
-	h := make([]byte, wavHeaderSize)
-	blockAlign := 2 * channels
-	copy(h[0:4], "RIFF")
-	binary.LittleEndian.PutUint32(h[4:8], uint32(36+n))
-	copy(h[8:12], "WAVE")
-	copy(h[12:16], "fmt ")
-	binary.LittleEndian.PutUint32(h[16:20], 16)
-	binary.LittleEndian.PutUint16(h[20:22], 1) // PCM
-	binary.LittleEndian.PutUint16(h[22:24], uint16(channels))
-	binary.LittleEndian.PutUint32(h[24:28], uint32(rate))
-	binary.LittleEndian.PutUint32(h[28:32], uint32(rate*blockAlign))
-	binary.LittleEndian.PutUint16(h[32:34], uint16(blockAlign))
-	binary.LittleEndian.PutUint16(h[34:36], 16)
-	copy(h[36:40], "data")
-	binary.LittleEndian.PutUint32(h[40:44], uint32(n))
-	return h
-}
 
 // spoolBody is the PCM of a spool as the store reads it. Its errors are
 // internal_error (*store.Error), so the store does not take a damaged or

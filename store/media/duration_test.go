@@ -500,3 +500,27 @@ func BenchmarkDuration(b *testing.B) {
 		}
 	})
 }
+
+// TestWAVHeader: the header a live stream is stored with is one ffprobe
+// reads as the rate, channels and length it was given, and one Detect and
+// Duration agree with.
+func TestWAVHeader(t *testing.T) {
+	for _, c := range []struct{ rate, channels, ms int }{{16000, 1, 2500}, {48000, 2, 1500}, {8000, 1, 0}} {
+		n := c.rate * c.channels * 2 * c.ms / 1000
+		wav := append(media.WAVHeader(int64(n), c.rate, c.channels), make([]byte, n)...)
+		if len(wav) != media.WAVHeaderSize+n || media.Detect(wav) != "audio/wav" {
+			t.Fatalf("%+v: %d bytes, detected %q", c, len(wav), media.Detect(wav))
+		}
+		if ms, ok, err := media.Duration(bytes.NewReader(wav), int64(len(wav)), "audio/wav"); err != nil || !ok || ms != int64(c.ms) {
+			t.Fatalf("%+v: Duration %d %v %v", c, ms, ok, err)
+		}
+		path := filepath.Join(t.TempDir(), "h.wav")
+		if err := os.WriteFile(path, wav, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name,sample_rate,channels", "-of", "csv=p=0", path).Output()
+		if want := fmt.Sprintf("pcm_s16le,%d,%d", c.rate, c.channels); err != nil || strings.TrimSpace(string(out)) != want {
+			t.Fatalf("%+v: ffprobe says %q (%v), want %q", c, out, err, want)
+		}
+	}
+}

@@ -16,6 +16,31 @@ const (
 	waveExtensible = 0xFFFE
 )
 
+// WAVHeaderSize is the size of the canonical PCM WAV header.
+const WAVHeaderSize = 44
+
+// WAVHeader returns the canonical 44-byte header of a PCM WAV holding n
+// bytes of 16-bit samples at rate Hz on channels channels: what a live
+// stream is stored with, and what tests build their audio on.
+func WAVHeader(n int64, rate, channels int) []byte {
+	h := make([]byte, WAVHeaderSize)
+	blockAlign := 2 * channels
+	copy(h[0:4], "RIFF")
+	binary.LittleEndian.PutUint32(h[4:8], uint32(36+n))
+	copy(h[8:12], "WAVE")
+	copy(h[12:16], "fmt ")
+	binary.LittleEndian.PutUint32(h[16:20], 16)
+	binary.LittleEndian.PutUint16(h[20:22], wavePCM)
+	binary.LittleEndian.PutUint16(h[22:24], uint16(channels))
+	binary.LittleEndian.PutUint32(h[24:28], uint32(rate))
+	binary.LittleEndian.PutUint32(h[28:32], uint32(rate*blockAlign))
+	binary.LittleEndian.PutUint16(h[32:34], uint16(blockAlign))
+	binary.LittleEndian.PutUint16(h[34:36], 16)
+	copy(h[36:40], "data")
+	binary.LittleEndian.PutUint32(h[40:44], uint32(n))
+	return h
+}
+
 // WAVDurationMS returns the duration, in whole milliseconds (rounded down), of
 // a WAV file of totalSize bytes whose first bytes are head, as Duration does
 // for WAV but looking only at head (HeadSize bytes, or the whole file if

@@ -6,25 +6,15 @@ import (
 	"math"
 	"os"
 	"testing"
+
+	"tyst/store/media"
 )
 
 // writeToneWAV writes a mono 16-bit WAV of a sine tone.
 func writeToneWAV(t *testing.T, path string, rate int, freq float64, seconds float64) {
 	t.Helper()
 	n := int(float64(rate) * seconds)
-	b := make([]byte, 44+2*n)
-	copy(b[0:], "RIFF")
-	binary.LittleEndian.PutUint32(b[4:], uint32(36+2*n))
-	copy(b[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(b[16:], 16)
-	binary.LittleEndian.PutUint16(b[20:], 1) // PCM
-	binary.LittleEndian.PutUint16(b[22:], 1) // mono
-	binary.LittleEndian.PutUint32(b[24:], uint32(rate))
-	binary.LittleEndian.PutUint32(b[28:], uint32(rate*2))
-	binary.LittleEndian.PutUint16(b[32:], 2)
-	binary.LittleEndian.PutUint16(b[34:], 16)
-	copy(b[36:], "data")
-	binary.LittleEndian.PutUint32(b[40:], uint32(2*n))
+	b := append(media.WAVHeader(int64(2*n), rate, 1), make([]byte, 2*n)...)
 	for i := range n {
 		v := 0.6 * math.Sin(2*math.Pi*freq*float64(i)/float64(rate))
 		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(int16(v*32767)))
