@@ -77,6 +77,22 @@ func TestLiveRecording(t *testing.T) {
 	b.waitJS("the stored recording", `document.querySelector('#player')`, 30*time.Second)
 	shown := b.flash()
 
+	secs, f := checkLiveAudio(t, s.api, id, int(rate), liveSeconds)
+	if !strings.Contains(shown, "Recording stored") {
+		t.Errorf("the page said %q after stop", shown)
+	}
+	states := eval[[]string](b, `window.recStates`)
+	t.Logf("context rate %v Hz, stored %.2f s, %.0f Hz, states %v", rate, secs, f, states)
+	b.screen("26-live-stored")
+	b.checkClean()
+}
+
+// checkLiveAudio fetches record id's stored audio and checks that it is a
+// mono 16-bit WAV at rate lasting minSecs to minSecs+2 s, with duration_ms to
+// match, holding a continuous tone of liveToneHz: nothing lost or doubled.
+// It returns the seconds stored and the dominant frequency.
+func checkLiveAudio(t *testing.T, api *apiClient, id string, rate int, minSecs float64) (secs, f float64) {
+	t.Helper()
 	var rec struct {
 		Audio struct {
 			MIMEType   string `json:"mime_type"`
@@ -84,8 +100,8 @@ func TestLiveRecording(t *testing.T) {
 			SizeBytes  int64  `json:"size_bytes"`
 		} `json:"audio"`
 	}
-	s.api.getJSON("/api/v1/record/"+id, &rec)
-	status, body := s.api.call("GET", "/api/v1/record/"+id+"/audio", nil)
+	api.getJSON("/api/v1/record/"+id, &rec)
+	status, body := api.call("GET", "/api/v1/record/"+id+"/audio", nil)
 	if status != 200 {
 		t.Fatalf("GET audio: %d", status)
 	}
@@ -93,19 +109,16 @@ func TestLiveRecording(t *testing.T) {
 	if err != nil {
 		t.Fatalf("stored audio is not a WAV: %v", err)
 	}
-	if w.rate != int(rate) || w.channels != 1 || w.bits != 16 {
+	if w.rate != rate || w.channels != 1 || w.bits != 16 {
 		t.Fatalf("stored WAV %d Hz, %d channels, %d bits; want the microphone's %v Hz, mono, 16 bits", w.rate, w.channels, w.bits, rate)
 	}
 	samples := w.samples()
-	secs := float64(len(samples)) / float64(w.rate)
-	if secs < liveSeconds || secs > liveSeconds+2 {
-		t.Errorf("stored %.2f s, want about %v s", secs, liveSeconds)
+	secs = float64(len(samples)) / float64(w.rate)
+	if secs < minSecs || secs > minSecs+2 {
+		t.Errorf("stored %.2f s, want about %v s", secs, minSecs)
 	}
 	if d := math.Abs(float64(rec.Audio.DurationMS) - secs*1000); d > 50 {
 		t.Errorf("duration_ms %d, WAV holds %.0f ms", rec.Audio.DurationMS, secs*1000)
-	}
-	if !strings.Contains(shown, "Recording stored") {
-		t.Errorf("the page said %q after stop", shown)
 	}
 	f, share := dominantFrequency(samples, w.rate, 100, 4000)
 	if math.Abs(f-liveToneHz) > 10 || share < 0.5 {
@@ -126,10 +139,7 @@ func TestLiveRecording(t *testing.T) {
 	if worst > 0.05 {
 		t.Errorf("the tone breaks at %.3f s (residual %.3f): audio lost or doubled", float64(at)/float64(w.rate), worst)
 	}
-	states := eval[[]string](b, `window.recStates`)
-	t.Logf("context rate %v Hz, stored %.2f s, %.0f Hz, states %v", rate, secs, f, states)
-	b.screen("26-live-stored")
-	b.checkClean()
+	return secs, f
 }
 
 // createRecordAPI creates a record through the API and returns its id.
@@ -146,4 +156,72 @@ func createRecordAPI(t *testing.T, c *apiClient, title string) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprint(r.ID)
+}
+
+// TestLiveRecordingWaitsForSlot: an account allowed one live stream
+// (TYST_MAX_STREAMS_PER_USER=1) holds it in another tab; a recording
+// started here is refused a stream, says why and that it goes on, keeps
+// capturing, and once the other stream is stored gets its slot and sends
+// everything: the stored audio covers the wait too, without a gap.
+func TestLiveRecordingWaitsForSlot(t *testing.T) {
+	needBrowser(t)
+	srv := startServer(t, "TYST_MAX_STREAMS_PER_USER=1")
+	wav := filepath.Join(t.TempDir(), "mic.wav")
+	writeToneWAV(t, wav, liveRate, liveToneHz, 10)
+	b := startBrowser(t, srv, browserOptions{fakeAudio: wav})
+	s := setupAdmin(t, srv, b, false)
+	s.api = browserAPI(t, b, srv)
+	other := createRecordAPI(t, s.api, "Other tab")
+	id := createRecordAPI(t, s.api, "Waiting canary 51c0")
+
+	// The other tab's stream, opened from this page with the same session.
+	eval[chromedp.Void](b, fmt.Sprintf(`(() => {
+		const ws = new WebSocket((location.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + location.host + '/api/v1/record/%s/stream');
+		window.otherTab = { ws, msgs: [] };
+		ws.onmessage = (e) => window.otherTab.msgs.push(JSON.parse(e.data));
+		ws.onopen = () => ws.send(JSON.stringify({type: 'start', format: 'pcm_s16le', sample_rate: 16000, channels: 1, source: 'other-tab'}));
+	})()`, other))
+	defer func() {
+		if t.Failed() {
+			t.Logf("other tab: %s", eval[string](b, `JSON.stringify([window.otherTab.ws.readyState, window.otherTab.msgs])`))
+		}
+	}()
+	b.waitJS("the other tab's stream", `window.otherTab.msgs.some(m => m.type === 'ready')`, 10*time.Second)
+
+	b.do("open the record", chromedp.Navigate(srv.base+"/#/record/"+id))
+	b.waitJS("the record button", `document.querySelector('#rec-start')`, 10*time.Second)
+	rate := eval[float64](b, `(async () => { const c = new AudioContext(); const r = c.sampleRate; await c.close(); return r; })()`)
+	eval[chromedp.Void](b, `(() => { window.recStates = []; const box = document.querySelector('#live');
+		new MutationObserver(() => { const s = box.dataset.state; if (s && window.recStates[window.recStates.length - 1] !== s) window.recStates.push(s); })
+		.observe(box, {attributes: true, attributeFilter: ['data-state']}); })()`)
+	b.click("#rec-start")
+	b.waitJS("waiting for a slot", `document.querySelector('#live').dataset.state === 'waiting'`, 15*time.Second)
+	if w := b.text("#rec-error"); !strings.Contains(w, "as many live recordings as it may") || !strings.Contains(w, "sent as soon as") {
+		t.Errorf("the page says %q while it waits", w)
+	}
+	// It keeps waiting (and counting the time) past several refusals,
+	// rather than giving up as it does when the server cannot be reached.
+	b.waitJS("five seconds captured while waiting", `document.querySelector('#rec-time').textContent >= '0:05'`, 15*time.Second)
+	if st := eval[string](b, `document.querySelector('#live').dataset.state`); st != "waiting" {
+		t.Fatalf("state %q after five seconds of waiting, want waiting", st)
+	}
+	b.screen("33-live-waiting")
+
+	// The other tab stops: its stream is stored and the slot frees.
+	eval[chromedp.Void](b, `(() => { const ws = window.otherTab.ws; ws.send(new Uint8Array(3200)); ws.send(JSON.stringify({type: 'stop'})); })()`)
+	b.waitJS("the other tab's stream stored", `window.otherTab.msgs.some(m => m.type === 'stored')`, 15*time.Second)
+	b.waitJS("recording once the slot is free", `document.querySelector('#live').dataset.state === 'recording'`, 15*time.Second)
+	if w := b.text("#rec-error"); w != "" {
+		t.Errorf("the waiting notice stays once recording: %q", w)
+	}
+	b.waitJS(fmt.Sprintf("%v s recorded", liveSeconds), fmt.Sprintf(`document.querySelector('#rec-time').textContent >= '0:%02d'`, int(liveSeconds)), 15*time.Second)
+	b.click("#rec-stop")
+	b.waitJS("the stored recording", `document.querySelector('#player')`, 30*time.Second)
+	secs, _ := checkLiveAudio(t, s.api, id, int(rate), liveSeconds)
+	states := eval[[]string](b, `window.recStates`)
+	if len(states) == 0 || states[0] == "failed" || !strings.Contains(strings.Join(states, " "), "waiting recording") {
+		t.Errorf("states %v, want waiting then recording", states)
+	}
+	t.Logf("stored %.2f s, states %v", secs, states)
+	b.checkClean()
 }

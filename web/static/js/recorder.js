@@ -39,6 +39,7 @@ export class Recorder {
     this.stopping = false;
     this.finished = false;
     this.retries = 0;
+    this.waiting = false; // refused for want of a stream slot; asking again
     this.lost = 0;
   }
 
@@ -156,6 +157,10 @@ export class Recorder {
       case 'ready': {
         this.streamID = m.stream_id;
         this.retries = 0;
+        if (this.waiting) {
+          this.waiting = false;
+          this.cb.onWarn('');
+        }
         const off = Number(m.offset) || 0;
         if (off < this.acked || (this.chunks.length && off < this.chunks[0].off)) {
           this.fail('The server lost audio it had confirmed. Stop and check the record.');
@@ -181,6 +186,16 @@ export class Recorder {
         if (['internal_error', 'timeout', 'unavailable'].includes(m.code) && this.streamID) {
           this.cb.onWarn(m.message || 'The server had a problem; resuming.');
           break; // the server closes; onclose resumes
+        }
+        if (!this.streamID && ['too_many_streams', 'unavailable'].includes(m.code)) {
+          // No room for a new stream yet: the account's other recordings
+          // (other tabs or devices, or dropped ones not yet stored), or a
+          // full server. Keep capturing and ask again until there is.
+          this.waiting = true;
+          this.cb.onWarn(m.code === 'too_many_streams'
+            ? 'This account already has as many live recordings as it may (in other tabs or on other devices, or dropped ones not yet stored). This one goes on here and is sent as soon as one of them ends.'
+            : 'The server is busy. This recording goes on here and is sent as soon as the server has room.');
+          break; // the server closes; onclose asks again
         }
         if (m.code === 'unknown_stream') {
           this.fail('The server no longer holds this recording\'s stream (it was finished after a long drop). What it held is stored in the record.');
@@ -224,11 +239,11 @@ export class Recorder {
   retry() {
     this.retries += 1;
     this.stopSent = false;
-    if (!this.streamID) {
+    if (!this.streamID && !this.waiting) {
       if (this.retries > 5) { this.fail('The server cannot be reached.'); return; }
     }
-    this.cb.onState('reconnecting', this.retries);
-    const delay = Math.min(5000, 250 * 2 ** Math.min(this.retries, 5));
+    this.cb.onState(this.waiting ? 'waiting' : 'reconnecting', this.retries);
+    const delay = this.waiting ? 2000 : Math.min(5000, 250 * 2 ** Math.min(this.retries, 5));
     setTimeout(() => { if (!this.finished) this.connect(); }, delay);
   }
 

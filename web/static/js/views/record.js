@@ -226,6 +226,7 @@ function liveBox(ctx, uploadEl) {
     connecting: 'Connecting…',
     recording: 'Recording. Each second is confirmed by the server once it is safely stored.',
     reconnecting: 'Connection lost: reconnecting. Recording goes on; nothing is lost while this page stays open.',
+    waiting: 'Waiting for the server to take this recording. Recording goes on; nothing is lost while this page stays open.',
     stopping: 'Saving the recording…',
   };
   startBtn.addEventListener('click', async () => {
