@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"io"
 
 	"tyst/adminsock"
@@ -32,7 +33,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *head != "" {
+	// Given, the flag must hold a head: an empty value (a cron job's
+	// "$(cat head)" of a missing file) would silently check nothing.
+	given := false
+	fs.Visit(func(fl *flag.Flag) { given = given || fl.Name == "audit-head" })
+	if given {
 		if _, _, err := store.ParseAuditHead(*head); err != nil {
 			return &usageError{"--audit-head must be SEQ:HASH, as a verify report's audit.head gives it"}
 		}

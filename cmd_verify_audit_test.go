@@ -171,7 +171,7 @@ func TestVerify_AuditHeadRollback(t *testing.T) {
 		t.Fatalf("verify of a log written on after the rollback: %d %s", code, out)
 	}
 
-	for _, bad := range []string{"12", "x:" + strings.Repeat("ab", 32), "0:" + strings.Repeat("ab", 32), "3:abc", "3:" + strings.Repeat("AB", 32)} {
+	for _, bad := range []string{"", " ", "12", "x:" + strings.Repeat("ab", 32), "0:" + strings.Repeat("ab", 32), "3:abc", "3:" + strings.Repeat("AB", 32)} {
 		out, errOut, code := runCmd(t, nil, "verify", "--data", dir, "--audit-head", bad)
 		if code != 2 || out != "" || !strings.Contains(errOut, "--audit-head must be SEQ:HASH") {
 			t.Fatalf("--audit-head %q: %d %q %s", bad, code, out, errOut)
