@@ -100,6 +100,12 @@ func TestExport_QuotaAndReserveOverHTTP(t *testing.T) {
 			resp, b := ts.do(t, "POST", fmt.Sprintf("/api/v1/record/%d/export", id), "application/json",
 				strings.NewReader(`{"confirm":true,"reason":"for the desk"}`), asToken(ed)...)
 			wantError(t, resp, b, 507, c.code)
+			// Over its quota is the account's condition: no ERROR line to
+			// alert on, and no size of its packages in the log.
+			logged := ts.log.String()
+			if c.code == "quota_exceeded" && (strings.Contains(logged, `"level":"ERROR"`) || strings.Contains(logged, "MiB") || !strings.Contains(logged, `"code":"quota_exceeded"`)) {
+				t.Fatalf("the refusal was logged as:\n%s", logged)
+			}
 			if after := ts.snapshot(t) + keyUsage(t, ts); after != before {
 				t.Fatalf("a refused export changed the store:\n%s\n%s", before, after)
 			}
