@@ -159,7 +159,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	if !s.clientLimit.take(client) {
 		return apiError(store.CodeRateLimited, "too many failed logins: wait 15 minutes")
 	}
-	if !s.userLimit.take(userKey) {
+	// A browser this user has logged in from is counted on its own, so
+	// failures from elsewhere do not lock the user out of it.
+	limit, limitKey := s.userLimit, userKey
+	if dev := s.devices.known(r, userKey); dev != "" {
+		limit, limitKey = s.deviceLimit, dev
+	}
+	if !limit.take(limitKey) {
 		s.clientLimit.refund(client)
 		return apiError(store.CodeRateLimited, "too many failed logins: wait 15 minutes")
 	}
@@ -167,12 +173,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	failed := store.ErrorCode(err) == store.CodeUnauthorized && !errors.Is(err, store.ErrSecondFactorRequired)
 	if !failed {
 		s.clientLimit.refund(client)
-		s.userLimit.refund(userKey)
+		limit.refund(limitKey)
 	}
 	if err != nil {
 		return err
 	}
-	s.userLimit.reset(userKey)
+	limit.reset(limitKey)
+	if limit == s.userLimit {
+		s.devices.issue(w, userKey, s.secureCookies)
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: secret, Path: "/", MaxAge: int(s.sessionTTL / time.Second),
 		HttpOnly: true, Secure: s.secureCookies, SameSite: http.SameSiteStrictMode,

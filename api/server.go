@@ -171,18 +171,20 @@ type Server struct {
 	uploadGrace                 time.Duration
 	writeIdle                   time.Duration
 	downloads, uploads, exports *slots
-	// Login rate limits: failures per username and per client address.
-	userLimit, clientLimit *limiter
-	secureCookies          bool
-	clientIPHeader         string
-	sessionTTL             time.Duration
-	hosts                  map[string]bool // allowed Host names, normalised
-	hsts                   bool
-	router                 *httprouter.Router
-	routes                 []string // "METHOD /pattern", for the OpenAPI and route tests
-	rules                  []rule   // who may call routes[i]
-	handler                http.Handler
-	ui                     http.Handler
+	// Login rate limits: failures per username (or per device cookie, see
+	// devices) and per client address.
+	userLimit, deviceLimit, clientLimit *limiter
+	devices                             *devices
+	secureCookies                       bool
+	clientIPHeader                      string
+	sessionTTL                          time.Duration
+	hosts                               map[string]bool // allowed Host names, normalised
+	hsts                                bool
+	router                              *httprouter.Router
+	routes                              []string // "METHOD /pattern", for the OpenAPI and route tests
+	rules                               []rule   // who may call routes[i]
+	handler                             http.Handler
+	ui                                  http.Handler
 }
 
 // handlerFunc is a route handler that returns its error instead of writing it.
@@ -225,6 +227,8 @@ func New(cfg Config) *Server {
 		now = time.Now
 	}
 	s.userLimit = newLimiter(now, loginWindow, maxUserFailures)
+	s.deviceLimit = newLimiter(now, loginWindow, maxUserFailures)
+	s.devices = newDevices()
 	s.clientLimit = newLimiter(now, loginWindow, maxClientFailures)
 	s.bodyIdle = cfg.BodyIdleTimeout
 	if s.bodyIdle <= 0 {
