@@ -265,6 +265,13 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 	if cerr := disk.Close(); err == nil {
 		err = cerr
 	}
+	if err != nil && a.row.ID != 0 {
+		// The audio removed (or replaced) meanwhile: its blob was
+		// overwritten under the reader. Not a corrupt blob.
+		if verr := db.view(func(tx *bolt.Tx) error { _, err := db.sameAudio(ctx, tx, id, a.row.ID); return err }); verr != nil {
+			err = verr
+		}
+	}
 	if errors.Is(err, export.ErrAudioMismatch) {
 		err = fmt.Errorf("audio of record %d: %w", id, ErrCorrupt)
 	}
@@ -285,7 +292,7 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 	err = db.faultAt(FaultExportRenamed)
 	if err == nil {
 		err = db.update(func(tx *bolt.Tx) error {
-			l, err := db.loadRecord(ctx, tx, id) // still there, still visible
+			l, err := db.sameAudio(ctx, tx, id, a.row.ID) // still there, still visible, same audio
 			if err != nil {
 				return err
 			}
@@ -318,6 +325,21 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 		return nil, err
 	}
 	return res, nil
+}
+
+// sameAudio loads record id within tx and checks that it still holds
+// asset assetID (0: no audio). A package made of an audio removed while it
+// was written must not outlive the removal, which deleted the packages it
+// found (RemoveAudio): conflict, and the caller discards the package.
+func (db *DB) sameAudio(ctx context.Context, tx *bolt.Tx, id, assetID uint64) (loaded, error) {
+	l, err := db.loadRecord(ctx, tx, id)
+	if err != nil {
+		return l, err
+	}
+	if l.acc.AssetID != assetID {
+		return l, errorf(CodeConflict, "the record's audio changed during the export; export again")
+	}
+	return l, nil
 }
 
 type countingWriter struct{ n int64 }
