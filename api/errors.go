@@ -48,7 +48,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, route string
 	code := store.ErrorCode(err)
 	status := statusOf(err)
 	msg := store.ErrorMessage(err)
-	if status >= 500 {
+	switch {
+	case code == store.CodeUnavailable && r.Context().Err() != nil:
+		// The client went away (or the server is stopping): nothing for
+		// an operator to act on.
+		s.log.Info("request abandoned", keyRoute, route, keyRequestID, requestID(r.Context()), keyCode, string(code))
+	case status >= 500:
 		s.log.Error("request failed", keyRoute, route, keyRequestID, requestID(r.Context()), keyCode, string(code), keyErr, err.Error())
 		if code == store.CodeInternal {
 			msg = "internal error"
