@@ -74,7 +74,20 @@ type crashModel struct {
 	exports  map[string]int    // acknowledged package → the cycle of its ack
 	exportOf map[string]uint64 // acknowledged package → its record
 	aged     []string          // packages made old enough for the next purge
+	gone     []string          // packages removed with their record's audio
 	creating int               // record creations in flight
+}
+
+// dropExportsOf moves record id's acknowledged packages to gone: its
+// audio was removed, and they with it. Call it with mu held.
+func (m *crashModel) dropExportsOf(id uint64) {
+	for pkg, rec := range m.exportOf {
+		if rec == id {
+			m.gone = append(m.gone, pkg)
+			delete(m.exports, pkg)
+			delete(m.exportOf, pkg)
+		}
+	}
 }
 
 // crashFigures are the harness's results, written to TYST_CRASH_FIGURES
@@ -290,6 +303,9 @@ func (h *crashHarness) check(srv *procServer, cycle int) {
 			t.Fatalf("cycle %d: record %d has audio %q; acknowledged %q (upload in flight %q, removal in flight %v)",
 				cycle, r.id, got, r.audio, r.uploading, r.removing)
 		}
+		if r.removing && got == "" {
+			m.dropExportsOf(r.id) // the removal committed: its packages went with the audio
+		}
 		r.audio, r.uploading, r.removing = got, "", false
 		h.count(h.fig.Checked, "records")
 		if got != "" {
@@ -307,6 +323,12 @@ func (h *crashHarness) check(srv *procServer, cycle int) {
 		m.records[id] = &crashRecord{id: id}
 	}
 	m.creating = 0
+	// A removed audio's packages went with it.
+	for _, pkg := range m.gone {
+		h.checkExport(srv, pkg, 404)
+		h.count(h.fig.Checked, "export_packages_removed_with_their_audio")
+	}
+	m.gone = nil
 	// A destroyed record's packages went with it.
 	for pkg := range m.exports {
 		if r := m.records[m.exportOf[pkg]]; r != nil && r.destroyed {
@@ -651,6 +673,7 @@ func (h *crashHarness) worker(ctx context.Context, srv *procServer, cycle, w int
 				}
 				m.mu.Lock()
 				r.audio, r.removing = "", false
+				m.dropExportsOf(r.id)
 				m.mu.Unlock()
 				h.count(h.fig.Acked, "audio_removal")
 			}

@@ -53,6 +53,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, route string
 		// The account's own condition, not the server's: not an error to
 		// alert on, and its message gives the account's package sizes.
 		s.log.Warn("request refused", keyRoute, route, keyRequestID, requestID(r.Context()), keyCode, string(code))
+	case code == store.CodeUnavailable && r.Context().Err() != nil:
+		// The client went away (or the server is stopping): nothing for
+		// an operator to act on.
+		s.log.Info("request abandoned", keyRoute, route, keyRequestID, requestID(r.Context()), keyCode, string(code))
 	case status >= 500:
 		s.log.Error("request failed", keyRoute, route, keyRequestID, requestID(r.Context()), keyCode, string(code), keyErr, err.Error())
 		if code == store.CodeInternal {

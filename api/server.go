@@ -63,7 +63,8 @@ type Records interface {
 	SigningKey() *signing.Key
 	Storage(ctx context.Context) (store.Storage, error)
 	// Export returns not_found, validation_error, forbidden,
-	// quota_exceeded, insufficient_storage.
+	// quota_exceeded, insufficient_storage, conflict, and unavailable once
+	// ctx is done (it then leaves nothing).
 	Export(ctx context.Context, id uint64, req store.ExportRequest) (*store.ExportResult, error)
 	// OpenExport returns not_found; the caller closes the reader.
 	OpenExport(ctx context.Context, id string) (*store.ExportReader, error)

@@ -76,7 +76,7 @@ var auditMeta = map[string]map[string]bool{
 	ActionSegmentsReplaced:  {"segments": true},
 	ActionNoteAdded:         {"note_id": true},
 	ActionNoteDeleted:       {"note_id": true},
-	ActionAudioRemoved:      {"files": true},
+	ActionAudioRemoved:      {"files": true, "exports": true},
 	ActionDestroyed:         {"files": true, "segments": true, "notes": true, "exports": true},
 	ActionPurged:            {"age_days": true, "reason": true},
 	ActionExportCreated:     {"audio_mode": true, "size_bytes": true},

@@ -467,11 +467,18 @@ func deletePrefix(b *bolt.Bucket, prefix []byte) error {
 	return nil
 }
 
-// RemoveAudio removes record id's audio by erasure: its asset row — the
-// only copy of the asset key — goes in one transaction with a signed
-// receipt and the audit event audio_removed; then the blob is overwritten
-// and removed. A new upload may follow. Returns not_found (no such record
-// or no audio), validation_error (no confirm or reason).
+// RemoveAudio removes record id's audio by erasure (DESIGN §4). In one
+// transaction: its asset row — the only copy of the asset key — goes, and
+// with it what holds the audio or its SHA-256 outside the record, as a
+// destroy removes them: the rows of the export packages made of it and
+// their export receipts (remnants.ofAudio); a signed receipt (counts, no
+// content hash: it outlives the audio) is written and audio_removed
+// audited. Then the database is compacted, and the blob and the package
+// files are overwritten and removed (best effort: their rows are gone, so
+// nobody downloads them, and the orphan sweep at the next start or purge
+// retries). A new upload may follow. Returns not_found (no such record or
+// no audio), validation_error (no confirm or reason), conflict (an upload
+// in progress).
 func (db *DB) RemoveAudio(ctx context.Context, id uint64, confirm bool, reason string) (r *Receipt, err error) {
 	defer func() { err = boundary("remove audio", err) }()
 	if err := ctxErr(ctx); err != nil {
@@ -488,6 +495,7 @@ func (db *DB) RemoveAudio(ctx context.Context, id uint64, confirm bool, reason s
 	}
 	defer db.releaseUpload(id)
 	var blob string
+	var packages []string
 	err = db.update(func(tx *bolt.Tx) error {
 		l, err := db.loadRecord(ctx, tx, id)
 		if err != nil {
@@ -500,9 +508,17 @@ func (db *DB) RemoveAudio(ctx context.Context, id uint64, confirm bool, reason s
 		if err != nil {
 			return err
 		}
-		doc := receiptDocument{Kind: ReceiptAudioRemoval, RecordID: id, Time: db.now().UTC(),
-			Counts: map[string]int{"files": 1}, AudioSHA256: hex.EncodeToString(a.sec.SHA256)}
+		all, err := db.findRemnants(tx, map[uint64]bool{id: true})
+		if err != nil {
+			return err
+		}
+		rem := all[id].ofAudio()
+		counts := map[string]int{"files": 1, "exports": len(rem.packageIDs())}
+		doc := receiptDocument{Kind: ReceiptAudioRemoval, RecordID: id, Time: db.now().UTC(), Counts: counts}
 		if r, err = db.newReceipt(tx, doc, reason, l.acc); err != nil {
+			return err
+		}
+		if err := rem.delete(tx); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketAssets).Delete(itob(a.row.ID)); err != nil {
@@ -512,9 +528,9 @@ func (db *DB) RemoveAudio(ctx context.Context, id uint64, confirm bool, reason s
 		if err := db.putRecord(tx, &l); err != nil {
 			return err
 		}
-		blob = a.row.Blob
+		blob, packages = a.row.Blob, rem.packageIDs()
 		return db.appendAudit(ctx, tx, AuditEvent{Action: ActionAudioRemoved, RecordID: id, ProjectID: l.acc.ProjectID,
-			Meta: map[string]any{"files": 1}})
+			Meta: map[string]any{"files": counts["files"], "exports": counts["exports"]}})
 	})
 	if err != nil {
 		return nil, err
@@ -522,6 +538,8 @@ func (db *DB) RemoveAudio(ctx context.Context, id uint64, confirm bool, reason s
 	if err := db.faultAt(FaultRemoveCommitted); err != nil {
 		return r, err
 	}
+	// Freed pages still hold the asset's sealed key and the deleted rows:
+	// compact them away.
 	if _, err := db.Compact(ctx); err != nil {
 		db.log.Warn("compaction after an audio removal failed; the next purge compacts", "record_id", id, "err", err.Error())
 	}
@@ -531,5 +549,6 @@ func (db *DB) RemoveAudio(ctx context.Context, id uint64, confirm bool, reason s
 	if rerr := db.removeBlob(blob); rerr != nil {
 		db.log.Warn("removed audio's blob not deleted; the orphan sweep will retry", "record_id", id, "err", stripPaths(rerr).Error())
 	}
+	db.removeExports(packages, id)
 	return r, nil
 }

@@ -52,7 +52,7 @@ func mustExportedRecord(tb testing.TB, db *store.DB, audio []byte) exportedRecor
 		r.packages = append(r.packages, res.PackageID)
 		r.receipts = append(r.receipts, res.Receipt.ID)
 	}
-	for _, id := range r.receipts {
+	for _, id := range r.receipts[1:] { // the removal's receipt names no hash
 		if got, err := db.Receipt(ctx, id); err != nil || got.AudioSHA256 != hex.EncodeToString(r.sum[:]) {
 			tb.Fatalf("receipt before the destroy: %+v %v (the test proves nothing)", got, err)
 		}

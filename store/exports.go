@@ -114,8 +114,11 @@ type auditDoc struct {
 // Decrypted mode is for admins, with a reason of at least 10 characters.
 // Before a byte is written the package's size is estimated and checked
 // against the account's quota and the disk's reserve (ExportLimits).
-// Returns not_found, validation_error, forbidden, quota_exceeded,
-// insufficient_storage.
+// An export whose ctx is done before its transaction (the client gave up)
+// is abandoned: no file, no row, no receipt, no audit event, and its
+// reservation is given back. Returns not_found, validation_error,
+// forbidden, quota_exceeded, insufficient_storage, conflict (the record's
+// audio was removed meanwhile), unavailable (ctx done).
 func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *ExportResult, err error) {
 	defer func() { err = boundary("export", err) }()
 	if err := ctxErr(ctx); err != nil {
@@ -232,7 +235,8 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 		// the package, on its own goroutine.
 		ra := newReadAhead(fstream.NewReader(io.NewSectionReader(audioObj, 0, audioObj.Size()), []*fernet.Key{a.key}), 256<<10, 4)
 		defer ra.Close()
-		in.Audio = ra
+		in.Audio = ctxReader{ctx, ra} // and ctxWriter below: a client that gives up stops the export
+
 		in.AudioSHA256 = hex.EncodeToString(a.sec.SHA256)
 		in.AudioExt = media.Ext(a.sec.MIMEType)
 		in.Counts["files"] = 1
@@ -255,7 +259,7 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 		return nil, err
 	}
 	sealer := newAsyncWriter(fw)
-	manifest, err := export.Write(io.MultiWriter(sealer, counted), in, db.signer)
+	manifest, err := export.Write(io.MultiWriter(ctxWriter{ctx, sealer}, counted), in, db.signer)
 	if cerr := sealer.Close(); err == nil {
 		err = cerr
 	}
@@ -265,6 +269,15 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 	if cerr := disk.Close(); err == nil {
 		err = cerr
 	}
+	if err != nil && ctx.Err() != nil {
+		err = ctxErr(ctx) // the client gave up: not a failure of the store
+	} else if err != nil && a.row.ID != 0 {
+		// The audio removed (or replaced) meanwhile: its blob was
+		// overwritten under the reader. Not a corrupt blob.
+		if verr := db.view(func(tx *bolt.Tx) error { _, err := db.sameAudio(ctx, tx, id, a.row.ID); return err }); verr != nil {
+			err = verr
+		}
+	}
 	if errors.Is(err, export.ErrAudioMismatch) {
 		err = fmt.Errorf("audio of record %d: %w", id, ErrCorrupt)
 	}
@@ -273,6 +286,11 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 	}
 	name := exportObjectName(packageID)
 	if err := db.faultAt(FaultExportWritten); err != nil {
+		return nil, err
+	}
+	// Nobody is waiting for the package: abandon it (the deferred Abort
+	// removes the file; release gives the reservation back).
+	if err := ctxErr(ctx); err != nil {
 		return nil, err
 	}
 	if err := w.Commit(name); err != nil {
@@ -285,7 +303,12 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 	err = db.faultAt(FaultExportRenamed)
 	if err == nil {
 		err = db.update(func(tx *bolt.Tx) error {
-			l, err := db.loadRecord(ctx, tx, id) // still there, still visible
+			// The last point of return: a client that gives up after it
+			// has its package on the server, never told of it.
+			if err := ctxErr(ctx); err != nil {
+				return err
+			}
+			l, err := db.sameAudio(ctx, tx, id, a.row.ID) // still there, still visible, same audio
 			if err != nil {
 				return err
 			}
@@ -318,6 +341,47 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 		return nil, err
 	}
 	return res, nil
+}
+
+// sameAudio loads record id within tx and checks that it still holds
+// asset assetID (0: no audio). A package made of an audio removed while it
+// was written must not outlive the removal, which deleted the packages it
+// found (RemoveAudio): conflict, and the caller discards the package.
+func (db *DB) sameAudio(ctx context.Context, tx *bolt.Tx, id, assetID uint64) (loaded, error) {
+	l, err := db.loadRecord(ctx, tx, id)
+	if err != nil {
+		return l, err
+	}
+	if l.acc.AssetID != assetID {
+		return l, errorf(CodeConflict, "the record's audio changed during the export; export again")
+	}
+	return l, nil
+}
+
+// ctxReader reads r until ctx is done, then returns ctx's error.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// ctxWriter writes to w until ctx is done, then returns ctx's error.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 type countingWriter struct{ n int64 }

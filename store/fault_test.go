@@ -351,14 +351,17 @@ func faultOps(wav []byte, want string) []faultOp {
 			},
 		},
 		{
-			name:  "RemoveAudio",
-			setup: func(t *testing.T, db *store.DB, _ *testEnv) { attach(t, db) },
+			name: "RemoveAudio",
+			setup: func(t *testing.T, db *store.DB, _ *testEnv) {
+				withExport(t, db) // its package goes with the audio
+				withExport(t, db) // a second record, untouched
+			},
 			run: func(db *store.DB, _ *testEnv) error {
 				_, err := db.RemoveAudio(ctx, 1, true, "wrong file")
 				return err
 			},
 			state: func(t *testing.T, db *store.DB, env *testEnv) string {
-				return audioState(t, db) + blobCount(t, env.dir)
+				return both(t, db, env) + blobCount(t, env.dir)
 			},
 		},
 		{

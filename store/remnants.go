@@ -12,10 +12,15 @@ import (
 // hold its audio's SHA-256 (export and audio-removal receipts). Destroy and
 // purge delete them with the record (DESIGN §4: every remnant unreadable,
 // even to a later holder of the newsroom key; a receipt's hash would let
-// such a holder confirm a known recording).
+// such a holder confirm a known recording). An audio removal deletes the
+// part that holds audio (ofAudio).
 type remnants struct {
 	packages []string // export package ids
 	receipts []string // receipt ids
+	// silent holds the ids of receipts that name no audio hash and of the
+	// packages of exports made while the record had no audio (their
+	// receipt says so).
+	silent map[string]bool
 }
 
 // findRemnants returns the remnants of each record in ids, found by the
@@ -57,7 +62,19 @@ func (db *DB) findRemnants(tx *bolt.Tx, ids map[uint64]bool) (map[uint64]*remnan
 			return nil
 		}
 		if ids[doc.RecordID] && (doc.Kind == ReceiptExport || doc.Kind == ReceiptAudioRemoval) {
-			of(doc.RecordID).receipts = append(of(doc.RecordID).receipts, string(k))
+			r := of(doc.RecordID)
+			r.receipts = append(r.receipts, string(k))
+			// No hash: an audio-removal receipt (since they name none) or
+			// an export made while the record had no audio.
+			if doc.AudioSHA256 == "" && (doc.Kind == ReceiptAudioRemoval || doc.Counts["files"] == 0) {
+				if r.silent == nil {
+					r.silent = map[string]bool{}
+				}
+				r.silent[string(k)] = true
+				if doc.Kind == ReceiptExport && doc.PackageID != "" {
+					r.silent[doc.PackageID] = true
+				}
+			}
 		}
 		return nil
 	})
@@ -73,6 +90,32 @@ func (r *remnants) packageIDs() []string {
 		return nil
 	}
 	return r.packages
+}
+
+// ofAudio returns the part of r that holds the record's audio or its
+// SHA-256, for an audio removal: every package but those whose receipt
+// says they were made without audio (a package whose receipt is gone
+// counts as holding audio), and every export and audio-removal receipt
+// that names a hash. A record holds one audio at a time and each removal
+// takes this part with it, so whatever audio these hold was removed, now
+// or before. Receipts of exports made without audio, and audio-removal
+// receipts without a hash, stay. Nil for a nil r.
+func (r *remnants) ofAudio() *remnants {
+	if r == nil {
+		return nil
+	}
+	out := &remnants{}
+	for _, id := range r.packages {
+		if !r.silent[id] {
+			out.packages = append(out.packages, id)
+		}
+	}
+	for _, id := range r.receipts {
+		if !r.silent[id] {
+			out.receipts = append(out.receipts, id)
+		}
+	}
+	return out
 }
 
 // delete removes r's export rows and receipts within tx. The package files
@@ -101,7 +144,7 @@ func (db *DB) removeExports(ids []string, recordID uint64) int {
 	n := 0
 	for _, id := range ids {
 		if err := db.removeExport(exportObjectName(id)); err != nil {
-			db.log.Warn("export package of a deleted record not removed; the orphan sweep will retry", "record_id", recordID, "err", stripPaths(err).Error())
+			db.log.Warn("export package whose row was deleted not removed; the orphan sweep will retry", "record_id", recordID, "err", stripPaths(err).Error())
 			continue
 		}
 		n++

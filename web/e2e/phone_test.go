@@ -180,6 +180,9 @@ func TestNoWebAudio(t *testing.T) {
 	// Remove the audio again: reason, confirmation, signed receipt.
 	b.click("#audio-h ~ .actions button")
 	b.waitJS("the removal dialog", `document.querySelector('#remove-reason')`, 10*time.Second)
+	if got, want := b.text("#remove-exports-note"), "Export packages of this audio on this server will be deleted too; copies already downloaded are not."; got != want {
+		t.Errorf("the removal dialog says %q about export packages, want %q", got, want)
+	}
 	b.click("#remove-audio-dialog button.danger")
 	// The browser refuses the form without a reason; nothing is sent.
 	b.waitJS("the refusal", `document.querySelector('#remove-audio-dialog').open && !document.querySelector('#remove-reason').validity.valid`, 5*time.Second)
@@ -190,8 +193,9 @@ func TestNoWebAudio(t *testing.T) {
 	b.click("#remove-confirm")
 	b.click("#remove-audio-dialog button.danger")
 	b.waitJS("the receipt", `document.querySelector('#receipt-document')`, 10*time.Second)
-	if doc := b.text("#receipt-document"); !strings.Contains(doc, "audio_removal") || strings.Contains(doc, "wrong interview") {
-		t.Errorf("removal receipt %q: want kind audio_removal and no reason in the clear", short(doc))
+	if doc := b.text("#receipt-document"); !strings.Contains(doc, "audio_removal") || strings.Contains(doc, "wrong interview") ||
+		!strings.Contains(doc, `"exports": 0`) || strings.Contains(doc, "audio_sha256") {
+		t.Errorf("removal receipt %q: want kind audio_removal, the export packages counted, no hash and no reason in the clear", short(doc))
 	}
 	b.viewShot("31-audio-removed")
 	if n := strings.Count(srv.logText(), `"method":"DELETE","route":"/api/v1/record/:id/audio"`); n != 1 {

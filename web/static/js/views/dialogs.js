@@ -194,6 +194,8 @@ export function removeAudioDialog(ctx, done) {
   const submit = h('button', { type: 'submit', class: 'danger' }, 'Remove audio');
   const form = h('form', {},
     h('p', {}, 'The audio is erased (its key is forgotten); the record, transcript and notes stay. A new upload may follow.'),
+    h('p', { id: 'remove-exports-note' },
+      'Export packages of this audio on this server will be deleted too; copies already downloaded are not.'),
     field('Reason', reason, 'Stored encrypted in the signed receipt.'), confirm.el, err,
     h('div', { class: 'actions' }, submit, cancelButton(dlg)));
   form.addEventListener('submit', async (e) => {
