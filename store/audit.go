@@ -57,7 +57,7 @@ const (
 var auditMeta = map[string]map[string]bool{
 	ActionProjectCreated:    {},
 	ActionTranscriptCreated: {"sensitivity": true},
-	ActionAudioUploaded:     {"size_bytes": true, "mime_type": true},
+	ActionAudioUploaded:     {"mib": true, "mime_type": true},
 	ActionAudioAccessed:     {},
 	ActionSetupCompleted:    {"user_id": true},
 	ActionLogin:             {"method": true},
@@ -79,9 +79,15 @@ var auditMeta = map[string]map[string]bool{
 	ActionAudioRemoved:      {"files": true, "exports": true},
 	ActionDestroyed:         {"files": true, "segments": true, "notes": true, "exports": true},
 	ActionPurged:            {"age_days": true, "reason": true},
-	ActionExportCreated:     {"audio_mode": true, "size_bytes": true},
+	ActionExportCreated:     {"audio_mode": true, "mib": true},
 	ActionExportDownloaded:  {},
 }
+
+// auditMiB is a size as the audit log keeps it: whole MiB, rounded up. The
+// log is under the newsroom key and outlives a removed audio (only a
+// destroy or purge redacts it), so, as with the logs, an exact size there
+// would let a later holder of the key confirm a known recording.
+func auditMiB(n int64) int64 { return (n + 1<<20 - 1) >> 20 }
 
 var safeValue = regexp.MustCompile(`^[a-z0-9/._-]{0,40}$`)
 

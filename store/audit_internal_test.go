@@ -30,8 +30,8 @@ func TestAuditAllowList(t *testing.T) {
 	cases["text under an allowed key"] = AuditEvent{Action: ActionAudioUploaded, Meta: map[string]any{"mime_type": "Interview with " + canary}}
 	cases["upper case value"] = AuditEvent{Action: ActionAudioUploaded, Meta: map[string]any{"mime_type": canary}}
 	cases["long value"] = AuditEvent{Action: ActionLoginFailed, Meta: map[string]any{"reason": "credentials-and-a-very-long-explanation-of-it"}}
-	cases["map value"] = AuditEvent{Action: ActionAudioUploaded, Meta: map[string]any{"size_bytes": map[string]string{"x": canary}}}
-	cases["float value"] = AuditEvent{Action: ActionAudioUploaded, Meta: map[string]any{"size_bytes": 1.5}}
+	cases["map value"] = AuditEvent{Action: ActionAudioUploaded, Meta: map[string]any{"mib": map[string]string{"x": canary}}}
+	cases["float value"] = AuditEvent{Action: ActionAudioUploaded, Meta: map[string]any{"mib": 1.5}}
 	before := 0
 	db.view(func(tx *bolt.Tx) error { before = tx.Bucket(bucketAudit).Stats().KeyN; return nil })
 	for name, ev := range cases {
@@ -47,7 +47,7 @@ func TestAuditAllowList(t *testing.T) {
 	}
 	// The allowed form goes through.
 	if err := db.update(func(tx *bolt.Tx) error {
-		return db.appendAudit(context.Background(), tx, AuditEvent{Action: ActionAudioUploaded, Meta: map[string]any{"size_bytes": int64(5), "mime_type": "audio/wav"}})
+		return db.appendAudit(context.Background(), tx, AuditEvent{Action: ActionAudioUploaded, Meta: map[string]any{"mib": int64(5), "mime_type": "audio/wav"}})
 	}); err != nil {
 		t.Fatal(err)
 	}
