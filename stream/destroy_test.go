@@ -3,6 +3,7 @@ package stream_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -16,7 +17,9 @@ import (
 	"github.com/fernet/fernet-go"
 
 	"tyst/store"
+	"tyst/store/fstream"
 	"tyst/stream"
+	"tyst/stream/dump"
 	"tyst/stream/proto"
 )
 
@@ -26,9 +29,10 @@ const destroyCanary = "PCM-CANARY"
 var fernetToken = regexp.MustCompile(`gAAAAA[A-Za-z0-9_=-]{40,}`)
 
 // canaryHits counts the places under the data directory where the canary
-// is readable: in a file's bytes, or in the plaintext of any Fernet token
-// (every spool line is one) that the newsroom keys open — what someone
-// with the disk and, later, the key could read.
+// is readable: in a file's bytes, in what the stream format (store/fstream)
+// decrypts of it, or in the plaintext of any Fernet token (every spool line
+// is one) that the newsroom keys open — what someone with the disk and,
+// later, the key could read.
 func (e *env) canaryHits(tb testing.TB) []string {
 	tb.Helper()
 	var hits []string
@@ -44,6 +48,11 @@ func (e *env) canaryHits(tb testing.TB) []string {
 		rel := strings.TrimPrefix(p, e.dir)
 		if bytes.Contains(b, []byte(destroyCanary)) {
 			hits = append(hits, rel)
+		}
+		// The stream format (blobs, the debug dump): what it decrypts of
+		// the file, up to a torn or unfinished end.
+		if plain, _ := io.ReadAll(fstream.NewReader(bytes.NewReader(b), keys)); bytes.Contains(plain, []byte(destroyCanary)) {
+			hits = append(hits, rel+" (stream format, newsroom key)")
 		}
 		for _, tok := range fernetToken.FindAll(b, -1) {
 			if plain := fernet.VerifyAndDecrypt(tok, 0, keys); bytes.Contains(plain, []byte(destroyCanary)) {
@@ -405,4 +414,35 @@ func blobFiles(tb testing.TB, dir string) []string {
 		return nil
 	})
 	return out
+}
+
+// TestStream_DestroyErasesDump: with the debug dump on, the stream's dump
+// (under the newsroom key) goes with its record too.
+func TestStream_DestroyErasesDump(t *testing.T) {
+	e := mustEnv(t, capOne)
+	d, err := dump.New(dump.Config{Dir: filepath.Join(e.dir, dump.DirName), Key: e.keys.Primary(), Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Dumper = d
+	e.restart(t)
+	id, c, ready := e.streamCanary(t)
+	// More than a chunk of the stream format, so that the dump holds some
+	// on disk.
+	more := canaryPCM(3 << 20)
+	if err := c.sendPCM(more, 32000); err != nil {
+		t.Fatal(err)
+	}
+	for expect[proto.Ack](c).Offset < 64000+int64(len(more)) {
+	}
+	c.nc.Close()
+	waitFor(t, 10*time.Second, func() bool { return e.streams.Live() == 0 })
+	if hits := e.canaryHits(t); !strings.Contains(strings.Join(hits, " "), dump.DirName) {
+		t.Fatalf("the canary is not found in the dump (%v): the test proves nothing", hits)
+	}
+	e.destroyHTTP(t, id)
+	e.mustErased(t, id, ready.StreamID)
+	if files, _ := filepath.Glob(filepath.Join(e.dir, dump.DirName, ready.StreamID+"_*")); len(files) != 0 {
+		t.Fatalf("dumps left: %v", files)
+	}
 }

@@ -77,9 +77,21 @@ func (st *stream) erase() {
 	if err := st.srv.eraseSpool(st.id); err != nil {
 		st.warn("spool of a destroyed record not erased; the next start erases it", err)
 	}
+	st.srv.eraseDump(st.id, st.m.RecordID)
 	st.srv.forget(st)
 	st.srv.rememberFinished(st, 0, true)
 	st.srv.log.Info("stream of a destroyed record ended and erased", keyStreamID, st.id, keyRecordID, st.m.RecordID)
+}
+
+// eraseDump erases the debug dumps of stream id, whose record recordID
+// was destroyed (when the dump is on).
+func (s *Server) eraseDump(id string, recordID uint64) {
+	if s.cfg.Dumper == nil {
+		return
+	}
+	if _, err := s.cfg.Dumper.Erase(id); err != nil {
+		s.log.Warn("debug dump of a destroyed record not erased", keyStreamID, id, keyRecordID, recordID, keyErr, err.Error())
+	}
 }
 
 func (s *Server) erasingPath(id string) string { return filepath.Join(s.dir, id+erasingExt) }

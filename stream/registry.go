@@ -380,6 +380,7 @@ func (s *Server) recoverSpools() error {
 			} else {
 				s.log.Info("spool of a destroyed record found after restart and erased", keyStreamID, id, keyRecordID, md.RecordID)
 			}
+			s.eraseDump(id, md.RecordID)
 			continue
 		}
 		st := newStream(s, md)

@@ -481,6 +481,7 @@ func (st *stream) finalise(ctx context.Context, c *conn) (*store.Audio, error) {
 	}
 	close(done)
 	if gone {
+		st.srv.eraseDump(st.id, st.m.RecordID)
 		st.srv.log.Info("stream of a destroyed record erased", keyStreamID, st.id, keyRecordID, st.m.RecordID)
 		return nil, errGone
 	}
