@@ -51,7 +51,8 @@ func streamFlags(fs *flag.FlagSet, cfg *serveConfig) error {
 	return nil
 }
 
-// openStreams opens the live-stream server, with the debug dump when asked
+// openStreams opens the live-stream server, told of every record the
+// store destroys or purges, with the debug dump when asked
 // for (nil otherwise), whose cleanup the caller schedules.
 func openStreams(cfg *serveConfig, db *store.DB, keys *store.Keyring, log *slog.Logger) (*stream.Server, *dump.Dumper, error) {
 	var dumper *dump.Dumper
@@ -76,7 +77,12 @@ func openStreams(cfg *serveConfig, db *store.DB, keys *store.Keyring, log *slog.
 		Dumper: dumper, ResumeWindow: cfg.resumeWindow,
 		MaxStreamsPerUser: cfg.streamsPerUser, MaxStreamsPerToken: cfg.streamsPerToken,
 	})
-	return srv, dumper, err
+	if err != nil {
+		return nil, nil, err
+	}
+	// A destroy or purge ends the record's stream and erases its spool.
+	db.OnRecordGone(srv.RecordGone)
+	return srv, dumper, nil
 }
 
 // dumpCleanup is the scheduled cleanup of the debug dump (every 10 min).

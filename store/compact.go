@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,7 +10,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	"golang.org/x/sys/unix"
+
+	"tyst/internal/shred"
 )
 
 // view runs fn in a read transaction. Every transaction goes through view
@@ -115,7 +115,7 @@ func (db *DB) Compact(ctx context.Context) (st CompactStats, err error) {
 		return st, err // Open overwrites the old file the next time
 	}
 	if linkErr == nil {
-		if err := shred(old); err != nil {
+		if err := shred.File(old); err != nil {
 			db.log.Warn("old database file not overwritten", "err", stripPaths(err).Error())
 		}
 	}
@@ -154,59 +154,5 @@ func cleanCompaction(path string) error {
 	if li, err := os.Stat(path); err == nil && os.SameFile(li, oi) {
 		return os.Remove(old) // only a second name of the live file
 	}
-	return shred(old)
-}
-
-// shred overwrites the data of the file at path with random bytes, syncs
-// and removes it. Only the file's data is overwritten, not its holes:
-// bbolt grows its file sparse, and filling the holes would take free
-// space that a nearly full disk does not have, and fail before it reached
-// the pages that matter.
-func shred(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	st, err := f.Stat()
-	if err == nil {
-		err = overwriteData(f, st.Size())
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	f.Close()
-	if rerr := os.Remove(path); err == nil {
-		err = rerr
-	}
-	return err
-}
-
-// overwriteData writes random bytes over every data extent of f (size
-// bytes long), leaving its holes alone; over all of it where the file
-// system cannot tell data from holes.
-func overwriteData(f *os.File, size int64) error {
-	fd := int(f.Fd())
-	buf := make([]byte, 64<<10)
-	for off := int64(0); off < size; {
-		start, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
-			return nil // only a hole is left
-		}
-		end := size
-		if err != nil {
-			start = off // no SEEK_DATA here: everything is data
-		} else if end, err = unix.Seek(fd, start, unix.SEEK_HOLE); err != nil {
-			return err
-		}
-		for start < end {
-			n := min(int64(len(buf)), end-start)
-			rand.Read(buf[:n]) // never fails (crypto/rand)
-			if _, err := f.WriteAt(buf[:n], start); err != nil {
-				return err
-			}
-			start += n
-		}
-		off = end
-	}
-	return nil
+	return shred.File(old)
 }

@@ -118,6 +118,7 @@ type DB struct {
 	accesses     *coalescer      // audio_accessed events recently written
 	refusals     *coalescer      // setup_refused events recently written
 	failures     *loginFailures  // login_failed events, coalesced with their count
+	gone         goneHooks       // OnRecordGone's callbacks
 }
 
 // ErrLocked is the cause when another process holds the database.

@@ -264,8 +264,8 @@ func (c DestroyCounts) asMap() map[string]int {
 // project count; its export packages' rows; its export and audio-removal
 // receipts (they hold the audio's SHA-256); its audit events are redacted
 // to their hashes; a tombstone and a signed receipt (counts, no content
-// hash) are written and `destroyed` is audited. Then the database is
-// compacted, and the blob and the package files are overwritten and
+// hash) are written and `destroyed` is audited. Then the OnRecordGone
+// callbacks run, the database is compacted, and the blob and the package files are overwritten and
 // removed (best effort: the orphan sweep retries). A dry run changes
 // nothing and says what would go. A repeat answers already_deleted with
 // the first receipt; an id that never existed (or that the caller may not
@@ -334,6 +334,7 @@ func (db *DB) Destroy(ctx context.Context, id uint64, req DestroyRequest) (res D
 	if err != nil || res.Status != DestroyDestroyed {
 		return res, err
 	}
+	db.recordsGone(id)
 	if err := db.faultAt(FaultDestroyCommit); err != nil {
 		return res, err
 	}

@@ -110,6 +110,11 @@ func (db *DB) PurgeRecords(ctx context.Context, ids []uint64, now time.Time, ret
 		return nil
 	})
 	if err == nil {
+		for _, p := range out {
+			if p.Err == nil {
+				db.recordsGone(p.ID)
+			}
+		}
 		// The records are gone; a failure from here leaves their blobs and
 		// package files to the orphan sweep.
 		err = db.faultAt(FaultPurgeCommitted)

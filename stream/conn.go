@@ -173,19 +173,27 @@ func isTimeout(err error) bool {
 // writeClose sends an error message (when e is not nil) and a close frame,
 // and shuts the connection for writing. Nothing is written after it.
 func (c *conn) writeClose(code int, e *proto.Error) {
+	var msg []byte
 	reason := ""
 	if e != nil {
-		if b, err := proto.Marshal(*e); err == nil {
-			c.writeFrame(ws.OpText, b)
-		}
+		msg, _ = proto.Marshal(*e)
 		reason = e.Message
 	}
+	// One hold of wmu for both: no ack goes out between the error and the
+	// close.
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.wclosed {
 		return
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	if msg != nil {
+		if err := c.fw.WriteFrame(ws.OpText, msg); err != nil {
+			c.wclosed = true
+			c.nc.Close()
+			return
+		}
+	}
 	c.fw.WriteFrame(ws.OpClose, proto.CloseBody(code, reason))
 	c.wclosed = true
 	if tc, ok := c.nc.(*net.TCPConn); ok {
@@ -460,8 +468,8 @@ func (c *conn) binaryFrame(h ws.Header) error {
 
 // streamErr turns a failure of the stream into what ends the connection.
 func (c *conn) streamErr(err error) error {
-	if errors.Is(err, errDetached) {
-		return err // taken over: the connection is killed already
+	if errors.Is(err, errDetached) || errors.Is(err, errGone) {
+		return err // taken over (the connection is killed already), or erased
 	}
 	c.st.warn("spool write failed", err)
 	return c.asWSError(diskErr(err))
@@ -521,7 +529,7 @@ func (c *conn) stop() error {
 	start := time.Now()
 	c.stopWriter() // no ack after stored; the last one comes from here
 	if off, err := c.st.syncNow(c); err != nil {
-		if errors.Is(err, errDetached) {
+		if errors.Is(err, errDetached) || errors.Is(err, errGone) {
 			return err
 		}
 		return c.asWSError(diskErr(err))
@@ -534,7 +542,7 @@ func (c *conn) stop() error {
 	if err != nil {
 		var fe *finishError
 		switch {
-		case errors.Is(err, errDetached):
+		case errors.Is(err, errDetached), errors.Is(err, errGone):
 			return err
 		case errors.Is(err, errBusy):
 			return policy(store.CodeConflict, "the stream is being stored already")

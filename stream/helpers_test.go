@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ type env struct {
 	db      *store.DB
 	keys    *store.Keyring
 	streams *stream.Server
+	current atomic.Pointer[stream.Server] // streams, for the store's OnRecordGone
 	dir     string
 	log     *testlog.Buffer
 	cfg     stream.Config
@@ -80,6 +82,13 @@ func (e *env) openStore(tb testing.TB) {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// As serve wires it: a destroy or purge ends the record's stream (of
+	// the stream server open now: restart replaces it).
+	db.OnRecordGone(func(id uint64) {
+		if s := e.current.Load(); s != nil {
+			s.RecordGone(id)
+		}
+	})
 	e.db = db
 	tb.Cleanup(func() { db.Close() })
 }
@@ -94,6 +103,7 @@ func (e *env) startStreams(tb testing.TB) {
 		tb.Fatal(err)
 	}
 	e.streams = s
+	e.current.Store(s)
 	e.Server = httptest.NewServer(api.New(api.Config{Records: e.db, Accounts: e.db, Streams: s, Logger: e.logger()}))
 	tb.Cleanup(func() {
 		s.Close()

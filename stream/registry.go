@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"tyst/store"
@@ -73,6 +74,13 @@ func (s *Server) start(c *conn, m proto.Start) (*stream, error) {
 	s.mu.Lock()
 	s.streams[md.StreamID] = st
 	s.mu.Unlock()
+	// A destroy that committed after the record was read above, and whose
+	// RecordGone ran before the stream was in s.streams, is seen here:
+	// either this check or RecordGone finds the stream.
+	if gone, err := s.cfg.Store.RecordGone(c.recordID); err == nil && gone {
+		st.erase()
+		return nil, errGone
+	}
 	s.log.Info("stream started", keyStreamID, md.StreamID, keyRecordID, md.RecordID)
 	return st, nil
 }
@@ -88,8 +96,7 @@ func (s *Server) resume(c *conn, id string) (*stream, int64, error) {
 	fin, wasStored := s.finished[id]
 	s.mu.Unlock()
 	if st == nil && wasStored && fin.userID == c.p.UserID && fin.recordID == c.recordID {
-		n := fin.stored
-		return nil, 0, &wsError{code: proto.CodeUnknownStream, message: "the stream was stored: start a new one for more audio", offset: &n}
+		return nil, 0, fin.resumeErr()
 	}
 	if st == nil || st.m.UserID != c.p.UserID || st.m.RecordID != c.recordID {
 		return nil, 0, unknown
@@ -106,8 +113,7 @@ func (s *Server) resume(c *conn, id string) (*stream, int64, error) {
 			fin, wasStored := s.finished[id]
 			s.mu.Unlock()
 			if wasStored {
-				n := fin.stored
-				return nil, 0, &wsError{code: proto.CodeUnknownStream, message: "the stream was stored: start a new one for more audio", offset: &n}
+				return nil, 0, fin.resumeErr()
 			}
 			return nil, 0, unknown
 		case stateFinalising:
@@ -137,6 +143,17 @@ func (s *Server) resume(c *conn, id string) (*stream, int64, error) {
 		s.log.Info("stream resumed", keyStreamID, id, keyRecordID, st.m.RecordID, keyMiB, mibBucket(off))
 		return st, off, nil
 	}
+}
+
+// resumeErr is what a resume of the finished stream is told:
+// unknown_stream, with the bytes stored, or that its record was destroyed
+// (no offset: nothing is stored).
+func (fin finishedStream) resumeErr() error {
+	if fin.gone {
+		return &wsError{code: proto.CodeUnknownStream, message: "the record was destroyed: nothing of this stream is kept"}
+	}
+	n := fin.stored
+	return &wsError{code: proto.CodeUnknownStream, message: "the stream was stored: start a new one for more audio", offset: &n}
 }
 
 // syncLoop is the group commit's dispatcher: every SyncTick it hands the
@@ -308,6 +325,8 @@ func (s *Server) expire(st *stream) {
 	audio, err := st.finalise(ctx, nil)
 	var fe *finishError
 	switch {
+	case errors.Is(err, errGone), errors.Is(err, errBusy):
+		// Erased with its record (logged there), or stored by another.
 	case err == nil && audio == nil:
 		s.log.Info("abandoned stream held no audio and is removed", keyStreamID, st.id, keyRecordID, st.m.RecordID)
 	case err == nil:
@@ -332,12 +351,8 @@ func (s *Server) recoverSpools() error {
 	}
 	now := s.now()
 	for _, e := range entries {
-		name := e.Name()
-		if len(name) != proto.StreamIDLen+len(spoolExt) || name[proto.StreamIDLen:] != spoolExt {
-			continue
-		}
-		id := name[:proto.StreamIDLen]
-		if !proto.ValidStreamID(id) || !e.Type().IsRegular() {
+		id, ok := stripExt(e.Name(), spoolExt)
+		if !ok || !e.Type().IsRegular() {
 			continue
 		}
 		if ok, err := s.rekeySpool(s.spoolPath(id)); err != nil {
@@ -354,6 +369,18 @@ func (s *Server) recoverSpools() error {
 		if err := json.Unmarshal(scan.Meta, &md); err != nil || md.StreamID != id || md.Channels < 1 || md.Channels > 2 {
 			f.Close()
 			s.log.Warn("spool metadata is not readable; left in place", keyStreamID, id)
+			continue
+		}
+		if gone, err := s.cfg.Store.RecordGone(md.RecordID); err == nil && gone {
+			// Destroyed or purged while the server was down (or before its
+			// RecordGone ran): the stream goes with its record.
+			f.Close()
+			if err := s.eraseSpool(id); err != nil {
+				s.log.Warn("spool of a destroyed record not erased", keyStreamID, id, keyRecordID, md.RecordID, keyErr, pathFree(err).Error())
+			} else {
+				s.log.Info("spool of a destroyed record found after restart and erased", keyStreamID, id, keyRecordID, md.RecordID)
+			}
+			s.eraseDump(id, md.RecordID)
 			continue
 		}
 		st := newStream(s, md)

@@ -29,6 +29,16 @@
 //     the frame read path allocates nothing in steady state; a client that
 //     never reads gets its acks coalesced, not queued, and is closed when a
 //     write times out.
+//   - A record destroyed or purged (RecordGone, which the store calls
+//     through store.DB.OnRecordGone) ends its stream at once, live or
+//     resumable: the client is told record_destroyed, the spool is
+//     overwritten and removed, the slot freed, and nothing is stored. A
+//     spool of a destroyed record found at start is erased too.
+//   - Spools are overwritten before removal (package internal/shred), after
+//     a rename to <stream_id>.erasing and a sync of the directory, so that a
+//     crash during the overwrite leaves a file the next start erases, never
+//     one it takes for a damaged stream. After a stop the overwrite runs
+//     once stored is answered.
 //   - Nothing a client sends (titles never pass here; the source name, the
 //     audio) and no address is logged.
 //
@@ -73,6 +83,9 @@ type Store interface {
 	AttachAudio(ctx context.Context, id uint64, n store.NewAudio) (*store.Audio, error)
 	// Uploading reports whether an upload into record id is running.
 	Uploading(id uint64) bool
+	// RecordGone reports whether record id was destroyed or purged (whoever
+	// the principal), for spools found after a restart.
+	RecordGone(id uint64) (bool, error)
 }
 
 // Keys is the newsroom keyring: spools are sealed under the primary key
@@ -165,6 +178,7 @@ type Server struct {
 	perToken map[uint64]int
 	conns    map[*conn]struct{}
 	closing  bool
+	closed   bool // Close has returned: RecordGone leaves spools to the next start
 	// finished remembers streams stored lately (bounded, oldest forgotten
 	// first), so that their owner, resuming after the window ended, learns
 	// how much was stored.
@@ -229,6 +243,9 @@ func Open(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("stream: spool directory cannot be created: %w", pathFree(err))
 	}
+	if err := s.sweepErasing(); err != nil {
+		return nil, err
+	}
 	if err := s.recoverSpools(); err != nil {
 		return nil, err
 	}
@@ -271,6 +288,7 @@ func (s *Server) Close() error {
 	s.finals.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	var first error
 	for _, st := range s.streams {
 		if err := st.closeFile(); err != nil && first == nil {
@@ -388,24 +406,29 @@ func (s *Server) Live() int {
 	return n
 }
 
-// finishedStream is what a resume of a stored stream is told.
+// finishedStream is what a resume of a stored (or erased) stream is told.
 type finishedStream struct {
 	userID, recordID uint64
 	stored           int64 // PCM bytes stored
+	gone             bool  // erased: its record was destroyed
 }
 
 // maxFinished bounds the stored streams remembered.
 const maxFinished = 4096
 
-// rememberFinished records that st was stored with n PCM bytes.
-func (s *Server) rememberFinished(st *stream, n int64) {
+// rememberFinished records that st was stored with n PCM bytes, or, when
+// gone, erased with its record.
+func (s *Server) rememberFinished(st *stream, n int64, gone bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.finishedOrder) >= maxFinished {
 		delete(s.finished, s.finishedOrder[0])
 		s.finishedOrder = s.finishedOrder[1:]
 	}
-	s.finished[st.id] = finishedStream{userID: st.m.UserID, recordID: st.m.RecordID, stored: n}
+	if gone {
+		n = 0
+	}
+	s.finished[st.id] = finishedStream{userID: st.m.UserID, recordID: st.m.RecordID, stored: n, gone: gone}
 	s.finishedOrder = append(s.finishedOrder, st.id)
 }
 

@@ -81,6 +81,7 @@ type stream struct {
 	finalDone chan struct{} // closed when the finalisation running ends
 	retries   int           // failed finalisations in a row
 	expiring  bool          // the janitor is storing it
+	gone      bool          // its record was destroyed: erased, never stored
 	syncing   bool          // handed to a sync worker
 	dump      *dump.File
 	dumpOff   bool // the dump failed to open for this stream, or is full
@@ -117,6 +118,9 @@ func (st *stream) warn(msg string, err error) {
 func (st *stream) add(c *conn, p []byte) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.gone {
+		return errGone
+	}
 	if st.conn != c || st.state != stateAttached {
 		return errDetached
 	}
@@ -186,6 +190,9 @@ func (st *stream) setDurable(n int64) {
 func (st *stream) syncNow(c *conn) (int64, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.gone {
+		return 0, errGone
+	}
 	if st.conn != c || st.state != stateAttached {
 		return 0, errDetached
 	}
@@ -376,6 +383,9 @@ var errEmpty = &store.Error{Code: store.CodeValidation, Message: "no audio recei
 func (st *stream) finalise(ctx context.Context, c *conn) (*store.Audio, error) {
 	st.mu.Lock()
 	switch {
+	case st.gone:
+		st.mu.Unlock()
+		return nil, errGone
 	case st.state == stateFinalising || st.state == stateFinished:
 		st.mu.Unlock()
 		return nil, errBusy
@@ -425,11 +435,21 @@ func (st *stream) finalise(ctx context.Context, c *conn) (*store.Audio, error) {
 			permanent = true
 		}
 	}
+	// A destroy that committed before the store call refused it as
+	// not_found; the destroy's RecordGone may not have run yet.
+	goneNow := store.ErrorCode(err) == store.CodeNotFound
+	if goneNow {
+		goneNow, _ = st.srv.cfg.Store.RecordGone(st.m.RecordID)
+	}
 
 	st.mu.Lock()
 	done := st.finalDone
 	st.finalDone = nil
-	if err != nil && !permanent {
+	// Destroyed while being stored: whether the store took the audio
+	// first (the destroy removed it) or refused it, nothing of it is kept.
+	gone := st.gone || goneNow
+	st.gone = gone
+	if err != nil && !permanent && !gone {
 		st.state = stateDetached
 		st.retryLaterLocked()
 		st.mu.Unlock()
@@ -443,16 +463,28 @@ func (st *stream) finalise(ctx context.Context, c *conn) (*store.Audio, error) {
 		st.file = nil
 	}
 	st.mu.Unlock()
-	// The store holds the audio (or refused it for good): the spool goes.
-	// Lock order: Server.mu before stream.mu, so forget runs unlocked.
-	if rerr := removeSync(st.srv.spoolPath(st.id)); rerr != nil {
-		st.warn("spool not removed", rerr)
+	// The store holds the audio (or refused it for good, or the record is
+	// gone): the spool goes. Renamed now, so that no restart resumes it;
+	// overwritten in the background when stored (a stop answers first),
+	// at once otherwise. Lock order: Server.mu before stream.mu, so forget
+	// runs unlocked.
+	if rerr := st.srv.markErasing(st.id); rerr != nil {
+		st.warn("spool not removed; the next start erases it", rerr)
+	} else if err == nil && !gone {
+		st.srv.shredLater(st)
+	} else if rerr := st.srv.shredMarked(st.id); rerr != nil {
+		st.warn("spool not overwritten; the next start erases it", rerr)
 	}
 	st.srv.forget(st)
-	if err == nil && n > 0 {
-		st.srv.rememberFinished(st, n)
+	if gone || (err == nil && n > 0) {
+		st.srv.rememberFinished(st, n, gone)
 	}
 	close(done)
+	if gone {
+		st.srv.eraseDump(st.id, st.m.RecordID)
+		st.srv.log.Info("stream of a destroyed record erased", keyStreamID, st.id, keyRecordID, st.m.RecordID)
+		return nil, errGone
+	}
 	if err != nil {
 		return nil, &finishError{err: err, permanent: true}
 	}

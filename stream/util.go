@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -64,19 +62,6 @@ func diskErr(err error) error {
 }
 
 func openRead(path string) (*os.File, error) { return os.Open(path) }
-
-// removeSync removes path and syncs its directory.
-func removeSync(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
 
 // wrap applies Config.WrapSpool.
 func (s *Server) wrap(f *spool.File) SpoolFile {

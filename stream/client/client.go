@@ -76,6 +76,11 @@ type Result struct {
 // message was lost with the connection.
 var ErrUnconfirmed = errors.New("the server finished the stream but its confirmation was lost: check the record")
 
+// ErrRecordDestroyed means the record was destroyed or purged on the
+// server while streaming: the server erased the stream, none of its audio
+// is stored, and the client sends no more (not into a new record either).
+var ErrRecordDestroyed = errors.New("the record was destroyed on the server while streaming: the stream was erased and none of its audio is stored; nothing more is sent")
+
 // Run streams cfg.Input until it ends (or ctx is cancelled, which ends the
 // input too), then stores it, and returns what the server stored.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
@@ -132,6 +137,11 @@ type runner struct {
 
 	streamID string
 	stopSent bool // on the current stream, with everything before it sent
+	// probing is set when the server lost the stream: the next start, in
+	// the same record, tells whether the record is still there (ready),
+	// holds the stored stream (conflict: the rest goes into a new record)
+	// or was destroyed (not_found: nothing more is sent).
+	probing bool
 }
 
 func (r *runner) notify() {
@@ -301,6 +311,7 @@ func (r *runner) session(ctx context.Context, tick <-chan time.Time) (progressed
 			}
 			sent = m.Offset
 			r.stopSent = false
+			r.probing = false
 		case proto.Error:
 			return false, r.refused(ctx, m)
 		default:
@@ -396,8 +407,26 @@ func (r *runner) refused(ctx context.Context, m proto.Error) error {
 		if (r.stopSent && held >= r.res.Bytes) || (r.inputEnded() && held >= r.buf.end()) {
 			return &errFatal{ErrUnconfirmed} // nothing is left to send
 		}
-		// The server finished the stream (its resume window ended) while
-		// audio is still here: it goes into a new record rather than lost.
+		// The server finished the stream (its resume window ended, or the
+		// record was destroyed) while audio is still here. A new start in
+		// the same record tells which (probing).
+		r.streamID = ""
+		r.buf.restart(held)
+		r.probing = true
+		return errors.New("the server no longer holds the stream")
+	case proto.CodeRecordDestroyed:
+		return &errFatal{ErrRecordDestroyed}
+	case "not_found":
+		if r.probing {
+			return &errFatal{ErrRecordDestroyed}
+		}
+	case "conflict":
+		if !r.probing {
+			break
+		}
+		// The record holds the stream the server stored: the rest goes
+		// into a new record rather than lost.
+		r.probing = false
 		title := r.cfg.Title + " (continued)"
 		if r.cfg.Title == "" {
 			title = fmt.Sprintf("Continuation of record %d", r.res.RecordID)
@@ -409,9 +438,9 @@ func (r *runner) refused(ctx context.Context, m proto.Error) error {
 		r.cfg.Warn(fmt.Sprintf("the server could not resume the stream; the remaining audio goes into a new record, %d", id))
 		r.res.RecordID = id
 		r.res.Records = append(r.res.Records, id)
-		r.streamID = ""
-		r.buf.restart(held)
 		return errors.New("stream restarted in a new record")
+	}
+	switch m.Code {
 	case "conflict", "not_found", "forbidden", "unauthorized", "validation_error", proto.CodeProtocol, "payload_too_large":
 		return &errFatal{fmt.Errorf("server refused: %s: %s", m.Code, m.Message)}
 	}

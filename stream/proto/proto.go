@@ -72,6 +72,12 @@ const (
 	// as many streams (live and resumable) as it may; it is answered
 	// before any spool is made. Try again once one is stopped or stored.
 	CodeTooManyStreams = "too_many_streams"
+	// CodeRecordDestroyed ends a stream whose record was destroyed or
+	// purged while it was live or resumable: the server erased the stream
+	// (its spool is overwritten and removed) and stores nothing of it. It
+	// is final: do not resume, retry or send the audio elsewhere. Close
+	// code 1008.
+	CodeRecordDestroyed = "record_destroyed"
 )
 
 // Close codes (RFC 6455 §7.4.1) as DESIGN §8 uses them.

@@ -225,3 +225,49 @@ func TestLiveRecordingWaitsForSlot(t *testing.T) {
 	t.Logf("stored %.2f s, states %v", secs, states)
 	b.checkClean()
 }
+
+// TestLiveRecordingDestroyed: a record destroyed while the page records
+// into it ends the recording for good: the page says the record was
+// destroyed and nothing stored, stops the microphone, and neither
+// reconnects nor sends the audio anywhere.
+func TestLiveRecordingDestroyed(t *testing.T) {
+	needBrowser(t)
+	srv := startServer(t)
+	wav := filepath.Join(t.TempDir(), "mic.wav")
+	writeToneWAV(t, wav, liveRate, liveToneHz, 10)
+	b := startBrowser(t, srv, browserOptions{fakeAudio: wav})
+	s := setupAdmin(t, srv, b, false)
+	s.api = browserAPI(t, b, srv)
+	id := createRecordAPI(t, s.api, "Destroyed canary 9d41")
+
+	b.do("open the record", chromedp.Navigate(srv.base+"/#/record/"+id))
+	b.waitJS("the record button", `document.querySelector('#rec-start')`, 10*time.Second)
+	eval[chromedp.Void](b, `(() => { window.recStates = []; const box = document.querySelector('#live');
+		new MutationObserver(() => { const s = box.dataset.state; if (s && window.recStates[window.recStates.length - 1] !== s) window.recStates.push(s); })
+		.observe(box, {attributes: true, attributeFilter: ['data-state']}); })()`)
+	b.click("#rec-start")
+	b.waitJS("recording", `document.querySelector('#live').dataset.state === 'recording'`, 15*time.Second)
+	b.waitJS("two seconds recorded", `document.querySelector('#rec-time').textContent >= '0:02'`, 10*time.Second)
+
+	if code, body := s.api.call("POST", "/api/v1/record/"+id+"/destroy", map[string]any{"dry_run": false, "confirm": true, "reason": "the source asked"}); code != 200 {
+		t.Fatalf("destroy: %d %s", code, body)
+	}
+	b.waitJS("the page says the record was destroyed", `document.querySelector('#rec-error').textContent.includes('destroyed')`, 10*time.Second)
+	shown := b.text("#rec-error")
+	if !strings.Contains(shown, "stored none of it") {
+		t.Errorf("the page says %q", shown)
+	}
+	time.Sleep(2 * time.Second) // a retry would show by now
+	states := eval[[]string](b, `window.recStates`)
+	if strings.Contains(strings.Join(states, " "), "reconnecting") {
+		t.Errorf("states %v: the page tried again after the destroy", states)
+	}
+	if live := eval[bool](b, `document.querySelector('#rec-stop') === null || document.querySelector('#rec-stop').hidden`); !live {
+		t.Error("the stop button is still offered")
+	}
+	if code, _ := s.api.call("GET", "/api/v1/record/"+id, nil); code != 404 {
+		t.Errorf("record after the destroy: %d", code)
+	}
+	t.Logf("states %v, shown %q", states, shown)
+	b.checkClean()
+}

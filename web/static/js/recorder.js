@@ -9,6 +9,9 @@
 export const MAX_PENDING_BYTES = 32 << 20; // about 5.8 minutes at 48 kHz mono
 const MAX_RATE = 48000; // the server's largest sample_rate
 const FRAME_BYTES = 32 << 10; // binary frames stay well under the 64 KiB limit
+// DESTROYED is said when the record is destroyed while recording: final,
+// nothing is retried or sent elsewhere.
+const DESTROYED = 'The record was destroyed while recording: the server erased this recording and stored none of it.';
 
 /** support says whether this browser can record, and if not, why. */
 export function support() {
@@ -197,8 +200,15 @@ export class Recorder {
             : 'The server is busy. This recording goes on here and is sent as soon as the server has room.');
           break; // the server closes; onclose asks again
         }
-        if (m.code === 'unknown_stream') {
-          this.fail('The server no longer holds this recording\'s stream (it was finished after a long drop). What it held is stored in the record.');
+        if (m.code === 'record_destroyed') {
+          this.fail(DESTROYED);
+        } else if (m.code === 'unknown_stream') {
+          // Finished after a long drop (what it held is stored), or its
+          // record was destroyed meanwhile: the record tells which.
+          this.finished = true; // no retry while asking
+          const stored = 'The server no longer holds this recording\'s stream (it was finished after a long drop). What it held is stored in the record.';
+          fetch(`/api/v1/record/${this.id}`, { credentials: 'same-origin' })
+            .then((r) => this.fail(r.status === 404 ? DESTROYED : stored), () => this.fail(stored));
         } else {
           this.fail(m.message || 'The server refused the recording.');
         }

@@ -1,4 +1,4 @@
-package store
+package shred
 
 import (
 	"bytes"
@@ -8,10 +8,10 @@ import (
 	"testing"
 )
 
-// TestOverwriteData: the old database file's data is overwritten, and its
+// TestData: the old database file's data is overwritten, and its
 // holes are left holes, so the overwrite needs no free space (a full disk
 // made it fail before it reached the pages that hold wrapped keys).
-func TestOverwriteData(t *testing.T) {
+func TestData(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tyst.db.old")
 	f, err := os.Create(path)
 	if err != nil {
@@ -41,7 +41,7 @@ func TestOverwriteData(t *testing.T) {
 	if before*512 >= size {
 		t.Skip("this file system keeps no holes")
 	}
-	if err := overwriteData(f, size); err != nil {
+	if err := Data(f, size); err != nil {
 		t.Fatal(err)
 	}
 	f.Sync()
@@ -57,5 +57,41 @@ func TestOverwriteData(t *testing.T) {
 	}
 	if !bytes.Equal(got[1<<20:2<<20], make([]byte, 1<<20)) {
 		t.Fatal("a hole was written")
+	}
+}
+
+// TestFile: the file's bytes are overwritten before it is removed: a
+// second name of the same file reads random bytes, not the old ones.
+func TestFile(t *testing.T) {
+	dir := t.TempDir()
+	path, link := filepath.Join(dir, "spool"), filepath.Join(dir, "second-name")
+	secret := bytes.Repeat([]byte("interview audio "), 70000) // ~1 MiB
+	if err := os.WriteFile(path, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(path, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := File(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("the file is still there: %v", err)
+	}
+	got, err := os.ReadFile(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(secret) {
+		t.Fatalf("size %d, want %d", len(got), len(secret))
+	}
+	if bytes.Contains(got, []byte("interview audio")) {
+		t.Fatal("the old bytes are still in the file")
+	}
+	if bytes.Equal(got[:4096], make([]byte, 4096)) {
+		t.Fatal("overwritten with zeros, want random bytes")
+	}
+	if err := File(path); !os.IsNotExist(err) {
+		t.Fatalf("File of a missing file = %v, want not exist", err)
 	}
 }
