@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"tyst/internal/shred"
 )
 
 // LocalOptions configure a Local store.
@@ -322,7 +324,7 @@ func (l *Local) Delete(name string) error {
 	f := os.NewFile(uintptr(fd), "object")
 	// Best effort: the record key is gone by now anyway (crypto-erasure);
 	// the overwrite only shrinks what a disk keeps of the ciphertext.
-	io.CopyN(f, rand.Reader, st.Size)
+	shred.Data(f, st.Size)
 	f.Sync()
 	f.Close()
 	if err := unix.Unlinkat(dir, file, 0); err != nil && !errors.Is(err, unix.ENOENT) {
