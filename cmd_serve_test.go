@@ -271,8 +271,17 @@ func TestServe_TLS(t *testing.T) {
 		t.Fatalf("setup over TLS: %d", resp.StatusCode)
 	}
 	resp := post("/api/v1/session", `{"username":"admin","password":"first admin password"}`)
-	if len(resp.Cookies()) != 1 || !resp.Cookies()[0].Secure {
-		t.Fatalf("session cookie over TLS: %+v", resp.Cookies())
+	secure := 0
+	for _, c := range resp.Cookies() {
+		if !c.Secure {
+			t.Fatalf("a cookie without Secure over TLS: %+v", c)
+		}
+		if c.Name == "tyst_session" || c.Name == "tyst_device" {
+			secure++
+		}
+	}
+	if secure != 2 {
+		t.Fatalf("session and device cookies over TLS: %+v", resp.Cookies())
 	}
 	if resp, err := http.Get("http://127.0.0.1:" + port + "/healthz"); err == nil {
 		resp.Body.Close()

@@ -110,10 +110,16 @@ func firstAdmin(tb testing.TB, base string, logs func() string) string {
 		tb.Fatalf("setup: %d %s", resp.StatusCode, body)
 	}
 	resp, body := post("/api/v1/session", `{"username":"admin","password":"`+password+`"}`, nil)
-	if resp.StatusCode != 200 || len(resp.Cookies()) == 0 {
+	var session *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "tyst_session" {
+			session = c
+		}
+	}
+	if resp.StatusCode != 200 || session == nil {
 		tb.Fatalf("login: %d %s", resp.StatusCode, body)
 	}
-	resp, body = post("/api/v1/tokens", `{"username":"admin"}`, resp.Cookies()[0])
+	resp, body = post("/api/v1/tokens", `{"username":"admin"}`, session)
 	var tok struct {
 		Token string `json:"token"`
 	}

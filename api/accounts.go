@@ -179,13 +179,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 		return err
 	}
 	limit.reset(limitKey)
-	if limit == s.userLimit {
-		s.devices.issue(w, userKey, s.secureCookies)
-	}
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: secret, Path: "/", MaxAge: int(s.sessionTTL / time.Second),
 		HttpOnly: true, Secure: s.secureCookies, SameSite: http.SameSiteStrictMode,
 	})
+	if limit == s.userLimit {
+		s.devices.issue(w, userKey, s.secureCookies)
+	}
 	return writeJSON(w, http.StatusOK, newUserResponse(u))
 }
 
