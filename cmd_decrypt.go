@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"tyst/internal/ctxio"
 	"tyst/store/fstream"
 )
 
@@ -41,7 +42,7 @@ func runDecrypt(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if err != nil {
 		return err
 	}
-	src := fstream.NewReader(ctxReader{ctx, stdin}, keys.All())
+	src := fstream.NewReader(ctxio.Reader(ctx, stdin), keys.All()) // Ctrl-C ends a decrypt (and its temp file)
 	if *out != "" {
 		return decryptToFile(*out, src)
 	}
@@ -105,18 +106,4 @@ func withoutPath(err error) error {
 		return fmt.Errorf("%s: %w", le.Op, le.Err)
 	}
 	return err
-}
-
-// ctxReader stops reading once ctx is done, so Ctrl-C ends a decrypt (and
-// its temp file) instead of being swallowed by the signal handler.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

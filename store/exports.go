@@ -14,6 +14,7 @@ import (
 	"github.com/fernet/fernet-go"
 	bolt "go.etcd.io/bbolt"
 
+	"tyst/internal/ctxio"
 	"tyst/store/blob"
 	"tyst/store/export"
 	"tyst/store/fstream"
@@ -235,7 +236,7 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 		// the package, on its own goroutine.
 		ra := newReadAhead(fstream.NewReader(io.NewSectionReader(audioObj, 0, audioObj.Size()), []*fernet.Key{a.key}), 256<<10, 4)
 		defer ra.Close()
-		in.Audio = ctxReader{ctx, ra} // and ctxWriter below: a client that gives up stops the export
+		in.Audio = ctxio.Reader(ctx, ra) // and ctxio.Writer below: a client that gives up stops the export
 
 		in.AudioSHA256 = hex.EncodeToString(a.sec.SHA256)
 		in.AudioExt = media.Ext(a.sec.MIMEType)
@@ -259,7 +260,7 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 		return nil, err
 	}
 	sealer := newAsyncWriter(fw)
-	manifest, err := export.Write(io.MultiWriter(ctxWriter{ctx, sealer}, counted), in, db.signer)
+	manifest, err := export.Write(io.MultiWriter(ctxio.Writer(ctx, sealer), counted), in, db.signer)
 	if cerr := sealer.Close(); err == nil {
 		err = cerr
 	}
@@ -356,32 +357,6 @@ func (db *DB) sameAudio(ctx context.Context, tx *bolt.Tx, id, assetID uint64) (l
 		return l, errorf(CodeConflict, "the record's audio changed during the export; export again")
 	}
 	return l, nil
-}
-
-// ctxReader reads r until ctx is done, then returns ctx's error.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
-// ctxWriter writes to w until ctx is done, then returns ctx's error.
-type ctxWriter struct {
-	ctx context.Context
-	w   io.Writer
-}
-
-func (c ctxWriter) Write(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.w.Write(p)
 }
 
 type countingWriter struct{ n int64 }
