@@ -145,6 +145,36 @@ func (s *Server) shredLater(st *stream) {
 	}()
 }
 
+// eraseGoneSpool erases spool id (and its debug dump) of record, which
+// was destroyed or purged while the server was down.
+func (s *Server) eraseGoneSpool(id string, record uint64) {
+	if err := s.eraseSpool(id); err != nil {
+		s.log.Warn("spool of a destroyed record not erased", keyStreamID, id, keyRecordID, record, keyErr, pathFree(err).Error())
+	} else {
+		s.log.Info("spool of a destroyed record found after restart and erased", keyStreamID, id, keyRecordID, record)
+	}
+	s.eraseDump(id, record)
+}
+
+// sweepRekeyCopies erases the copies of spools that a rekey at an earlier
+// start was writing when it ended (the spools themselves are whole).
+func (s *Server) sweepRekeyCopies() error {
+	entries, err := readDir(s.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		id, ok := stripExt(e.Name(), spoolExt+rekeyExt)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		if err := shred.File(filepath.Join(s.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("copy of a spool left by an interrupted rekey not erased", keyStreamID, id, keyErr, pathFree(err).Error())
+		}
+	}
+	return syncDir(s.dir)
+}
+
 // sweepErasing finishes the erasure of spools a previous run was
 // overwriting when it ended.
 func (s *Server) sweepErasing() error {

@@ -345,6 +345,9 @@ func (s *Server) expire(st *stream) {
 // resumable until its recorded deadline, or for a whole window from now if
 // it was live when the previous run ended.
 func (s *Server) recoverSpools() error {
+	if err := s.sweepRekeyCopies(); err != nil {
+		return err
+	}
 	entries, err := readDir(s.dir)
 	if err != nil {
 		return err
@@ -354,6 +357,13 @@ func (s *Server) recoverSpools() error {
 		id, ok := stripExt(e.Name(), spoolExt)
 		if !ok || !e.Type().IsRegular() {
 			continue
+		}
+		// A destroyed record's spool is erased before anything copies it.
+		if md, err := s.spoolMeta(s.spoolPath(id)); err == nil && md.StreamID == id {
+			if gone, err := s.cfg.Store.RecordGone(md.RecordID); err == nil && gone {
+				s.eraseGoneSpool(id, md.RecordID)
+				continue
+			}
 		}
 		if ok, err := s.rekeySpool(s.spoolPath(id)); err != nil {
 			s.log.Warn("spool not encrypted again under the primary key; it stays under its old one", keyStreamID, id, keyErr, pathFree(err).Error())
@@ -375,12 +385,7 @@ func (s *Server) recoverSpools() error {
 			// Destroyed or purged while the server was down (or before its
 			// RecordGone ran): the stream goes with its record.
 			f.Close()
-			if err := s.eraseSpool(id); err != nil {
-				s.log.Warn("spool of a destroyed record not erased", keyStreamID, id, keyRecordID, md.RecordID, keyErr, pathFree(err).Error())
-			} else {
-				s.log.Info("spool of a destroyed record found after restart and erased", keyStreamID, id, keyRecordID, md.RecordID)
-			}
-			s.eraseDump(id, md.RecordID)
+			s.eraseGoneSpool(id, md.RecordID)
 			continue
 		}
 		st := newStream(s, md)

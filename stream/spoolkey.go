@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -8,8 +9,28 @@ import (
 
 	"github.com/fernet/fernet-go"
 
+	"tyst/internal/shred"
 	"tyst/stream/spool"
 )
+
+// rekeyExt marks the copy of a spool that rekeySpool writes; a start
+// erases one a crash left (its spool is still whole under the old name).
+const rekeyExt = ".rekey"
+
+// spoolMeta reads the metadata chunk of the spool at path.
+func (s *Server) spoolMeta(path string) (meta, error) {
+	var md meta
+	f, err := os.Open(path)
+	if err != nil {
+		return md, err
+	}
+	defer f.Close()
+	first, err := spool.NewReader(f, s.cfg.Keys.All()).Next()
+	if err != nil || !first.Meta {
+		return md, errors.New("stream: spool has no readable metadata chunk")
+	}
+	return md, json.Unmarshal(first.Data, &md)
+}
 
 // rekeySpool writes the spool at path again under the primary newsroom
 // key when any of its chunks is under an older one, and reports whether
@@ -39,7 +60,7 @@ func (s *Server) rekeySpool(path string) (bool, error) {
 	if err != nil {
 		return false, errors.New("stream: spool has no metadata chunk")
 	}
-	tmp := path + ".rekey"
+	tmp := path + rekeyExt
 	os.Remove(tmp)
 	out, err := spool.Create(tmp, s.codec, first.Data, spool.Grow1MiB)
 	if err != nil {
@@ -74,9 +95,24 @@ func (s *Server) rekeySpool(path string) (bool, error) {
 		os.Remove(tmp)
 		return false, err
 	}
+	// The old file's blocks are overwritten once the copy has replaced it
+	// (through a descriptor opened before the rename), so what the old key
+	// opens does not linger in freed blocks; a crash between the rename and
+	// the overwrite leaves them, best effort as on every delete.
+	old, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		os.Remove(tmp)
+		return false, err
+	}
+	defer old.Close()
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return false, err
+	}
+	if st, err := old.Stat(); err == nil {
+		if shred.Data(old, st.Size()) == nil {
+			old.Sync()
+		}
 	}
 	d, err := os.Open(filepath.Dir(path))
 	if err != nil {
