@@ -129,15 +129,45 @@ func checkLiveAudio(t *testing.T, api *apiClient, id string, rate int, minSecs f
 	}
 	// A continuous sine satisfies s[n+1] = 2cos(ω)s[n] - s[n-1]; a lost or
 	// doubled stretch at the drop breaks the phase and shows as a spike.
+	// Chromium's capture, starved of CPU on a busy machine, pauses: it
+	// renders a run of exact zeros (10 ms here) and goes on with the tone
+	// where it was. Such a run is not the tone lost or doubled (that breaks
+	// the phase between samples of the tone), so its edges are not
+	// checked; runs of three or more zeros mark it (a 1 kHz tone of
+	// amplitude 0.6 never has two), and they may take 1 % of the audio.
+	silent := make([]bool, len(samples))
+	underruns, silence := 0, 0
+	for i := 0; i < len(samples); {
+		j := i
+		for j < len(samples) && samples[j] == 0 {
+			j++
+		}
+		if j-i >= 3 {
+			underruns, silence = underruns+1, silence+j-i
+			for k := max(i-1, 0); k <= min(j, len(samples)-1); k++ {
+				silent[k] = true
+			}
+		}
+		i = j + 1
+	}
+	if silence > len(samples)/100 {
+		t.Errorf("%d runs of silence, %d samples in all: more than 1 %% of the recording", underruns, silence)
+	}
 	c := 2 * math.Cos(2*math.Pi*liveToneHz/float64(w.rate))
 	worst, at := 0.0, 0
 	for n := w.rate / 10; n+1 < len(samples)-w.rate/10; n++ {
+		if silent[n-1] || silent[n] || silent[n+1] {
+			continue
+		}
 		if d := math.Abs(samples[n+1] - c*samples[n] + samples[n-1]); d > worst {
 			worst, at = d, n
 		}
 	}
 	if worst > 0.05 {
 		t.Errorf("the tone breaks at %.3f s (residual %.3f): audio lost or doubled", float64(at)/float64(w.rate), worst)
+	}
+	if underruns > 0 {
+		t.Logf("the capture paused %d times (%d samples of silence)", underruns, silence)
 	}
 	return secs, f
 }
