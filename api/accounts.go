@@ -161,12 +161,23 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	}
 	// A browser this user has logged in from is counted on its own, so
 	// failures from elsewhere do not lock the user out of it.
+	// All the devices of a username together take maxDeviceFailures, so
+	// cookies gathered by someone who once knew the password (every login
+	// without one issues one) do not multiply his guesses.
 	limit, limitKey := s.userLimit, userKey
-	if dev := s.devices.known(r, userKey); dev != "" {
+	dev := s.devices.known(r, userKey)
+	if dev != "" {
 		limit, limitKey = s.deviceLimit, dev
+		if !s.deviceUserLimit.take(userKey) {
+			s.clientLimit.refund(client)
+			return apiError(store.CodeRateLimited, "too many failed logins: wait 15 minutes")
+		}
 	}
 	if !limit.take(limitKey) {
 		s.clientLimit.refund(client)
+		if dev != "" {
+			s.deviceUserLimit.refund(userKey)
+		}
 		return apiError(store.CodeRateLimited, "too many failed logins: wait 15 minutes")
 	}
 	secret, u, err := s.accounts.Login(r.Context(), req.Username, req.Password, req.TOTP)
@@ -174,6 +185,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	if !failed {
 		s.clientLimit.refund(client)
 		limit.refund(limitKey)
+		if dev != "" {
+			s.deviceUserLimit.refund(userKey)
+		}
 	}
 	if err != nil {
 		return err

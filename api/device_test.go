@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -85,5 +86,44 @@ func TestLogin_DeviceCookie(t *testing.T) {
 	}
 	if strings.Contains(ts.log.String(), "tyst_device") || strings.Contains(ts.log.String(), laptop.Value) {
 		t.Fatal("the device cookie reached the log")
+	}
+}
+
+// TestLogin_DeviceCookiesDoNotMultiplyGuesses: someone who once knew a
+// password can gather a device cookie from every login he makes; after a
+// password reset, all of them together get 10 guesses in the window, not
+// 5 each (the second adversarial review drew 50 from 10 cookies).
+func TestLogin_DeviceCookiesDoNotMultiplyGuesses(t *testing.T) {
+	ts := mustServe(t, func(_ *store.Options, c *api.Config) { c.ClientIPHeader = "X-Forwarded-For" })
+	ts.mustUser(t, "carol", store.RoleEditor, "")
+	var cookies []*http.Cookie
+	for i := range 10 {
+		body, _ := json.Marshal(map[string]string{"username": "carol", "password": testPassword})
+		resp, b := ts.do(t, "POST", "/api/v1/session", "application/json", bytes.NewReader(body), "Authorization", "", "X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i))
+		for _, c := range resp.Cookies() {
+			if c.Name == "tyst_device" {
+				cookies = append(cookies, c)
+			}
+		}
+		if resp.StatusCode != 200 || len(cookies) != i+1 {
+			t.Fatalf("login %d: %d %s", i, resp.StatusCode, b)
+		}
+	}
+	checked := 0
+	for i := range 60 {
+		c := cookies[i%len(cookies)]
+		body, _ := json.Marshal(map[string]string{"username": "carol", "password": "an old password"})
+		resp, b := ts.do(t, "POST", "/api/v1/session", "application/json", bytes.NewReader(body),
+			"Authorization", "", "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i), "Cookie", c.Name+"="+c.Value)
+		switch resp.StatusCode {
+		case 401:
+			checked++
+		case 429:
+		default:
+			t.Fatalf("guess %d: %d %s", i, resp.StatusCode, b)
+		}
+	}
+	if checked != 10 {
+		t.Fatalf("%d guesses reached the password check through 10 device cookies, want 10", checked)
 	}
 }
