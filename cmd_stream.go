@@ -76,7 +76,7 @@ func runStream(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	cfg := client.Config{
 		Server: *server, Token: *token, RecordID: *record, Title: *title,
 		Rate: *rate, Channels: *channels, Source: *source,
-		BufferDir: dir, BufferKey: key, BufferBytes: *bufferMB << 20,
+		BufferDir: dir, BufferKey: key, BufferBytes: *bufferMB << 20, ShredBuffer: *keyFile != "",
 		Input: stdin, Warn: warn, FinishTimeout: *finish,
 	}
 	if term {

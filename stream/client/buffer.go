@@ -10,6 +10,7 @@ import (
 
 	"github.com/fernet/fernet-go"
 
+	"tyst/internal/shred"
 	"tyst/stream/spool"
 )
 
@@ -31,6 +32,7 @@ type buffer struct {
 	codec *spool.Codec
 	keys  []*fernet.Key
 	limit int64
+	shred bool // overwrite segments before removing them
 
 	mu      sync.Mutex
 	segs    []*segment // oldest first; the last takes appends
@@ -130,7 +132,9 @@ func (b *buffer) dropOldestLocked() int64 {
 func (b *buffer) removeLocked() {
 	s := b.segs[0]
 	s.f.Close()
-	os.Remove(s.path)
+	if !b.shred || shred.File(s.path) != nil { // best effort, as every overwrite on flash
+		os.Remove(s.path)
+	}
 	b.segs = b.segs[1:]
 	b.size -= s.n
 }

@@ -43,6 +43,11 @@ type Config struct {
 	BufferDir   string      // the encrypted buffer's directory (created, removed at the end)
 	BufferKey   *fernet.Key // encrypts the buffer
 	BufferBytes int64       // most PCM held unacknowledged
+	// ShredBuffer overwrites each buffer segment before removing it: set
+	// when BufferKey is kept on disk (--spool-key-file), so that freed
+	// blocks of the SD card hold nothing that key opens. With a key in
+	// memory only, nothing opens them once the process ends.
+	ShredBuffer bool
 
 	Input io.Reader // PCM, 16-bit little-endian
 	// Progress, when set, gets a status line about every second (for a
@@ -107,6 +112,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, errors.New("--server must be an http:// or https:// URL")
 	}
 	buf, err := newBuffer(cfg.BufferDir, cfg.BufferKey, cfg.BufferBytes)
+	if buf != nil {
+		buf.shred = cfg.ShredBuffer
+	}
 	if err != nil {
 		return nil, err
 	}
