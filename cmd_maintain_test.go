@@ -47,6 +47,15 @@ func TestPurgeCommand(t *testing.T) {
 	t.Setenv("PROJECT_FILES_KEY", key)
 	dir := mustAgedData(t, key, 5, 3)
 
+	// A retention of 0 or less is a usage error that purges nothing, not
+	// the server's setting in disguise.
+	for _, bad := range []string{"0", "-1"} {
+		out, errOut, code := runCmd(t, nil, "purge", "--data", dir, "--retention-days", bad)
+		if code != 2 || out != "" || !strings.Contains(errOut, "--retention-days must be at least 1") {
+			t.Fatalf("--retention-days %s: code %d %q %s", bad, code, out, errOut)
+		}
+	}
+
 	out, errOut, code := runCmd(t, nil, "purge", "--data", dir, "--dry-run", "--retention-days", "3")
 	var st struct {
 		PurgedCount  int    `json:"purged_count"`

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"io"
 	"time"
 
@@ -33,7 +34,11 @@ func runPurge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *override < 0 {
+	// Given, it must be a retention: 0 (not "the server's setting", which
+	// leaving it out means) would silently purge by the default instead.
+	given := false
+	fs.Visit(func(fl *flag.Flag) { given = given || fl.Name == "retention-days" })
+	if given && *override < 1 {
 		return &usageError{"--retention-days must be at least 1"}
 	}
 	f.retentionDays = days
