@@ -141,6 +141,21 @@ func (e *env) mustErased(tb testing.TB, id uint64, streamID string) {
 	}
 }
 
+// canaryLeftDown streams canary audio into a new record, drops the
+// connection and stops the server (as a shutdown does): the spool stays on
+// disk, resumable at the next start.
+func (e *env) canaryLeftDown(tb testing.TB) (uint64, proto.Ready) {
+	tb.Helper()
+	id, c, ready := e.streamCanary(tb)
+	c.nc.Close()
+	waitFor(tb, 10*time.Second, func() bool { return e.streams.Live() == 0 })
+	if err := e.streams.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	e.Server.Close()
+	return id, ready
+}
+
 // capOne is a stream server where the account holds one stream at most.
 func capOne(c *stream.Config) { c.MaxStreamsPerUser, c.MaxStreamsPerToken = 1, 1 }
 
@@ -228,13 +243,7 @@ func TestStream_DestroyResumable(t *testing.T) {
 // at start, never resumed or stored.
 func TestStream_DestroyWhileDown(t *testing.T) {
 	e := mustEnv(t, capOne)
-	id, c, ready := e.streamCanary(t)
-	c.nc.Close()
-	waitFor(t, 10*time.Second, func() bool { return e.streams.Live() == 0 })
-	if err := e.streams.Close(); err != nil {
-		t.Fatal(err)
-	}
-	e.Server.Close()
+	id, ready := e.canaryLeftDown(t)
 	if _, err := e.db.Destroy(e.principal(t), id, store.DestroyRequest{Confirm: true, Reason: "offline"}); err != nil {
 		t.Fatal(err)
 	}
@@ -316,13 +325,7 @@ func TestStream_SpoolOverwritten(t *testing.T) {
 // never taken for a damaged stream to resume or store.
 func TestStream_ErasingSpoolSwept(t *testing.T) {
 	e := mustEnv(t)
-	id, c, ready := e.streamCanary(t)
-	c.nc.Close()
-	waitFor(t, 10*time.Second, func() bool { return e.streams.Live() == 0 })
-	if err := e.streams.Close(); err != nil {
-		t.Fatal(err)
-	}
-	e.Server.Close()
+	id, ready := e.canaryLeftDown(t)
 	// As the crash left it: renamed, its first half overwritten.
 	dir := filepath.Join(e.dir, "spool")
 	marked := filepath.Join(dir, ready.StreamID+".erasing")
@@ -349,7 +352,7 @@ func TestStream_ErasingSpoolSwept(t *testing.T) {
 	if n := e.streams.Streams(); n != 0 {
 		t.Fatalf("%d streams held: the erasing spool was taken for a stream", n)
 	}
-	c = e.dial(t, id)
+	c := e.dial(t, id)
 	c.send(`{"type":"resume","stream_id":"` + ready.StreamID + `"}`)
 	c.expectClose(proto.ClosePolicy, proto.CodeUnknownStream)
 	if rec, err := e.db.Record(e.principal(t), id); err != nil || rec.Audio != nil {

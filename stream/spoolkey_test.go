@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"tyst/store"
 	"tyst/stream/proto"
@@ -80,11 +79,7 @@ func (e *env) reopenWithKeys(tb testing.TB, keys ...string) {
 // copy (nor a freed block of one) holds the audio.
 func TestSpool_DestroyedNotRekeyed(t *testing.T) {
 	e := mustEnv(t)
-	id, c, ready := e.streamCanary(t)
-	c.nc.Close()
-	waitFor(t, 10*time.Second, func() bool { return e.streams.Live() == 0 })
-	e.streams.Close()
-	e.Server.Close()
+	id, ready := e.canaryLeftDown(t)
 	if _, err := e.db.Destroy(e.principal(t), id, store.DestroyRequest{Confirm: true, Reason: "offline"}); err != nil {
 		t.Fatal(err)
 	}
@@ -100,11 +95,7 @@ func TestSpool_DestroyedNotRekeyed(t *testing.T) {
 // start erases the copy and the stream still resumes with every byte.
 func TestSpool_RekeyCopySwept(t *testing.T) {
 	e := mustEnv(t)
-	id, c, ready := e.streamCanary(t)
-	c.nc.Close()
-	waitFor(t, 10*time.Second, func() bool { return e.streams.Live() == 0 })
-	e.streams.Close()
-	e.Server.Close()
+	id, ready := e.canaryLeftDown(t)
 	dir := filepath.Join(e.dir, "spool")
 	b, err := os.ReadFile(filepath.Join(dir, ready.StreamID+".spool"))
 	if err != nil {
@@ -118,7 +109,7 @@ func TestSpool_RekeyCopySwept(t *testing.T) {
 	if names := e.spoolFiles(t); len(names) != 1 || names[0] != ready.StreamID+".spool" {
 		t.Fatalf("spool directory holds %v, want the spool alone", names)
 	}
-	c = e.dial(t, id)
+	c := e.dial(t, id)
 	c.send(`{"type":"resume","stream_id":"` + ready.StreamID + `"}`)
 	if r := expect[proto.Ready](c); r.Offset != 64000 {
 		t.Fatalf("resumed at %d, want 64000", r.Offset)
