@@ -156,44 +156,31 @@ func (s *Server) eraseGoneSpool(id string, record uint64) {
 	s.eraseDump(id, record)
 }
 
-// sweepRekeyCopies erases the copies of spools that a rekey at an earlier
-// start was writing when it ended (the spools themselves are whole).
-func (s *Server) sweepRekeyCopies() error {
+// sweepLeftovers finishes what a previous run left when it ended: the
+// erasure of spools it was overwriting, and the copies of spools a rekey
+// at its start was writing (their spools are whole under the old name).
+func (s *Server) sweepLeftovers() error {
 	entries, err := readDir(s.dir)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
-		id, ok := stripExt(e.Name(), spoolExt+rekeyExt)
-		if !ok || !e.Type().IsRegular() {
+		if !e.Type().IsRegular() {
 			continue
 		}
-		if err := shred.File(filepath.Join(s.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn("copy of a spool left by an interrupted rekey not erased", keyStreamID, id, keyErr, pathFree(err).Error())
+		if id, ok := stripExt(e.Name(), erasingExt); ok {
+			if err := s.shredMarked(id); err != nil {
+				s.log.Warn("spool being erased at the last stop not erased", keyStreamID, id, keyErr, pathFree(err).Error())
+				continue
+			}
+			s.log.Info("spool being erased at the last stop erased", keyStreamID, id)
+		} else if id, ok := stripExt(e.Name(), spoolExt+rekeyExt); ok {
+			if err := shred.File(filepath.Join(s.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				s.log.Warn("copy of a spool left by an interrupted rekey not erased", keyStreamID, id, keyErr, pathFree(err).Error())
+			}
 		}
 	}
 	return syncDir(s.dir)
-}
-
-// sweepErasing finishes the erasure of spools a previous run was
-// overwriting when it ended.
-func (s *Server) sweepErasing() error {
-	entries, err := readDir(s.dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		id, ok := stripExt(e.Name(), erasingExt)
-		if !ok || !e.Type().IsRegular() {
-			continue
-		}
-		if err := s.shredMarked(id); err != nil {
-			s.log.Warn("spool being erased at the last stop not erased", keyStreamID, id, keyErr, pathFree(err).Error())
-			continue
-		}
-		s.log.Info("spool being erased at the last stop erased", keyStreamID, id)
-	}
-	return nil
 }
 
 // stripExt returns the stream id of a file named <id><ext>.

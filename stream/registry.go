@@ -345,9 +345,6 @@ func (s *Server) expire(st *stream) {
 // resumable until its recorded deadline, or for a whole window from now if
 // it was live when the previous run ended.
 func (s *Server) recoverSpools() error {
-	if err := s.sweepRekeyCopies(); err != nil {
-		return err
-	}
 	entries, err := readDir(s.dir)
 	if err != nil {
 		return err
@@ -358,7 +355,9 @@ func (s *Server) recoverSpools() error {
 		if !ok || !e.Type().IsRegular() {
 			continue
 		}
-		// A destroyed record's spool is erased before anything copies it.
+		// Destroyed or purged while the server was down (or before its
+		// RecordGone ran): the stream goes with its record, erased before
+		// a rekey could copy it.
 		if md, err := s.spoolMeta(s.spoolPath(id)); err == nil && md.StreamID == id {
 			if gone, err := s.cfg.Store.RecordGone(md.RecordID); err == nil && gone {
 				s.eraseGoneSpool(id, md.RecordID)
@@ -379,13 +378,6 @@ func (s *Server) recoverSpools() error {
 		if err := json.Unmarshal(scan.Meta, &md); err != nil || md.StreamID != id || md.Channels < 1 || md.Channels > 2 {
 			f.Close()
 			s.log.Warn("spool metadata is not readable; left in place", keyStreamID, id)
-			continue
-		}
-		if gone, err := s.cfg.Store.RecordGone(md.RecordID); err == nil && gone {
-			// Destroyed or purged while the server was down (or before its
-			// RecordGone ran): the stream goes with its record.
-			f.Close()
-			s.eraseGoneSpool(id, md.RecordID)
 			continue
 		}
 		st := newStream(s, md)

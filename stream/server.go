@@ -243,7 +243,7 @@ func Open(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("stream: spool directory cannot be created: %w", pathFree(err))
 	}
-	if err := s.sweepErasing(); err != nil {
+	if err := s.sweepLeftovers(); err != nil {
 		return nil, err
 	}
 	if err := s.recoverSpools(); err != nil {

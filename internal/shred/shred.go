@@ -13,15 +13,28 @@ import (
 	"crypto/rand"
 	"errors"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
 
 // File overwrites the data of the file at path with random bytes (Data),
-// syncs it and removes it. The removal is not made durable: the caller
-// syncs the directory when it needs to.
+// syncs it and removes it (At, in path's directory). The removal is not
+// made durable: the caller syncs the directory when it needs to.
 func File(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	root, err := os.OpenRoot(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return At(root, filepath.Base(path))
+}
+
+// At overwrites the data of file name in root with random bytes (Data),
+// syncs it and removes it; root keeps a symbolic link from leading the
+// overwrite outside it.
+func At(root *os.Root, name string) error {
+	f, err := root.OpenFile(name, os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
@@ -33,7 +46,7 @@ func File(path string) error {
 		err = f.Sync()
 	}
 	f.Close()
-	if rerr := os.Remove(path); err == nil {
+	if rerr := root.Remove(name); err == nil {
 		err = rerr
 	}
 	return err

@@ -2,7 +2,6 @@ package dump
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"tyst/internal/shred"
@@ -33,7 +32,7 @@ func (d *Dumper) Erase(streamID string) (int, error) {
 		if open {
 			continue
 		}
-		if err := eraseAt(root, e.name); err != nil {
+		if err := shred.At(root, e.name); err != nil {
 			if first == nil {
 				first = fmt.Errorf("dump: erase: %w", pathFree(err))
 			}
@@ -42,25 +41,4 @@ func (d *Dumper) Erase(streamID string) (int, error) {
 		n++
 	}
 	return n, first
-}
-
-// eraseAt overwrites name in root (never through a symlink), syncs it and
-// removes it.
-func eraseAt(root *os.Root, name string) error {
-	f, err := root.OpenFile(name, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	st, err := f.Stat()
-	if err == nil {
-		err = shred.Data(f, st.Size())
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	f.Close()
-	if rerr := root.Remove(name); err == nil {
-		err = rerr
-	}
-	return err
 }
