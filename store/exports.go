@@ -476,13 +476,7 @@ func (db *DB) PurgeExports(ctx context.Context, cutoff time.Time, dryRun bool) (
 	// row, so every row read here has its file in the listing unless the
 	// file is really gone. (Rows read after the listing would include
 	// packages made meanwhile, whose files the listing missed.)
-	var rows [][]byte
-	err = db.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketExports).ForEach(func(k, _ []byte) error {
-			rows = append(rows, append([]byte(nil), k...))
-			return nil
-		})
-	})
+	rows, err := db.exportRowIDs()
 	if err != nil {
 		return 0, err
 	}
@@ -506,8 +500,8 @@ func (db *DB) PurgeExports(ctx context.Context, cutoff time.Time, dryRun bool) (
 	err = db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketExports)
 		for _, k := range rows {
-			if isOld, ok := files[exportObjectName(string(k))]; !ok || isOld {
-				if err := b.Delete(k); err != nil {
+			if isOld, ok := files[exportObjectName(k)]; !ok || isOld {
+				if err := b.Delete([]byte(k)); err != nil {
 					return err
 				}
 			}
@@ -532,6 +526,17 @@ func (db *DB) PurgeExports(ctx context.Context, cutoff time.Time, dryRun bool) (
 		n++
 	}
 	return n, first
+}
+
+// exportRowIDs returns the package id of every export row.
+func (db *DB) exportRowIDs() (ids []string, err error) {
+	err = db.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketExports).ForEach(func(k, _ []byte) error {
+			ids = append(ids, string(k))
+			return nil
+		})
+	})
+	return ids, err
 }
 
 // rekeyFiles encrypts export packages again under the primary key (their

@@ -258,15 +258,13 @@ func (db *DB) SweepOrphans(ctx context.Context, olderThan time.Time, dryRun bool
 // transaction leaves one, which nobody can download. It returns how many
 // it removed (with dryRun, would remove) and the first error.
 func (db *DB) sweepExports(olderThan time.Time, dryRun bool) (n int, err error) {
-	rows := map[string]bool{}
-	err = db.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketExports).ForEach(func(k, _ []byte) error {
-			rows[exportObjectName(string(k))] = true
-			return nil
-		})
-	})
+	ids, err := db.exportRowIDs()
 	if err != nil {
 		return 0, err
+	}
+	rows := map[string]bool{}
+	for _, id := range ids {
+		rows[exportObjectName(id)] = true
 	}
 	infos, err := listObjects(db.exports)
 	if err != nil {
