@@ -479,14 +479,3 @@ func (c *apiClient) getJSON(path string, v any) {
 		c.t.Fatalf("GET %s: %v", path, err)
 	}
 }
-
-// hasRoute reports whether the server's OpenAPI document has method path.
-func (c *apiClient) hasRoute(method, path string) bool {
-	c.t.Helper()
-	var doc struct {
-		Paths map[string]map[string]any `json:"paths"`
-	}
-	c.getJSON("/api/v1/openapi.json", &doc)
-	_, ok := doc.Paths[path][strings.ToLower(method)]
-	return ok
-}

@@ -25,16 +25,7 @@ const (
 // drops), and was declared at the audio context's own rate. The second
 // drop is a server restart.
 func TestLiveRecording(t *testing.T) {
-	needBrowser(t)
-	srv := startServer(t)
-	wav := filepath.Join(t.TempDir(), "mic.wav")
-	writeToneWAV(t, wav, liveRate, liveToneHz, 10)
-	b := startBrowser(t, srv, browserOptions{fakeAudio: wav})
-	s := setupAdmin(t, srv, b, false)
-	s.api = browserAPI(t, b, srv)
-	if !s.api.hasRoute("GET", "/api/v1/record/{id}/stream") {
-		t.Skip("this build has no stream endpoint yet (GET /api/v1/record/{id}/stream)")
-	}
+	srv, b, s := liveSetup(t)
 	id := createRecordAPI(t, s.api, "Live canary 3e77")
 
 	b.do("open the record", chromedp.Navigate(srv.base+"/#/record/"+id))
@@ -50,9 +41,7 @@ func TestLiveRecording(t *testing.T) {
 		return r;
 	})()`)
 	// Watch the states the page shows.
-	eval[chromedp.Void](b, `(() => { window.recStates = []; const box = document.querySelector('#live');
-		new MutationObserver(() => { const s = box.dataset.state; if (s && window.recStates[window.recStates.length - 1] !== s) window.recStates.push(s); })
-		.observe(box, {attributes: true, attributeFilter: ['data-state']}); })()`)
+	watchStates(b)
 	b.click("#rec-start")
 	b.waitJS("recording", `document.querySelector('#live').dataset.state === 'recording'`, 15*time.Second)
 	b.waitJS("two seconds recorded", `document.querySelector('#rec-time').textContent >= '0:02'`, 10*time.Second)
@@ -172,6 +161,28 @@ func checkLiveAudio(t *testing.T, api *apiClient, id string, rate int, minSecs f
 	return secs, f
 }
 
+// liveSetup starts a server (with env), a Chromium whose fake microphone
+// plays a 1 kHz tone, and an admin logged in there with an API client.
+func liveSetup(t *testing.T, env ...string) (*server, *browser, *session) {
+	t.Helper()
+	needBrowser(t)
+	srv := startServer(t, env...)
+	wav := filepath.Join(t.TempDir(), "mic.wav")
+	writeToneWAV(t, wav, liveRate, liveToneHz, 10)
+	b := startBrowser(t, srv, browserOptions{fakeAudio: wav})
+	s := setupAdmin(t, srv, b, false)
+	s.api = browserAPI(t, b, srv)
+	return srv, b, s
+}
+
+// watchStates records in window.recStates every state the live box
+// shows, in order, once each time it changes.
+func watchStates(b *browser) {
+	eval[chromedp.Void](b, `(() => { window.recStates = []; const box = document.querySelector('#live');
+		new MutationObserver(() => { const s = box.dataset.state; if (s && window.recStates[window.recStates.length - 1] !== s) window.recStates.push(s); })
+		.observe(box, {attributes: true, attributeFilter: ['data-state']}); })()`)
+}
+
 // createRecordAPI creates a record through the API and returns its id.
 func createRecordAPI(t *testing.T, c *apiClient, title string) string {
 	t.Helper()
@@ -194,13 +205,7 @@ func createRecordAPI(t *testing.T, c *apiClient, title string) string {
 // capturing, and once the other stream is stored gets its slot and sends
 // everything: the stored audio covers the wait too, without a gap.
 func TestLiveRecordingWaitsForSlot(t *testing.T) {
-	needBrowser(t)
-	srv := startServer(t, "TYST_MAX_STREAMS_PER_USER=1")
-	wav := filepath.Join(t.TempDir(), "mic.wav")
-	writeToneWAV(t, wav, liveRate, liveToneHz, 10)
-	b := startBrowser(t, srv, browserOptions{fakeAudio: wav})
-	s := setupAdmin(t, srv, b, false)
-	s.api = browserAPI(t, b, srv)
+	srv, b, s := liveSetup(t, "TYST_MAX_STREAMS_PER_USER=1")
 	other := createRecordAPI(t, s.api, "Other tab")
 	id := createRecordAPI(t, s.api, "Waiting canary 51c0")
 
@@ -221,9 +226,7 @@ func TestLiveRecordingWaitsForSlot(t *testing.T) {
 	b.do("open the record", chromedp.Navigate(srv.base+"/#/record/"+id))
 	b.waitJS("the record button", `document.querySelector('#rec-start')`, 10*time.Second)
 	rate := eval[float64](b, `(async () => { const c = new AudioContext(); const r = c.sampleRate; await c.close(); return r; })()`)
-	eval[chromedp.Void](b, `(() => { window.recStates = []; const box = document.querySelector('#live');
-		new MutationObserver(() => { const s = box.dataset.state; if (s && window.recStates[window.recStates.length - 1] !== s) window.recStates.push(s); })
-		.observe(box, {attributes: true, attributeFilter: ['data-state']}); })()`)
+	watchStates(b)
 	b.click("#rec-start")
 	b.waitJS("waiting for a slot", `document.querySelector('#live').dataset.state === 'waiting'`, 15*time.Second)
 	if w := b.text("#rec-error"); !strings.Contains(w, "as many live recordings as it may") || !strings.Contains(w, "sent as soon as") {
@@ -261,20 +264,12 @@ func TestLiveRecordingWaitsForSlot(t *testing.T) {
 // destroyed and nothing stored, stops the microphone, and neither
 // reconnects nor sends the audio anywhere.
 func TestLiveRecordingDestroyed(t *testing.T) {
-	needBrowser(t)
-	srv := startServer(t)
-	wav := filepath.Join(t.TempDir(), "mic.wav")
-	writeToneWAV(t, wav, liveRate, liveToneHz, 10)
-	b := startBrowser(t, srv, browserOptions{fakeAudio: wav})
-	s := setupAdmin(t, srv, b, false)
-	s.api = browserAPI(t, b, srv)
+	srv, b, s := liveSetup(t)
 	id := createRecordAPI(t, s.api, "Destroyed canary 9d41")
 
 	b.do("open the record", chromedp.Navigate(srv.base+"/#/record/"+id))
 	b.waitJS("the record button", `document.querySelector('#rec-start')`, 10*time.Second)
-	eval[chromedp.Void](b, `(() => { window.recStates = []; const box = document.querySelector('#live');
-		new MutationObserver(() => { const s = box.dataset.state; if (s && window.recStates[window.recStates.length - 1] !== s) window.recStates.push(s); })
-		.observe(box, {attributes: true, attributeFilter: ['data-state']}); })()`)
+	watchStates(b)
 	b.click("#rec-start")
 	b.waitJS("recording", `document.querySelector('#live').dataset.state === 'recording'`, 15*time.Second)
 	b.waitJS("two seconds recorded", `document.querySelector('#rec-time').textContent >= '0:02'`, 10*time.Second)

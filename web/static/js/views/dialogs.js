@@ -80,8 +80,7 @@ export async function exportDialog(ctx) {
       await exported(body, dlg, res, fp);
     } catch (ex) {
       submit.disabled = false;
-      err.textContent = ex.status === 404 && ex.message === 'no such endpoint'
-        ? 'This server cannot export yet (the export endpoint is missing).' : ex.message;
+      err.textContent = ex.message;
     }
   });
   replace(body, form);

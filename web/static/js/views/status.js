@@ -10,16 +10,7 @@ function warning(text) {
 
 /** show renders the status page. */
 export async function show(main) {
-  let st;
-  try {
-    st = await get('/api/v1/status');
-  } catch (ex) {
-    if (ex.status === 404) {
-      replace(main, h('h1', {}, 'Status'), h('p', {}, 'This server version has no status endpoint yet.'));
-      return;
-    }
-    throw ex;
-  }
+  const st = await get('/api/v1/status');
   app.status = st;
   const purge = st.purge || {};
   const last = purge.last || null;
