@@ -401,7 +401,7 @@ func newRequestID() string {
 // one write to the client may block, and writes one access log line per
 // request: method, route pattern, status, the response size in whole MiB
 // rounded up, duration and request id; never the raw path, query, IP
-// address or user agent, and never an exact size (see mibUp).
+// address or user agent, and never an exact size (see store.MiB).
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -441,7 +441,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}
 		s.log.Info("request",
 			keyMethod, r.Method, keyRoute, box.pattern, keyStatus, rw.status,
-			keyMiB, mibUp(rw.bytes), keyDur, time.Since(start).Round(time.Microsecond).String(), keyRequestID, id)
+			keyMiB, store.MiB(rw.bytes), keyDur, time.Since(start).Round(time.Microsecond).String(), keyRequestID, id)
 	})
 }
 
@@ -473,14 +473,6 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 	rw.bytes += int64(n)
 	return n, err
 }
-
-// mibUp returns n bytes in whole MiB, rounded up: the bucket the data
-// directory pads stored audio and packages to (store/fstream). A log that
-// is shipped off the box with record ids and a timeline must not carry an
-// exact size: an audio or package length confirms a known recording (and
-// gives a WAV's duration) as surely as its content, and a JSON response's
-// length tells a title's.
-func mibUp(n int64) int64 { return (n + 1<<20 - 1) >> 20 }
 
 func (rw *responseWriter) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
 

@@ -244,7 +244,7 @@ func (db *DB) AttachAudio(ctx context.Context, id uint64, n NewAudio) (audio *Au
 		}
 		return db.appendAudit(ctx, tx, AuditEvent{
 			Action: ActionAudioUploaded, RecordID: id, ProjectID: l.acc.ProjectID,
-			Meta: map[string]any{"mib": auditMiB(a.sec.SizeBytes), "mime_type": a.sec.MIMEType},
+			Meta: map[string]any{"mib": MiB(a.sec.SizeBytes), "mime_type": a.sec.MIMEType},
 		})
 	})
 	if err != nil {

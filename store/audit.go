@@ -83,11 +83,13 @@ var auditMeta = map[string]map[string]bool{
 	ActionExportDownloaded:  {},
 }
 
-// auditMiB is a size as the audit log keeps it: whole MiB, rounded up. The
-// log is under the newsroom key and outlives a removed audio (only a
-// destroy or purge redacts it), so, as with the logs, an exact size there
-// would let a later holder of the key confirm a known recording.
-func auditMiB(n int64) int64 { return (n + 1<<20 - 1) >> 20 }
+// MiB returns n bytes in whole MiB, rounded up: how tyst states a size
+// outside sealed data — in logs, in the audit log (under the newsroom key,
+// it outlives a removed audio: only a destroy or purge redacts it) and in
+// messages. An exact audio or package length confirms a known recording
+// (and gives a WAV's duration) as surely as its content, and a JSON
+// response's length tells a title's.
+func MiB(n int64) int64 { return (n + 1<<20 - 1) >> 20 }
 
 var safeValue = regexp.MustCompile(`^[a-z0-9/._-]{0,40}$`)
 

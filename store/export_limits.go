@@ -160,5 +160,5 @@ func (b *exportBudget) reserve(user uint64, size int64, held func() (int64, erro
 func quotaError(need, quota int64) error {
 	return &Error{Code: CodeQuotaExceeded, Message: fmt.Sprintf(
 		"export quota reached: this account's export packages on the server, this one included, would take %d MiB of the %d MiB "+
-			"an account may hold; packages go when purge removes them by age or their record is destroyed", (need+1<<20-1)>>20, quota>>20)}
+			"an account may hold; packages go when purge removes them by age or their record is destroyed", MiB(need), quota>>20)}
 }

@@ -329,7 +329,7 @@ func (db *DB) Export(ctx context.Context, id uint64, req ExportRequest) (res *Ex
 				return err
 			}
 			return db.appendAudit(ctx, tx, AuditEvent{Action: ActionExportCreated, RecordID: id, ProjectID: l.acc.ProjectID,
-				Meta: map[string]any{"audio_mode": req.Mode, "mib": auditMiB(counted.n)}})
+				Meta: map[string]any{"audio_mode": req.Mode, "mib": MiB(counted.n)}})
 		})
 	}
 	if err != nil {
