@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"tyst/adminsock"
 	"tyst/store"
+	"tyst/stream/dump"
 )
 
 // maintFlags are the flags every maintenance command shares.
@@ -132,5 +134,15 @@ func openOfflineWith(dataDir, keyFile string, create bool, stderr io.Writer, ret
 	if errors.Is(err, store.ErrLocked) {
 		return nil, nil, errors.New("the database is held by another tyst process, but no server answered on its admin socket (admin.sock in the data directory): if a server is starting or stopping, try again")
 	}
-	return db, keys, err
+	if err != nil {
+		return nil, nil, err
+	}
+	// An offline purge takes the records' debug dumps with them, as a
+	// server does (no stream runs while this process holds the database).
+	db.OnRecordGone(func(id uint64) {
+		if _, err := dump.EraseRecords(filepath.Join(dataDir, dump.DirName), keys.All(), []uint64{id}, nil); err != nil {
+			fmt.Fprintln(stderr, "warning: debug dumps of a purged record not erased; the next start erases them:", err)
+		}
+	})
+	return db, keys, nil
 }

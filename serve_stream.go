@@ -72,6 +72,13 @@ func openStreams(cfg *serveConfig, db *store.DB, keys *store.Keyring, log *slog.
 		}
 		log.Warn(msg)
 	}
+	// A crash between a destroy and the erasure of its record's dumps
+	// leaves them: they go before any stream starts.
+	if n, err := dump.EraseGone(filepath.Join(cfg.dataDir, dump.DirName), keys.All(), db.ForEachGone); err != nil {
+		log.Warn("debug dumps of destroyed records not erased", "erased", n, "err", err.Error())
+	} else if n > 0 {
+		log.Info("debug dumps of destroyed records found at start and erased", "erased", n)
+	}
 	srv, err := stream.Open(stream.Config{
 		Store: db, Keys: keys, DataDir: cfg.dataDir, Logger: log.With("component", "stream"),
 		Dumper: dumper, ResumeWindow: cfg.resumeWindow,
@@ -80,8 +87,10 @@ func openStreams(cfg *serveConfig, db *store.DB, keys *store.Keyring, log *slog.
 	if err != nil {
 		return nil, nil, err
 	}
-	// A destroy or purge ends the record's stream and erases its spool.
+	// A destroy or purge ends the record's stream and erases its spool
+	// and dumps; a removal of audio erases the record's dumps.
 	db.OnRecordGone(srv.RecordGone)
+	db.OnAudioRemoved(srv.AudioRemoved)
 	return srv, dumper, nil
 }
 

@@ -119,6 +119,7 @@ type DB struct {
 	refusals     *coalescer      // setup_refused events recently written
 	failures     *loginFailures  // login_failed events, coalesced with their count
 	gone         goneHooks       // OnRecordGone's callbacks
+	audioGone    goneHooks       // OnAudioRemoved's callbacks
 }
 
 // ErrLocked is the cause when another process holds the database.

@@ -477,7 +477,7 @@ func deletePrefix(b *bolt.Bucket, prefix []byte) error {
 // audited. Then the database is compacted, and the blob and the package
 // files are overwritten and removed (best effort: their rows are gone, so
 // nobody downloads them, and the orphan sweep at the next start or purge
-// retries). A new upload may follow. Returns not_found (no such record or
+// retries), and the OnAudioRemoved callbacks run. A new upload may follow. Returns not_found (no such record or
 // no audio), validation_error (no confirm or reason), conflict (an upload
 // in progress).
 func (db *DB) RemoveAudio(ctx context.Context, id uint64, confirm bool, reason string) (r *Receipt, err error) {
@@ -551,5 +551,6 @@ func (db *DB) RemoveAudio(ctx context.Context, id uint64, confirm bool, reason s
 		db.log.Warn("removed audio's blob not deleted; the orphan sweep will retry", "record_id", id, "err", stripPaths(rerr).Error())
 	}
 	db.removeExports(packages, id)
+	db.audioGone.call(id)
 	return r, nil
 }

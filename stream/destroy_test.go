@@ -82,8 +82,19 @@ func (e *env) spoolFiles(tb testing.TB) []string {
 // destroyHTTP destroys record id through the API, as a user would.
 func (e *env) destroyHTTP(tb testing.TB, id uint64) {
 	tb.Helper()
-	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/v1/record/%d/destroy", e.URL, id),
-		strings.NewReader(`{"dry_run":false,"confirm":true,"reason":"the source asked"}`))
+	e.eraseHTTP(tb, "POST", fmt.Sprintf("/api/v1/record/%d/destroy", id), `{"dry_run":false,"confirm":true,"reason":"the source asked"}`)
+}
+
+// removeAudioHTTP removes record id's audio through the API.
+func (e *env) removeAudioHTTP(tb testing.TB, id uint64) {
+	tb.Helper()
+	e.eraseHTTP(tb, "DELETE", fmt.Sprintf("/api/v1/record/%d/audio", id), `{"confirm":true,"reason":"the source asked"}`)
+}
+
+// eraseHTTP sends a destroy or a removal and wants 200.
+func (e *env) eraseHTTP(tb testing.TB, method, path, body string) {
+	tb.Helper()
+	req, _ := http.NewRequest(method, e.URL+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+e.token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -92,7 +103,7 @@ func (e *env) destroyHTTP(tb testing.TB, id uint64) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		tb.Fatalf("destroy: %d", resp.StatusCode)
+		tb.Fatalf("%s %s: %d", method, path, resp.StatusCode)
 	}
 }
 
@@ -154,6 +165,17 @@ func (e *env) canaryLeftDown(tb testing.TB) (uint64, proto.Ready) {
 	}
 	e.Server.Close()
 	return id, ready
+}
+
+// dumpOn restarts the stream server with the debug dump on.
+func (e *env) dumpOn(tb testing.TB) {
+	tb.Helper()
+	d, err := dump.New(dump.Config{Dir: filepath.Join(e.dir, dump.DirName), Key: e.keys.Primary(), Logger: e.logger()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.cfg.Dumper = d
+	e.restart(tb)
 }
 
 // capOne is a stream server where the account holds one stream at most.
@@ -423,12 +445,7 @@ func blobFiles(tb testing.TB, dir string) []string {
 // (under the newsroom key) goes with its record too.
 func TestStream_DestroyErasesDump(t *testing.T) {
 	e := mustEnv(t, capOne)
-	d, err := dump.New(dump.Config{Dir: filepath.Join(e.dir, dump.DirName), Key: e.keys.Primary(), Logger: e.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cfg.Dumper = d
-	e.restart(t)
+	e.dumpOn(t)
 	id, c, ready := e.streamCanary(t)
 	// More than a chunk of the stream format, so that the dump holds some
 	// on disk.
@@ -447,5 +464,48 @@ func TestStream_DestroyErasesDump(t *testing.T) {
 	e.mustErased(t, id, ready.StreamID)
 	if files, _ := filepath.Glob(filepath.Join(e.dir, dump.DirName, ready.StreamID+"_*")); len(files) != 0 {
 		t.Fatalf("dumps left: %v", files)
+	}
+}
+
+// TestStream_StoredThenErasedTakesDump: a stream stored with the debug
+// dump on leaves its dump; when its record is destroyed, or its audio
+// removed, later (after a restart with the dump off, too), the dump goes
+// with the audio: nothing of it is readable under the data directory,
+// with the newsroom key either.
+func TestStream_StoredThenErasedTakesDump(t *testing.T) {
+	for _, how := range []string{"destroy", "remove audio"} {
+		t.Run(how, func(t *testing.T) {
+			e := mustEnv(t)
+			e.dumpOn(t)
+			id, c, _ := e.streamCanary(t)
+			c.send(`{"type":"stop"}`)
+			expect[proto.Stored](c)
+			// Another record's stored stream, whose dump stays.
+			other, oc, _ := e.streamCanary(t)
+			oc.send(`{"type":"stop"}`)
+			expect[proto.Stored](oc)
+			e.cfg.Dumper = nil // turned off since
+			e.restart(t)
+			dumps := func() int {
+				names, _ := filepath.Glob(filepath.Join(e.dir, dump.DirName, "*.pcm"))
+				return len(names)
+			}
+			if n := dumps(); n != 2 {
+				t.Fatalf("%d dumps before, want the two streams'", n)
+			}
+			if how == "destroy" {
+				e.destroyHTTP(t, id)
+			} else {
+				e.removeAudioHTTP(t, id)
+			}
+			if n := dumps(); n != 1 {
+				t.Fatalf("%d dumps after the %s of one record, want the other record's", n, how)
+			}
+			// The other record goes too: now nothing of the canary is left.
+			e.destroyHTTP(t, other)
+			if hits := e.canaryHits(t); len(hits) != 0 {
+				t.Fatalf("audio readable after the %s: %v", how, hits)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tyst/internal/shred"
+	"tyst/stream/dump"
 	"tyst/stream/proto"
 )
 
@@ -25,7 +26,9 @@ var errGone = &wsError{code: proto.CodeRecordDestroyed,
 // slot freed, and nothing of it is stored; a resume of it is answered
 // unknown_stream. A stream being stored meanwhile is erased when its
 // store call ends (the store refuses it, or the destroy removes what was
-// stored). It returns once the spools are erased. Register it with
+// stored). The record's debug dumps go too, those of streams stored
+// earlier (or by an earlier run, or while the dump was on) included. It
+// returns once the spools and dumps are erased. Register it with
 // store.DB.OnRecordGone; it calls nothing of the store.
 func (s *Server) RecordGone(id uint64) {
 	s.mu.Lock()
@@ -49,6 +52,21 @@ func (s *Server) RecordGone(id uint64) {
 	s.mu.Unlock()
 	for _, st := range sts {
 		st.erase()
+	}
+	s.eraseRecordDumps(id)
+}
+
+// AudioRemoved erases the debug dumps of record id, whose audio was
+// removed (a dump being written is left: it is of a stream not yet
+// stored). Register it with store.DB.OnAudioRemoved.
+func (s *Server) AudioRemoved(id uint64) { s.eraseRecordDumps(id) }
+
+// eraseRecordDumps erases the closed debug dumps of record id, whether or
+// not the dump is on now.
+func (s *Server) eraseRecordDumps(id uint64) {
+	dir := filepath.Join(s.cfg.DataDir, dump.DirName)
+	if _, err := dump.EraseRecords(dir, s.cfg.Keys.All(), []uint64{id}, s.cfg.Dumper.Writing); err != nil {
+		s.log.Warn("debug dumps of a record not erased", keyRecordID, id, keyErr, err.Error())
 	}
 }
 

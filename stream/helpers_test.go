@@ -89,6 +89,11 @@ func (e *env) openStore(tb testing.TB) {
 			s.RecordGone(id)
 		}
 	})
+	db.OnAudioRemoved(func(id uint64) {
+		if s := e.current.Load(); s != nil {
+			s.AudioRemoved(id)
+		}
+	})
 	e.db = db
 	tb.Cleanup(func() { db.Close() })
 }

@@ -312,7 +312,7 @@ func (st *stream) dumpLocked(p []byte) {
 		return
 	}
 	if st.dump == nil {
-		f, err := d.Open(st.id, st.m.Source)
+		f, err := d.Open(st.id, st.m.Source, st.m.RecordID)
 		if err != nil {
 			st.dumpOff = true
 			st.warn("debug dump disabled for this stream", err)

@@ -1,6 +1,6 @@
 // Package dump writes the debug audio dump (DESIGN §9): when an operator
 // turns it on (ECHOPANEL_DEBUG_AUDIO_DUMP=1), every stream's PCM is also
-// written to <data>/debug-audio/<stream_id>_<tag>_<UTC time>.pcm,
+// written to <data>/debug-audio/<stream_id>_<tag>_<record tag>_<UTC time>.pcm,
 // encrypted under the newsroom key in the Fernet stream format
 // (store/fstream; `tyst decrypt` reads it) unless plaintext was asked for.
 //
@@ -11,7 +11,13 @@
 // source tag v1"), plaintext dumps included. One source always gets the
 // same tag under one key; without the key a tag cannot be tested against
 // a guessed name. SourceTag computes it (an operator maps tags to the
-// sources they use with the Python line in the README).
+// sources they use with the Python line in the README). The record tag,
+// the first 16 hex digits of HMAC-SHA256(R, decimal record id), R =
+// HMAC-SHA256(newsroom key, "tyst debug-audio record tag v1"), lets a
+// destroy, a purge or a removal of audio find the record's dumps
+// (EraseRecords), and a start find those of records destroyed while a
+// crash interrupted their erasure (EraseGone), without the record id on
+// disk.
 //
 // Promises:
 //   - The directory is 0700, files 0600; a dump never follows a symlink,
@@ -48,6 +54,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -69,8 +76,12 @@ const (
 )
 
 // namePattern matches the dump files tyst writes, and only those: with a
-// source tag, or (earlier releases) a source.
-var namePattern = regexp.MustCompile(`^[0-9a-f]{32}_[a-z0-9_-]{1,16}_[0-9]{8}T[0-9]{6}Z\.pcm$`)
+// source tag and a record tag, or (earlier releases) a source tag or a
+// source alone.
+var namePattern = regexp.MustCompile(`^[0-9a-f]{32}_(?:[0-9a-f]{8}_[0-9a-f]{16}|[a-z0-9_-]{1,16})_[0-9]{8}T[0-9]{6}Z\.pcm$`)
+
+// recordTagPattern finds the record tag in a dump's name.
+var recordTagPattern = regexp.MustCompile(`^[0-9a-f]{32}_[0-9a-f]{8}_([0-9a-f]{16})_[0-9]{8}T[0-9]{6}Z\.pcm$`)
 
 var (
 	idPattern     = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -165,6 +176,30 @@ func (d *Dumper) SourceTag(source string) string {
 	return hex.EncodeToString(m.Sum(nil)[:4])
 }
 
+// recordTagLabel separates the record-tag key from every other use of
+// the newsroom key.
+const recordTagLabel = "tyst debug-audio record tag v1"
+
+// RecordTag returns the tag that stands for record id in the names of the
+// dumps under key (16 hex digits).
+func RecordTag(key *fernet.Key, id uint64) string {
+	k := hmac.New(sha256.New, key[:])
+	k.Write([]byte(recordTagLabel))
+	m := hmac.New(sha256.New, k.Sum(nil))
+	m.Write([]byte(strconv.FormatUint(id, 10)))
+	return hex.EncodeToString(m.Sum(nil)[:8])
+}
+
+// Writing reports whether the dump file name is being written.
+func (d *Dumper) Writing(name string) bool {
+	if d == nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.open[name]
+}
+
 // Plaintext reports whether dumps are written unencrypted.
 func (d *Dumper) Plaintext() bool { return d != nil && d.cfg.Plaintext }
 
@@ -179,10 +214,12 @@ type File struct {
 	closed  bool
 }
 
-// Open creates the dump file of a stream's source, after cleaning the
-// directory; its name holds the source's tag, never the source. The directory is created (0700) when missing. Errors name no
-// path; on any error the caller streams on without a dump.
-func (d *Dumper) Open(streamID, source string) (*File, error) {
+// Open creates the dump file of a stream's source into record recordID,
+// after cleaning the directory; its name holds the source's tag and the
+// record's, never the source or the record id. The directory is created
+// (0700) when missing. Errors name no path; on any error the caller
+// streams on without a dump.
+func (d *Dumper) Open(streamID, source string, recordID uint64) (*File, error) {
 	if !idPattern.MatchString(streamID) || !sourcePattern.MatchString(source) {
 		return nil, errors.New("dump: stream id or source is not a machine word")
 	}
@@ -192,7 +229,8 @@ func (d *Dumper) Open(streamID, source string) (*File, error) {
 	if _, err := d.Cleanup(d.cfg.Now()); err != nil {
 		d.log.Warn("debug dump cleanup incomplete", "err", err.Error())
 	}
-	name := fmt.Sprintf("%s_%s_%s.pcm", streamID, d.SourceTag(source), d.cfg.Now().UTC().Format("20060102T150405Z"))
+	name := fmt.Sprintf("%s_%s_%s_%s.pcm", streamID, d.SourceTag(source), RecordTag(d.cfg.Key, recordID),
+		d.cfg.Now().UTC().Format("20060102T150405Z"))
 	d.mu.Lock()
 	if len(d.open) >= d.cfg.MaxOpen {
 		d.mu.Unlock()
@@ -310,8 +348,11 @@ type entry struct {
 // list returns the regular files of tyst's name pattern, oldest first, and
 // the directory as a root to remove them through. A missing directory is
 // an empty list.
-func (d *Dumper) list() ([]entry, *os.Root, error) {
-	fi, err := os.Lstat(d.cfg.Dir)
+func (d *Dumper) list() ([]entry, *os.Root, error) { return listDir(d.cfg.Dir) }
+
+// listDir is list of directory dir.
+func listDir(dir string) ([]entry, *os.Root, error) {
+	fi, err := os.Lstat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
 	}
@@ -321,17 +362,17 @@ func (d *Dumper) list() ([]entry, *os.Root, error) {
 	if !fi.IsDir() {
 		return nil, nil, errors.New("dump: directory is a symlink or not a directory")
 	}
-	root, err := os.OpenRoot(d.cfg.Dir)
+	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dump: directory: %w", pathFree(err))
 	}
-	dir, err := root.Open(".")
+	d, err := root.Open(".")
 	if err != nil {
 		root.Close()
 		return nil, nil, fmt.Errorf("dump: directory: %w", pathFree(err))
 	}
-	des, err := dir.ReadDir(-1)
-	dir.Close()
+	des, err := d.ReadDir(-1)
+	d.Close()
 	if err != nil {
 		root.Close()
 		return nil, nil, fmt.Errorf("dump: directory cannot be read: %w", pathFree(err))

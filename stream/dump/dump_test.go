@@ -77,7 +77,7 @@ func TestDump_EncryptedRoundTrip(t *testing.T) {
 	key := mustKey(t)
 	clk := &clock{time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)}
 	d, logs := mustDumper(t, dump.Config{Key: key, Now: clk.now})
-	f, err := d.Open(streamA, "desk-1")
+	f, err := d.Open(streamA, "desk-1", 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestDump_EncryptedRoundTrip(t *testing.T) {
 	}
 	dir := d.Dir()
 	names := listDir(t, dir)
-	want := streamA + "_" + d.SourceTag("desk-1") + "_20260304T050607Z.pcm"
+	want := streamA + "_" + d.SourceTag("desk-1") + "_" + dump.RecordTag(key, 7) + "_20260304T050607Z.pcm"
 	if len(names) != 1 || names[0] != want {
 		t.Fatalf("files %v, want [%s]", names, want)
 	}
@@ -123,7 +123,7 @@ func TestDump_EncryptedRoundTrip(t *testing.T) {
 
 func TestDump_Plaintext(t *testing.T) {
 	d, _ := mustDumper(t, dump.Config{Plaintext: true})
-	f, err := d.Open(streamA, "mic")
+	f, err := d.Open(streamA, "mic", 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,13 +227,13 @@ func TestDump_Cleanup(t *testing.T) {
 	t.Run("OpenDumpsStay", func(t *testing.T) {
 		clk := &clock{now}
 		d, _ := mustDumper(t, dump.Config{Plaintext: true, MaxFiles: 1, Now: clk.now})
-		f, err := d.Open(streamA, "mic")
+		f, err := d.Open(streamA, "mic", 7)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer f.Close()
 		clk.t = now.Add(time.Second)
-		g, err := d.Open(streamB, "mic") // cleans: two files, limit one; the first is open
+		g, err := d.Open(streamB, "mic", 7) // cleans: two files, limit one; the first is open
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,7 +251,7 @@ func TestDump_CleanupRunsOnOpen(t *testing.T) {
 	d, _ := mustDumper(t, dump.Config{Plaintext: true, Now: clk.now})
 	os.MkdirAll(d.Dir(), 0o700)
 	writeDump(t, d.Dir(), hexID(1), now.Add(-30*time.Hour), 10)
-	f, err := d.Open(streamA, "mic")
+	f, err := d.Open(streamA, "mic", 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestDump_DirectoryNotCreatable(t *testing.T) {
 	blocker := filepath.Join(base, "data")
 	os.WriteFile(blocker, []byte("a file where the data directory should be"), 0o600)
 	d, _ := mustDumper(t, dump.Config{Plaintext: true, Dir: filepath.Join(blocker, dump.DirName)})
-	if _, err := d.Open(streamA, "mic"); err == nil {
+	if _, err := d.Open(streamA, "mic", 7); err == nil {
 		t.Fatal("Open succeeded under a file")
 	} else if strings.Contains(err.Error(), base) {
 		t.Fatalf("error names the path: %v", err)
@@ -301,7 +301,7 @@ func TestDump_DirectoryNotCreatable(t *testing.T) {
 	link := filepath.Join(base, "linked")
 	os.Symlink(target, link)
 	d, _ = mustDumper(t, dump.Config{Plaintext: true, Dir: link})
-	if _, err := d.Open(streamA, "mic"); err == nil {
+	if _, err := d.Open(streamA, "mic", 7); err == nil {
 		t.Fatal("Open wrote through a symlinked directory")
 	}
 	if n := len(listDir(t, target)); n != 0 {
@@ -318,7 +318,7 @@ func (failingWriter) Write([]byte) (int, error) {
 
 func TestDump_WriteFails(t *testing.T) {
 	d, _ := mustDumper(t, dump.Config{Plaintext: true, WrapWriter: func(io.Writer) io.Writer { return failingWriter{} }})
-	f, err := d.Open(streamA, "mic")
+	f, err := d.Open(streamA, "mic", 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestDump_WriteFails(t *testing.T) {
 
 func TestDump_FileLimit(t *testing.T) {
 	d, _ := mustDumper(t, dump.Config{Plaintext: true, MaxBytes: 100})
-	f, err := d.Open(streamA, "mic")
+	f, err := d.Open(streamA, "mic", 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,15 +347,15 @@ func TestDump_FileLimit(t *testing.T) {
 func TestDump_Refuses(t *testing.T) {
 	d, _ := mustDumper(t, dump.Config{Plaintext: true, MaxOpen: 1})
 	for _, tc := range [][2]string{{"../x", "mic"}, {streamA, "../../etc"}, {streamA, "MIC"}, {streamA, ""}} {
-		if _, err := d.Open(tc[0], tc[1]); err == nil {
+		if _, err := d.Open(tc[0], tc[1], 7); err == nil {
 			t.Fatalf("Open(%q, %q) accepted", tc[0], tc[1])
 		}
 	}
-	f, err := d.Open(streamA, "mic")
+	f, err := d.Open(streamA, "mic", 7)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Open(streamB, "mic"); !errors.Is(err, dump.ErrBusy) {
+	if _, err := d.Open(streamB, "mic", 7); !errors.Is(err, dump.ErrBusy) {
 		t.Fatalf("a second dump over MaxOpen: %v", err)
 	}
 	f.Close()
@@ -375,7 +375,7 @@ func TestDump_Refuses(t *testing.T) {
 func TestDump_SourceTag(t *testing.T) {
 	key := mustKey(t)
 	d, _ := mustDumper(t, dump.Config{Plaintext: true, Key: key})
-	f, err := d.Open(streamA, "canarysrc")
+	f, err := d.Open(streamA, "canarysrc", 7)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func TestRekey(t *testing.T) {
 	clk := &clock{time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)}
 	d, _ := mustDumper(t, dump.Config{Dir: dir, Key: oldKey, Now: clk.now})
 	pcm := bytes.Repeat([]byte("pcm-"), 400_000) // 1.6 MB: two chunks
-	f, err := d.Open(streamA, "mic")
+	f, err := d.Open(streamA, "mic", 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestRekey(t *testing.T) {
 	f.Close()
 	clk.t = clk.t.Add(time.Second)
 	p, _ := mustDumper(t, dump.Config{Dir: dir, Plaintext: true, Now: clk.now})
-	pf, err := p.Open(streamB, "mic")
+	pf, err := p.Open(streamB, "mic", 7)
 	if err != nil {
 		t.Fatal(err)
 	}
