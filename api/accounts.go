@@ -159,35 +159,30 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 	if !s.clientLimit.take(client) {
 		return apiError(store.CodeRateLimited, "too many failed logins: wait 15 minutes")
 	}
-	// A browser this user has logged in from is counted on its own, so
-	// failures from elsewhere do not lock the user out of it.
-	// All the devices of a username together take maxDeviceFailures, so
-	// cookies gathered by someone who once knew the password (every login
-	// without one issues one) do not multiply his guesses.
+	// A browser this user has logged in from, with the credentials in force
+	// now, is counted on its own, so failures from elsewhere do not lock the
+	// user out of it (see devices). The stamp is read before the password
+	// is checked, so a cookie issued below is never bound to credentials
+	// newer than the ones this login proved; without a genuine cookie, only
+	// once the limits let the attempt go ahead.
+	stampOf := func() []byte { return s.credentialStamp(r.Context(), req.Username) }
 	limit, limitKey := s.userLimit, userKey
-	dev := s.devices.known(r, userKey)
+	dev, stamp := s.devices.known(r, userKey, stampOf)
 	if dev != "" {
 		limit, limitKey = s.deviceLimit, dev
-		if !s.deviceUserLimit.take(userKey) {
-			s.clientLimit.refund(client)
-			return apiError(store.CodeRateLimited, "too many failed logins: wait 15 minutes")
-		}
 	}
 	if !limit.take(limitKey) {
 		s.clientLimit.refund(client)
-		if dev != "" {
-			s.deviceUserLimit.refund(userKey)
-		}
 		return apiError(store.CodeRateLimited, "too many failed logins: wait 15 minutes")
+	}
+	if stamp == nil {
+		stamp = stampOf()
 	}
 	secret, u, err := s.accounts.Login(r.Context(), req.Username, req.Password, req.TOTP)
 	failed := store.ErrorCode(err) == store.CodeUnauthorized && !errors.Is(err, store.ErrSecondFactorRequired)
 	if !failed {
 		s.clientLimit.refund(client)
 		limit.refund(limitKey)
-		if dev != "" {
-			s.deviceUserLimit.refund(userKey)
-		}
 	}
 	if err != nil {
 		return err
@@ -197,8 +192,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ httproute
 		Name: sessionCookie, Value: secret, Path: "/", MaxAge: int(s.sessionTTL / time.Second),
 		HttpOnly: true, Secure: s.secureCookies, SameSite: http.SameSiteStrictMode,
 	})
-	if limit == s.userLimit {
-		s.devices.issue(w, userKey, s.secureCookies)
+	if limit == s.userLimit && stamp != nil {
+		s.devices.issue(w, userKey, stamp, s.secureCookies)
 	}
 	return writeJSON(w, http.StatusOK, newUserResponse(u))
 }

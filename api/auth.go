@@ -20,6 +20,9 @@ type Accounts interface {
 	CompleteSetup(ctx context.Context, token string, n store.NewUser) (*store.User, error)
 	// Login returns unauthorized for any failure.
 	Login(ctx context.Context, username, password, code string) (string, *store.User, error)
+	// CredentialStamp returns a value that changes when the account's
+	// password or second factor is reset or it is disabled; not_found.
+	CredentialStamp(ctx context.Context, username string) ([]byte, error)
 	// Authenticate returns unauthorized for an unknown, expired or revoked secret.
 	Authenticate(ctx context.Context, secret string) (*store.Principal, error)
 	Logout(ctx context.Context) error

@@ -174,18 +174,18 @@ type Server struct {
 	downloads, uploads, exports *slots
 	// Login rate limits: failures per username (or per device cookie, see
 	// devices) and per client address.
-	userLimit, deviceLimit, deviceUserLimit, clientLimit *limiter
-	devices                                              *devices
-	secureCookies                                        bool
-	clientIPHeader                                       string
-	sessionTTL                                           time.Duration
-	hosts                                                map[string]bool // allowed Host names, normalised
-	hsts                                                 bool
-	router                                               *httprouter.Router
-	routes                                               []string // "METHOD /pattern", for the OpenAPI and route tests
-	rules                                                []rule   // who may call routes[i]
-	handler                                              http.Handler
-	ui                                                   http.Handler
+	userLimit, deviceLimit, clientLimit *limiter
+	devices                             *devices
+	secureCookies                       bool
+	clientIPHeader                      string
+	sessionTTL                          time.Duration
+	hosts                               map[string]bool // allowed Host names, normalised
+	hsts                                bool
+	router                              *httprouter.Router
+	routes                              []string // "METHOD /pattern", for the OpenAPI and route tests
+	rules                               []rule   // who may call routes[i]
+	handler                             http.Handler
+	ui                                  http.Handler
 }
 
 // handlerFunc is a route handler that returns its error instead of writing it.
@@ -229,7 +229,6 @@ func New(cfg Config) *Server {
 	}
 	s.userLimit = newLimiter(now, loginWindow, maxUserFailures)
 	s.deviceLimit = newLimiter(now, loginWindow, maxUserFailures)
-	s.deviceUserLimit = newLimiter(now, loginWindow, maxDeviceFailures)
 	s.devices = newDevices()
 	s.clientLimit = newLimiter(now, loginWindow, maxClientFailures)
 	s.bodyIdle = cfg.BodyIdleTimeout
@@ -282,7 +281,6 @@ func New(cfg Config) *Server {
 const (
 	loginWindow       = 15 * time.Minute
 	maxUserFailures   = 5  // per username and window (and per device cookie)
-	maxDeviceFailures = 10 // per username and window, through its device cookies together
 	maxClientFailures = 20 // per client address and window
 )
 
