@@ -9,7 +9,8 @@
 // can pipe a package straight into an encrypted file. Verify reads a package
 // through an io.ReaderAt without extracting anything and refuses hostile
 // ZIPs (unexpected, duplicate or traversing names, sizes beyond bounds,
-// truncation) before reading an entry.
+// truncation, bytes or local headers the central directory does not account
+// for) before reading an entry.
 //
 // The package holds no file name and no path: the record's metadata (title
 // and the like) is in transcript.json by design, and nothing else names

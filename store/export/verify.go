@@ -187,7 +187,8 @@ func (v *verifier) problem(format string, args ...any) {
 
 func (v *verifier) run(r io.ReaderAt, size int64) error {
 	v.size = size
-	if err := checkDirectory(r, size); err != nil {
+	dir, err := checkDirectory(r, size)
+	if err != nil {
 		return err
 	}
 	zr, err := zip.NewReader(r, size)
@@ -195,6 +196,9 @@ func (v *verifier) run(r io.ReaderAt, size int64) error {
 		return invalid("not a readable ZIP file")
 	}
 	if err := v.index(zr.File); err != nil {
+		return err
+	}
+	if err := checkLayout(r, dir, zr.File); err != nil {
 		return err
 	}
 
