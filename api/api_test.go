@@ -641,9 +641,11 @@ func TestSecurityHeaders(t *testing.T) {
 	for _, p := range []string{"/healthz", "/api/v1/records", "/api/v1/nothing", "/api/v1/record/x"} {
 		resp, _ := ts.do(t, "GET", p, "", nil)
 		for h, want := range map[string]string{
-			"X-Content-Type-Options": "nosniff",
-			"Referrer-Policy":        "no-referrer",
-			"X-Frame-Options":        "DENY",
+			"X-Content-Type-Options":       "nosniff",
+			"Referrer-Policy":              "no-referrer",
+			"X-Frame-Options":              "DENY",
+			"Cross-Origin-Resource-Policy": "same-origin",
+			"Cross-Origin-Opener-Policy":   "same-origin",
 		} {
 			if got := resp.Header.Get(h); got != want {
 				t.Fatalf("%s: %s=%q, want %q", p, h, got, want)

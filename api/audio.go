@@ -222,14 +222,8 @@ func (s *Server) handleAudioGet(w http.ResponseWriter, r *http.Request, ps httpr
 		return nil
 	}
 	size := rec.Audio.SizeBytes
-	switch start, end, kind := parseRange(r.Header.Values("Range"), size); kind {
-	case rangeIgnored:
-		r.Header.Del("Range")
-	case rangeSingle:
-		r.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", start, end))
-	case rangeUnsatisfiable:
-		h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
-		return apiError(store.CodeRangeNotSatisfiable, "range not satisfiable")
+	if err := oneRange(w, r, size); err != nil {
+		return err
 	}
 	h.Set("Content-Type", rec.Audio.MIMEType)
 	h.Set("Content-Disposition", fmt.Sprintf(`inline; filename="audio-%d.%s"`, id, media.Ext(rec.Audio.MIMEType)))
@@ -270,6 +264,22 @@ func (z sizeOnly) Seek(offset int64, whence int) (int64, error) {
 		return int64(z) + offset, nil
 	}
 	return 0, errors.New("api: sizeOnly seeks only from the start or the end")
+}
+
+// oneRange leaves in r at most the one byte range parseRange accepts, of a
+// file of size bytes, for http.ServeContent; a range past the end is
+// range_not_satisfiable (416).
+func oneRange(w http.ResponseWriter, r *http.Request, size int64) error {
+	switch start, end, kind := parseRange(r.Header.Values("Range"), size); kind {
+	case rangeIgnored:
+		r.Header.Del("Range")
+	case rangeSingle:
+		r.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", start, end))
+	case rangeUnsatisfiable:
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+		return apiError(store.CodeRangeNotSatisfiable, "range not satisfiable")
+	}
+	return nil
 }
 
 // rangeKind is what parseRange makes of a Range header.

@@ -77,6 +77,9 @@ func (s *Server) authorize(r *http.Request, ru rule) (*store.Principal, error) {
 		}
 		secret = tok
 	} else if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		if !sameOriginFetch(r) {
+			return nil, apiError(store.CodeForbidden, "cross-origin request refused")
+		}
 		secret = c.Value
 	} else {
 		return nil, apiError(store.CodeUnauthorized, "log in or send an API token")
@@ -94,6 +97,23 @@ func (s *Server) authorize(r *http.Request, ru rule) (*store.Principal, error) {
 		return nil, apiError(store.CodeForbidden, "your role may not do this")
 	}
 	return p, nil
+}
+
+// sameOriginFetch reports whether a browser sent r from tyst's own pages
+// (Sec-Fetch-Site same-origin) or at the user's own hand (none: a typed
+// address, a bookmark), or whether no browser says (scripts, old
+// browsers). The session cookie is SameSite=Strict, which a page on
+// another origin of the same site (another port, a sibling subdomain)
+// still gets sent with what it loads: an <audio> of a record's audio, a
+// request for an export. So a request that rides on the cookie must come
+// from tyst's own origin, reads included, not only the unsafe methods
+// http.CrossOriginProtection guards.
+func sameOriginFetch(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+		return true
+	}
+	return false
 }
 
 // limiter counts login attempts per key in fixed windows. Keys are hashes,

@@ -365,7 +365,40 @@ func TestCSRF(t *testing.T) {
 		t.Fatalf("same-origin create: %d %s", resp.StatusCode, body)
 	}
 	if resp, _ := ts.do(t, "GET", "/api/v1/records", "", nil, append(asCookie(cookie), "Origin", "https://evil.example")...); resp.StatusCode != 200 {
-		t.Fatalf("cross-origin GET: %d, want 200 (reads change nothing)", resp.StatusCode)
+		t.Fatalf("GET with a foreign Origin but no Sec-Fetch-Site (no browser): %d, want 200", resp.StatusCode)
+	}
+
+	// Reads that ride on the cookie too: a page on another origin of the
+	// same site (another port, a sibling subdomain), which SameSite=Strict
+	// does not stop, cannot load a record's audio into itself, learn which
+	// records have audio, or write an audio_accessed event in the user's
+	// name. The user's own pages and the address bar can; a token, which
+	// no browser sends by itself, is not asked.
+	id := ts.mustCreate(t, "sensitive interview")
+	if resp, body := ts.upload(t, id, "audio/wav", bigWAV(1<<20)); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload: %d %s", resp.StatusCode, body)
+	}
+	audio := fmt.Sprintf("/api/v1/record/%d/audio", id)
+	before = ts.snapshot(t)
+	for _, site := range []string{"same-site", "cross-site"} {
+		for _, p := range []string{audio, "/api/v1/records", "/api/v1/me"} {
+			resp, body := ts.do(t, "GET", p, "", nil, append(asCookie(cookie), "Sec-Fetch-Site", site, "Sec-Fetch-Dest", "audio")...)
+			wantError(t, resp, body, 403, "forbidden")
+			if resp.Header.Get("Cross-Origin-Resource-Policy") != "same-origin" {
+				t.Fatalf("%s: no Cross-Origin-Resource-Policy: same-origin", p)
+			}
+		}
+	}
+	if after := ts.snapshot(t); after != before || ts.accessed(t, id) != 0 {
+		t.Fatal("a refused same-site read changed the store or was audited as a listen")
+	}
+	for _, site := range []string{"same-origin", "none"} {
+		if resp, _ := ts.do(t, "GET", audio, "", nil, append(asCookie(cookie), "Sec-Fetch-Site", site)...); resp.StatusCode != 200 {
+			t.Fatalf("audio with Sec-Fetch-Site %s: %d, want 200", site, resp.StatusCode)
+		}
+	}
+	if resp, _ := ts.do(t, "GET", audio, "", nil, "Authorization", "Bearer "+ts.token, "Sec-Fetch-Site", "same-site"); resp.StatusCode != 200 {
+		t.Fatalf("audio with a token: %d, want 200", resp.StatusCode)
 	}
 }
 

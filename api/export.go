@@ -55,7 +55,9 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request, ps httprou
 }
 
 // handleExportDownload serves a package's ZIP, decrypted on the fly, with
-// Range support; it takes a download slot like audio.
+// Range support (one range, as audio: a list of ranges gets the whole
+// package, so many small or overlapping ranges cannot amplify a request);
+// it takes a download slot like audio.
 func (s *Server) handleExportDownload(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	release, err := s.downloads.acquire(w, r)
 	if err != nil {
@@ -67,6 +69,9 @@ func (s *Server) handleExportDownload(w http.ResponseWriter, r *http.Request, ps
 		return err
 	}
 	defer er.Close()
+	if err := oneRange(w, r, er.Size); err != nil {
+		return err
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/zip")
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="tyst-export-%s.zip"`, er.PackageID))

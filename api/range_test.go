@@ -83,6 +83,35 @@ func TestAudio_RangeList(t *testing.T) {
 	}
 }
 
+// TestExport_RangeList: an export download takes one range, as audio: a
+// list of many overlapping ranges gets the whole package once, not a
+// multipart answer many times its size; one range still gets a 206, and
+// one past the end a 416.
+func TestExport_RangeList(t *testing.T) {
+	ts, id, _, _ := rangeServer(t)
+	resp, body := ts.postJSON(t, fmt.Sprintf("/api/v1/record/%d/export", id), `{"confirm":true,"reason":"for the editor"}`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("export: %d %s", resp.StatusCode, body)
+	}
+	var pkg struct {
+		DownloadURL string `json:"download_url"`
+	}
+	mustUnmarshal(t, body, &pkg)
+	resp, whole := ts.do(t, "GET", pkg.DownloadURL, "", nil)
+	if resp.StatusCode != http.StatusOK || len(whole) < 3<<20 {
+		t.Fatalf("download: %d, %d bytes", resp.StatusCode, len(whole))
+	}
+	many := "bytes=" + strings.TrimSuffix(strings.Repeat("0-0,", 20000), ",")
+	resp, got := ts.do(t, "GET", pkg.DownloadURL, "", nil, "Range", many)
+	wantWhole(t, many, resp, got, whole)
+	resp, got = ts.do(t, "GET", pkg.DownloadURL, "", nil, "Range", "bytes=10-19")
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(got, whole[10:20]) {
+		t.Fatalf("one range: %d, %q", resp.StatusCode, got)
+	}
+	resp, got = ts.do(t, "GET", pkg.DownloadURL, "", nil, "Range", fmt.Sprintf("bytes=%d-", len(whole)))
+	wantError(t, resp, got, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable")
+}
+
 // TestAudio_RangeMalformed: a Range header that does not parse is ignored
 // (RFC 9110 §14.2), including "bytes=5-2", whose last-pos is below its
 // first-pos (invalid, §14.1.1).

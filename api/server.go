@@ -414,6 +414,10 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 		h.Set("Cache-Control", "no-store")
+		// No other origin may load a response (an <audio>, an <img>) into
+		// its page, nor hold a window of tyst's.
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		if s.hsts {
 			h.Set("Strict-Transport-Security", "max-age=63072000")
 		}
