@@ -195,6 +195,14 @@ func hostileCases(wav []byte) []hostileCase {
 	addJSON(j, "TwoObjects", "POST", "/api/v1/record", `{"title":"a"}{"title":"b"}`, 400, "validation_error")
 	addJSON(j, "UnknownField", "POST", "/api/v1/record", `{"title":"a","owner":"x"}`, 400, "validation_error")
 	addJSON(j, "DuplicateKeyWrongType", "POST", "/api/v1/record", `{"title":"a","title":7}`, 400, "validation_error")
+	// Names are matched as written: the last of two names that differ only
+	// in case must not win over what a proxy or a reviewer reads.
+	addJSON(j, "DuplicateKey", "POST", "/api/v1/record", `{"title":"a","sensitivity":"standard","sensitivity":"sensitive"}`, 400, "validation_error")
+	addJSON(j, "DuplicateKeyOtherCase", "POST", "/api/v1/record", `{"title":"a","sensitivity":"standard","Sensitivity":"sensitive"}`, 400, "validation_error")
+	addJSON(j, "KeyUpperCase", "POST", "/api/v1/record", `{"TITLE":"a"}`, 400, "validation_error")
+	addJSON(j, "KeyLongS", "POST", "/api/v1/record", `{"title":"a","ſensitivity":"sensitive"}`, 400, "validation_error")
+	addJSON(j, "KeyDuplicateNested", "PUT", rec+"/segments", `{"segments":[{"start_ms":0,"end_ms":100,"text":"x","text":"y"}]}`, 400, "validation_error")
+	addJSON(j, "NestingPast32", "POST", "/api/v1/record", `{"title":"a","x":`+strings.Repeat("[", 40)+strings.Repeat("]", 40)+`}`, 400, "validation_error")
 	addJSON(j, "TitleNumber", "POST", "/api/v1/record", `{"title":1e999}`, 400, "validation_error")
 	addJSON(j, "TitleObject", "POST", "/api/v1/record", `{"title":{"$ne":""}}`, 400, "validation_error")
 	addJSON(j, "TitleControlChars", "POST", "/api/v1/record", `{"title":"a\u0000b"}`, 400, "validation_error")

@@ -66,6 +66,9 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 	case !utf8.Valid(raw):
 		return apiError(store.CodeValidation, "request body is not valid UTF-8")
 	}
+	if err := checkNames(raw); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	err = dec.Decode(v)
@@ -91,6 +94,83 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 		return apiError(store.CodeValidation, "unknown field "+sanitizeField(strings.TrimPrefix(err.Error(), "json: unknown field ")))
 	}
 	return apiError(store.CodeValidation, "request body is not valid JSON")
+}
+
+// maxJSONDepth is how deep a request body may nest objects and arrays; the
+// API's bodies nest three levels at most.
+const maxJSONDepth = 32
+
+// checkNames refuses a body in which an object has a member name that is
+// not lower-case ASCII (letters, digits, underscores: every field of the
+// API), or the same name twice. encoding/json matches names without
+// regard to case (and folds some non-ASCII letters, as the long s, into
+// ASCII ones) and keeps the last of two equal names, so {"role":"viewer",
+// "Role":"admin"} would mean admin to tyst and viewer to a proxy or a
+// reviewer that reads names as written. A body that does not parse is
+// left to the decoder, which says so. So is one that nests deeper than
+// maxJSONDepth.
+func checkNames(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	type frame struct {
+		object  bool
+		wantKey bool
+		seen    map[string]bool
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // the end, or a syntax error the decoder reports
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.wantKey {
+			if name, ok := tok.(string); ok {
+				if !apiName(name) {
+					return apiError(store.CodeValidation, "field names are lower-case ASCII: unknown field "+sanitizeField(name))
+				}
+				if top.seen[name] {
+					return apiError(store.CodeValidation, "duplicate field "+sanitizeField(name))
+				}
+				top.seen[name] = true
+				top.wantKey = false
+				continue
+			}
+		}
+		if top != nil && top.object {
+			top.wantKey = true // a value ends here, or the object does
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if len(stack) == maxJSONDepth {
+				return apiError(store.CodeValidation, "request body nests too deep")
+			}
+			obj := tok == json.Delim('{')
+			stack = append(stack, &frame{object: obj, wantKey: obj, seen: map[string]bool{}})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 && stack[len(stack)-1].object {
+				stack[len(stack)-1].wantKey = true
+			}
+		}
+	}
+}
+
+// apiName reports whether name is lower-case ASCII letters, digits and
+// underscores, as every member name of the API.
+func apiName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // isJSON reports whether a Content-Type is exactly application/json, in
