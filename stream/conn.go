@@ -289,7 +289,7 @@ func (c *conn) credentialEnded(we *wsError) {
 		return
 	}
 	c.writeClose(closeCode(we.code), &proto.Error{Code: we.code,
-		Message: we.message + ": the stream is kept; log in again (or use a valid token) and resume it"})
+		Message: we.message + ": the stream is kept, resumable with a valid credential of this account"})
 	c.st.detach(c, true)
 	c.nc.SetReadDeadline(time.Now())
 	c.srv.log.Info("stream ended: its credential no longer allows streaming", keyStreamID, c.st.id, keyRecordID, c.recordID, keyCode, we.code)
