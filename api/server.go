@@ -73,10 +73,12 @@ type Records interface {
 
 // Streams serves live audio over WebSocket (DESIGN §8). The API calls it
 // after authenticating the request (the principal is in r's context) and
-// parsing the id. An error it returns means nothing was upgraded and is
-// answered as JSON; after an upgrade it returns nil.
+// parsing the id, with check, which authorizes the request's credential
+// again (unauthorized or forbidden once it no longer may stream) for as
+// long as the connection lasts. An error it returns means nothing was
+// upgraded and is answered as JSON; after an upgrade it returns nil.
 type Streams interface {
-	ServeStream(w http.ResponseWriter, r *http.Request, recordID uint64) error
+	ServeStream(w http.ResponseWriter, r *http.Request, recordID uint64, check func(context.Context) error) error
 	// Busy reports whether a live stream holds record id (running, or
 	// dropped and still resumable).
 	Busy(recordID uint64) bool
@@ -338,7 +340,13 @@ func (s *Server) handleRecordStream(w http.ResponseWriter, r *http.Request, ps h
 	if s.streams == nil {
 		return apiError(store.CodeNotFound, "live streaming is not enabled")
 	}
-	return s.streams.ServeStream(w, r, id)
+	// The credential is checked again while the stream lives: a logout, a
+	// revoked token, a disabled account or a lowered role ends it.
+	check := func(ctx context.Context) error {
+		_, err := s.authorize(r.WithContext(ctx), editorOrSt)
+		return err
+	}
+	return s.streams.ServeStream(w, r, id, check)
 }
 
 func (s *Server) route(method, pattern string, ru rule, h handlerFunc) {

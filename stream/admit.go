@@ -58,3 +58,77 @@ func (s *Server) releaseLocked(st *stream) {
 		}
 	}
 }
+
+// Upgraded connections that have not started or resumed a stream hold a
+// socket, a goroutine and buffers but no stream slot: they are counted
+// apart, in all, per account and per API token, before the upgrade, and
+// each must start within StartTimeout. A start moves a connection from
+// these counts to the streams held.
+
+// unstartedClaim is a connection's place in the counts of connections not
+// yet streaming. Its fields are guarded by Server.mu.
+type unstartedClaim struct {
+	userID, tokenID uint64
+	held            bool
+}
+
+// claimUnstarted counts a connection of p that is about to be upgraded, or
+// says which bound it is over: rate_limited (429) for p's account or token,
+// unavailable (503) for the server.
+func (s *Server) claimUnstarted(p *store.Principal) (*unstartedClaim, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closing:
+		return nil, &store.Error{Code: store.CodeUnavailable, Message: "server is shutting down"}
+	case p.TokenID != 0 && s.unstartedToken[p.TokenID] >= s.cfg.MaxUnstartedPerToken:
+		return nil, &store.Error{Code: store.CodeRateLimited,
+			Message: "this API token has as many connections waiting to start a stream as it may: send start or resume on them, or close them"}
+	case s.unstartedUser[p.UserID] >= s.cfg.MaxUnstartedPerUser:
+		return nil, &store.Error{Code: store.CodeRateLimited,
+			Message: "this account has as many connections waiting to start a stream as it may: send start or resume on them, or close them"}
+	case s.unstarted >= s.cfg.MaxUnstarted:
+		return nil, &store.Error{Code: store.CodeUnavailable, Message: "too many connections are waiting to start a stream: try again later"}
+	}
+	s.unstarted++
+	s.unstartedUser[p.UserID]++
+	if p.TokenID != 0 {
+		s.unstartedToken[p.TokenID]++
+	}
+	return &unstartedClaim{userID: p.UserID, tokenID: p.TokenID, held: true}, nil
+}
+
+// releaseUnstarted stops counting cl's connection; a second call does
+// nothing.
+func (s *Server) releaseUnstarted(cl *unstartedClaim) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cl == nil || !cl.held {
+		return
+	}
+	cl.held = false
+	s.unstarted--
+	if s.unstartedUser[cl.userID]--; s.unstartedUser[cl.userID] <= 0 {
+		delete(s.unstartedUser, cl.userID)
+	}
+	if cl.tokenID != 0 {
+		if s.unstartedToken[cl.tokenID]--; s.unstartedToken[cl.tokenID] <= 0 {
+			delete(s.unstartedToken, cl.tokenID)
+		}
+	}
+}
+
+// Unstarted returns the number of upgraded connections that have not
+// started or resumed a stream, for status pages and tests.
+func (s *Server) Unstarted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unstarted
+}
+
+// Conns returns the number of upgraded connections open.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}

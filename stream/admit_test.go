@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -31,7 +32,8 @@ type startOutcome struct {
 	ready     bool
 	code      string
 	closeCode int
-	err       error // neither: the connection failed
+	status    int   // the upgrade was refused with this HTTP status
+	err       error // none of these: the connection failed
 }
 
 // tryStart dials record id with tok, sends start, reads the answer, and
@@ -40,6 +42,10 @@ type startOutcome struct {
 func (e *env) tryStart(tok string, id uint64) startOutcome {
 	d := ws.Dialer{Header: ws.HandshakeHeaderHTTP(authHeader(tok)), Timeout: 10 * time.Second}
 	nc, br, _, err := d.Dial(context.Background(), e.wsURL(id))
+	var se ws.StatusError
+	if errors.As(err, &se) {
+		return startOutcome{status: int(se)}
+	}
 	if err != nil {
 		return startOutcome{err: err}
 	}
@@ -122,7 +128,8 @@ func spoolUse(tb testing.TB, dir string) (files int, size, onDisk int64) {
 // per token at once and drops every connection. Each token holds at most
 // MaxStreamsPerToken (4) streams and the account MaxStreamsPerUser (8);
 // every other start is refused with too_many_streams (1008) before a spool
-// is made; the 8 spools held cost their metadata, not a MiB each; another
+// is made, or its connection before the upgrade (429: the token has as
+// many connections waiting to start as it may); the 8 spools held cost their metadata, not a MiB each; another
 // reporter starts, streams and stores at once. The audio-less streams go,
 // spool and all, after EmptyWindow (30 s on the injected clock), not the
 // 10-minute resume window, which a stream with audio keeps.
@@ -172,6 +179,7 @@ func TestStream_Caps(t *testing.T) {
 				t.Fatalf("token %d: start failed: %v", i, o.err)
 			case o.ready:
 				ready++
+			case o.status == http.StatusTooManyRequests:
 			case o.code != proto.CodeTooManyStreams || o.closeCode != proto.ClosePolicy:
 				t.Fatalf("token %d: refused with %q, close %d; want too_many_streams, 1008", i, o.code, o.closeCode)
 			}

@@ -26,6 +26,11 @@ type conn struct {
 	br       *bufio.Reader
 	p        *store.Principal
 	recordID uint64
+	// check tells whether the credential still allows streaming (see
+	// ServeStream); nil checks nothing.
+	check func(context.Context) error
+	// claim counts the connection as not yet streaming; released at ready.
+	claim *unstartedClaim
 
 	// Reader state, used by the reader goroutine only. The buffers are
 	// fields so that reading a frame allocates nothing.
@@ -56,6 +61,9 @@ type conn struct {
 	// resumed the stream, or shutdown): the stream is not abandoned by its
 	// client then.
 	killed atomic.Bool
+	// revoked is set when the credential ended (credentialEnded): the
+	// client was told, the stream detached.
+	revoked atomic.Bool
 }
 
 func newConn(s *Server, nc net.Conn, br *bufio.Reader, p *store.Principal, recordID uint64) *conn {
@@ -119,15 +127,22 @@ func (c *conn) asWSError(err error) error {
 var (
 	errPeerClosed = errors.New("stream: client closed the connection")
 	errStored     = errors.New("stream: stored")
+	errRevoked    = errors.New("stream: the credential no longer allows streaming")
 )
 
 // serve runs the connection until it ends.
 func (c *conn) serve() {
 	defer close(c.done)
+	// The start deadline. Until a stream is ready readFrame leaves it
+	// alone: pings and pongs do not extend it.
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.StartTimeout))
 	err := c.readLoop()
 	c.stopWriter()
 	if c.st != nil {
 		c.st.detach(c, !c.killed.Load())
+	}
+	if c.revoked.Load() {
+		err = errRevoked
 	}
 	c.finish(err)
 }
@@ -140,6 +155,8 @@ func (c *conn) finish(err error) {
 	case c.killed.Load():
 		c.nc.Close()
 		return
+	case errors.Is(err, errRevoked):
+		// The client was told (credentialEnded).
 	case errors.Is(err, errStored):
 		c.writeClose(proto.CloseNormal, nil)
 	case errors.Is(err, errPeerClosed):
@@ -149,6 +166,8 @@ func (c *conn) finish(err error) {
 			c.srv.log.Error("stream failed", keyStreamID, c.streamID(), keyRecordID, c.recordID, keyCode, we.code)
 		}
 		c.writeClose(closeCode(we.code), &proto.Error{Code: we.code, Message: we.message, Offset: we.offset})
+	case isTimeout(err) && c.st == nil:
+		c.writeClose(proto.ClosePolicy, &proto.Error{Code: proto.CodeTimeout, Message: "no start or resume within " + c.srv.cfg.StartTimeout.String() + " of connecting"})
 	case isTimeout(err):
 		c.writeClose(proto.ClosePolicy, &proto.Error{Code: proto.CodeTimeout, Message: "no frame within the idle timeout"})
 	default:
@@ -237,6 +256,45 @@ func (c *conn) abort(err error) {
 	c.nc.SetReadDeadline(time.Now().Add(time.Second))
 }
 
+// credentialErr checks the connection's credential again: nil while it
+// allows streaming, else what the client is told (unauthorized or
+// forbidden). A failure of the check itself (the store could not be read)
+// is logged and passes: the next check decides.
+func (c *conn) credentialErr() *wsError {
+	if c.check == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	err := c.check(ctx)
+	if err == nil {
+		return nil
+	}
+	switch code := store.ErrorCode(err); code {
+	case store.CodeUnauthorized, store.CodeForbidden:
+		return &wsError{code: string(code), message: store.ErrorMessage(err)}
+	default:
+		c.srv.log.Warn("stream credential could not be checked; it is checked again later", keyStreamID, c.streamID(), keyRecordID, c.recordID, keyCode, string(code))
+		return nil
+	}
+}
+
+// credentialEnded ends a live stream whose credential ended: the client is
+// told why (nothing is written after that, so no ack), the stream is
+// detached as if the client had dropped (what it holds stays resumable by
+// the same account and is stored when the window ends), and the reader is
+// woken. Writer goroutine, or the reader once the writer stopped.
+func (c *conn) credentialEnded(we *wsError) {
+	if c.revoked.Swap(true) {
+		return
+	}
+	c.writeClose(closeCode(we.code), &proto.Error{Code: we.code,
+		Message: we.message + ": the stream is kept, resumable with a valid credential of this account"})
+	c.st.detach(c, true)
+	c.nc.SetReadDeadline(time.Now())
+	c.srv.log.Info("stream ended: its credential no longer allows streaming", keyStreamID, c.st.id, keyRecordID, c.recordID, keyCode, we.code)
+}
+
 // kill ends the connection from the server side: another connection resumed
 // its stream.
 func (c *conn) kill() {
@@ -277,15 +335,23 @@ func (c *conn) wakeAck() {
 }
 
 // writeLoop sends an ack whenever the durable offset moves (the latest
-// only: acks never queue) and a ping every PingInterval.
+// only: acks never queue) and a ping every PingInterval, and checks the
+// credential every CredentialInterval.
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
 	t := time.NewTicker(c.srv.cfg.PingInterval)
 	defer t.Stop()
+	ct := time.NewTicker(c.srv.cfg.CredentialInterval)
+	defer ct.Stop()
 	for {
 		select {
 		case <-c.quit:
 			return
+		case <-ct.C:
+			if we := c.credentialErr(); we != nil {
+				c.credentialEnded(we)
+				return
+			}
 		case <-c.ackWake:
 			off := c.st.durable.Load()
 			if off <= c.lastAck {
@@ -318,9 +384,14 @@ func (c *conn) readFrame() error {
 	// Moving the deadline on every frame would cost a timer update each; a
 	// deadline at most a second stale is as good.
 	c.now = time.Now()
-	if c.now.Sub(c.lastDL) > time.Second {
+	if c.st != nil && c.now.Sub(c.lastDL) > time.Second {
 		c.nc.SetReadDeadline(c.now.Add(c.srv.cfg.IdleTimeout))
 		c.lastDL = c.now
+		// Checked after the move: credentialEnded sets revoked before it
+		// sets its deadline, so its wake-up is never lost.
+		if c.revoked.Load() {
+			return errRevoked
+		}
 	}
 	h, err := ws.ReadHeaderBuffer(c.br, c.hdr[:])
 	if err != nil {
@@ -482,6 +553,9 @@ func (c *conn) control(m proto.ClientMessage) error {
 		if c.st != nil {
 			return policy(store.CodeValidation, "start and resume come once, first")
 		}
+		if we := c.credentialErr(); we != nil {
+			return we
+		}
 		st, err := c.srv.start(c, m)
 		if err != nil {
 			return c.asWSError(err)
@@ -490,6 +564,9 @@ func (c *conn) control(m proto.ClientMessage) error {
 	case proto.Resume:
 		if c.st != nil {
 			return policy(store.CodeValidation, "start and resume come once, first")
+		}
+		if we := c.credentialErr(); we != nil {
+			return we
 		}
 		st, off, err := c.srv.resume(c, m.StreamID)
 		if err != nil {
@@ -513,6 +590,7 @@ func (c *conn) ready(st *stream, off int64) error {
 		return err
 	}
 	c.st, c.received, c.lastAck = st, off, off
+	c.srv.releaseUnstarted(c.claim) // counted with the streams held now
 	c.flushAt = time.Now().Add(c.srv.cfg.AckInterval)
 	if err := c.writeFrame(ws.OpText, b); err != nil {
 		return err
@@ -528,6 +606,13 @@ func (c *conn) ready(st *stream, off int64) error {
 func (c *conn) stop() error {
 	start := time.Now()
 	c.stopWriter() // no ack after stored; the last one comes from here
+	if c.revoked.Load() {
+		return errRevoked // the writer found the credential ended
+	}
+	if we := c.credentialErr(); we != nil {
+		c.credentialEnded(we)
+		return errRevoked
+	}
 	if off, err := c.st.syncNow(c); err != nil {
 		if errors.Is(err, errDetached) || errors.Is(err, errGone) {
 			return err

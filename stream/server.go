@@ -24,6 +24,21 @@
 //     sessions) and per API token (MaxStreamsPerToken); a start over a
 //     bound is refused before its spool is made, and no spool costs a MiB
 //     before audio arrives. One credential cannot take every slot.
+//   - A connection lives only as long as its credential: the credential
+//     it was opened with is checked again at start, resume and stop and
+//     every CredentialInterval while it streams; once the session ends or
+//     expires, the token is revoked, the account is disabled or may no
+//     longer stream, the client is told unauthorized or forbidden (1008),
+//     nothing more is acknowledged, and the stream is detached as if the
+//     client had dropped: what it holds stays in the spool, resumable by
+//     the same account (with a valid credential) for the resume window,
+//     then stored into the record.
+//   - Upgraded connections that have not started (or resumed) a stream are
+//     bounded per API token, per account and in all, checked before the
+//     upgrade (MaxUnstarted*); each must send start or resume within
+//     StartTimeout of the upgrade (pings do not extend it) or is closed
+//     with timeout. One credential cannot hold descriptors and memory with
+//     sockets that never stream.
 //   - Every read and write has a deadline; frames over proto.MaxFrameBytes
 //     are refused from their header, before a byte of payload is read;
 //     the frame read path allocates nothing in steady state; a client that
@@ -104,6 +119,16 @@ const (
 	DefaultPingInterval = 20 * time.Second
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultMaxStreams   = 4096
+	// DefaultCredentialInterval is how often a live stream's credential is
+	// checked again.
+	DefaultCredentialInterval = time.Second
+	// DefaultStartTimeout is how long an upgraded connection may take to
+	// send start or resume.
+	DefaultStartTimeout = 10 * time.Second
+	// DefaultMaxUnstarted bounds the upgraded connections that have not
+	// started a stream, in all; per account and per API token the bound is
+	// twice their MaxStreamsPer*.
+	DefaultMaxUnstarted = 1024
 	// DefaultMaxStreamsPerUser and DefaultMaxStreamsPerToken bound the
 	// streams one account, and one of its API tokens, holds: live and
 	// resumable together.
@@ -144,6 +169,20 @@ type Config struct {
 	MaxStreamsPerToken int
 	// MaxStreamBytes bounds one stream's PCM.
 	MaxStreamBytes int64
+	// CredentialInterval is how often a live stream's credential is
+	// checked again (ServeStream's check).
+	CredentialInterval time.Duration
+	// StartTimeout is how long an upgraded connection may take to send
+	// start or resume; pings do not extend it.
+	StartTimeout time.Duration
+	// MaxUnstarted bounds the upgraded connections that have not started
+	// or resumed a stream, in all; MaxUnstartedPerUser and
+	// MaxUnstartedPerToken those of one account and of one API token
+	// (twice MaxStreamsPerUser and MaxStreamsPerToken when zero). A
+	// connection over a bound is refused before the upgrade.
+	MaxUnstarted         int
+	MaxUnstartedPerUser  int
+	MaxUnstartedPerToken int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// WrapSpool, when set, wraps each spool as it is opened; tests inject a
@@ -179,6 +218,11 @@ type Server struct {
 	conns    map[*conn]struct{}
 	closing  bool
 	closed   bool // Close has returned: RecordGone leaves spools to the next start
+	// unstarted counts the upgraded connections that have not started or
+	// resumed a stream, in all, per user and per token (admit.go).
+	unstarted      int
+	unstartedUser  map[uint64]int
+	unstartedToken map[uint64]int
 	// finished remembers streams stored lately (bounded, oldest forgotten
 	// first), so that their owner, resuming after the window ended, learns
 	// how much was stored.
@@ -220,6 +264,17 @@ func Open(cfg Config) (*Server, error) {
 	if cfg.MaxStreamBytes <= 0 {
 		cfg.MaxStreamBytes = DefaultMaxStreamBytes
 	}
+	setDefault(&cfg.CredentialInterval, DefaultCredentialInterval)
+	setDefault(&cfg.StartTimeout, DefaultStartTimeout)
+	if cfg.MaxUnstarted <= 0 {
+		cfg.MaxUnstarted = DefaultMaxUnstarted
+	}
+	if cfg.MaxUnstartedPerUser <= 0 {
+		cfg.MaxUnstartedPerUser = 2 * cfg.MaxStreamsPerUser
+	}
+	if cfg.MaxUnstartedPerToken <= 0 {
+		cfg.MaxUnstartedPerToken = 2 * cfg.MaxStreamsPerToken
+	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, now: cfg.Now,
 		dir:       filepath.Join(cfg.DataDir, spoolDirName),
@@ -233,6 +288,8 @@ func Open(cfg Config) (*Server, error) {
 		quit:      make(chan struct{}),
 		syncq:     make(chan *stream, 1024),
 		finalSlot: make(chan struct{}, 2),
+
+		unstartedUser: map[uint64]int{}, unstartedToken: map[uint64]int{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -300,11 +357,18 @@ func (s *Server) Close() error {
 
 // ServeStream serves GET /api/v1/record/{id}/stream. The API calls it after
 // authenticating the request (the principal is in r's context) and parsing
-// the id. It checks the Origin of cookie-authenticated requests, then
-// upgrades; an error it returns (forbidden, unavailable) is to be answered
-// as JSON, and means nothing was upgraded. After the upgrade it serves the
-// connection until it ends and returns nil.
-func (s *Server) ServeStream(w http.ResponseWriter, r *http.Request, recordID uint64) error {
+// the id. check tells whether the credential the request was authenticated
+// with still allows streaming: it returns an unauthorized or forbidden
+// *store.Error once it does not (other errors are taken as passing
+// failures), and is called at start, resume and stop and every
+// CredentialInterval while the stream is live; nil checks nothing.
+//
+// It checks the Origin of cookie-authenticated requests and the bounds of
+// connections not yet streaming, then upgrades; an error it returns
+// (forbidden, rate_limited, unavailable) is to be answered as JSON, and
+// means nothing was upgraded. After the upgrade it serves the connection
+// until it ends and returns nil.
+func (s *Server) ServeStream(w http.ResponseWriter, r *http.Request, recordID uint64, check func(context.Context) error) error {
 	p := store.PrincipalFrom(r.Context())
 	if p == nil {
 		return &store.Error{Code: store.CodeUnauthorized, Message: "log in or send an API token"}
@@ -314,12 +378,13 @@ func (s *Server) ServeStream(w http.ResponseWriter, r *http.Request, recordID ui
 		// otherwise stream into a logged-in reporter's record.
 		return &store.Error{Code: store.CodeForbidden, Message: "cross-origin WebSocket refused"}
 	}
-	s.mu.Lock()
-	closing := s.closing
-	s.mu.Unlock()
-	if closing {
-		return &store.Error{Code: store.CodeUnavailable, Message: "server is shutting down"}
+	// Claimed before the upgrade, so that a refusal costs no socket past
+	// this request; released when the connection starts a stream or ends.
+	cl, err := s.claimUnstarted(p)
+	if err != nil {
+		return err
 	}
+	defer s.releaseUnstarted(cl)
 	u := ws.HTTPUpgrader{Timeout: s.cfg.WriteTimeout}
 	nc, rw, _, err := u.Upgrade(r, w)
 	if err != nil {
@@ -331,6 +396,7 @@ func (s *Server) ServeStream(w http.ResponseWriter, r *http.Request, recordID ui
 		return nil
 	}
 	c := newConn(s, nc, rw.Reader, p, recordID)
+	c.check, c.claim = check, cl
 	if !s.track(c) {
 		c.writeClose(proto.CloseGoingAway, &proto.Error{Code: string(store.CodeUnavailable), Message: "server is shutting down"})
 		c.nc.Close()

@@ -58,7 +58,11 @@ const (
 )
 
 // Error codes sent in error messages that are not store codes (the store's
-// codes, e.g. conflict or insufficient_storage, are sent as they are).
+// codes, e.g. conflict or insufficient_storage, are sent as they are; so
+// are unauthorized and forbidden, which end a stream whose credential
+// ended: logged out, expired, revoked, disabled, or a role that may no
+// longer stream. Close code 1008; the stream stays resumable with a valid
+// credential of the same account).
 const (
 	// CodeUnknownStream answers a resume the server cannot honour: the
 	// stream is unknown, finished, or not the caller's. Start a new stream.
@@ -66,7 +70,8 @@ const (
 	// CodeProtocol is a WebSocket protocol violation (unmasked frame,
 	// fragmented control frame, reserved bits or opcodes).
 	CodeProtocol = "protocol_error"
-	// CodeTimeout is an idle connection or a peer that does not read.
+	// CodeTimeout is an idle connection, a peer that does not read, or one
+	// that sent no start or resume within the start deadline (10 s).
 	CodeTimeout = "timeout"
 	// CodeTooManyStreams refuses a start whose API token or account holds
 	// as many streams (live and resumable) as it may; it is answered
@@ -85,7 +90,7 @@ const (
 	CloseNormal    = 1000 // stored
 	CloseGoingAway = 1001 // server shutting down: resume later
 	CloseProtocol  = 1002 // RFC protocol violation
-	ClosePolicy    = 1008 // refused: bad message, wrong format, conflict, unknown stream
+	ClosePolicy    = 1008 // refused: bad message, wrong format, conflict, unknown stream, credential ended, timeout
 	CloseTooBig    = 1009 // frame or message over its limit
 	CloseInternal  = 1011 // the server failed: resume later
 )
