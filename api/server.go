@@ -340,6 +340,11 @@ func (s *Server) handleRecordStream(w http.ResponseWriter, r *http.Request, ps h
 	if s.streams == nil {
 		return apiError(store.CodeNotFound, "live streaming is not enabled")
 	}
+	if !webSocketUpgrade(r) {
+		// Answered here, as JSON with the security headers: the upgrader
+		// would write its own plain-text 400.
+		return apiError(store.CodeValidation, "this route takes a WebSocket upgrade (Upgrade: websocket, Sec-WebSocket-Version: 13)")
+	}
 	// The credential is checked again while the stream lives: a logout, a
 	// revoked token, a disabled account or a lowered role ends it.
 	check := func(ctx context.Context) error {
@@ -347,6 +352,27 @@ func (s *Server) handleRecordStream(w http.ResponseWriter, r *http.Request, ps h
 		return err
 	}
 	return s.streams.ServeStream(w, r, id, check)
+}
+
+// webSocketUpgrade reports whether r asks for a WebSocket (RFC 6455
+// §4.2.1): Connection holds the token upgrade, Upgrade websocket, with a
+// key and version 13.
+func webSocketUpgrade(r *http.Request) bool {
+	return headerToken(r.Header, "Connection", "upgrade") && headerToken(r.Header, "Upgrade", "websocket") &&
+		r.Header.Get("Sec-WebSocket-Key") != "" && r.Header.Get("Sec-WebSocket-Version") == "13"
+}
+
+// headerToken reports whether a comma-separated header holds token, in
+// any case.
+func headerToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (s *Server) route(method, pattern string, ru rule, h handlerFunc) {

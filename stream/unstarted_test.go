@@ -3,10 +3,12 @@ package stream_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -264,4 +266,32 @@ func openFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// TestStream_NotAnUpgrade: a plain GET of the stream route is answered by
+// the API as JSON with its security headers, not by the upgrader's
+// plain-text 400, and holds no socket.
+func TestStream_NotAnUpgrade(t *testing.T) {
+	e := mustEnv(t)
+	id := e.mustRecord(t, "plain get")
+	for _, hdr := range [][2]string{{}, {"Upgrade", "websocket"}, {"Connection", "upgrade"}} {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/api/v1/record/%d/stream", e.URL, id), nil)
+		req.Header.Set("Authorization", "Bearer "+e.token)
+		if hdr[0] != "" {
+			req.Header.Set(hdr[0], hdr[1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") ||
+			!strings.Contains(string(body), `"validation_error"`) || resp.Header.Get("Content-Security-Policy") == "" {
+			t.Fatalf("%v: %d %s %q, want a JSON validation_error with the security headers", hdr, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+	}
+	if n := e.streams.Unstarted(); n != 0 {
+		t.Fatalf("%d sockets held after plain GETs", n)
+	}
 }
