@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -254,6 +255,59 @@ func TestLiveRecordingWaitsForSlot(t *testing.T) {
 	states := eval[[]string](b, `window.recStates`)
 	if len(states) == 0 || states[0] == "failed" || !strings.Contains(strings.Join(states, " "), "waiting recording") {
 		t.Errorf("states %v, want waiting then recording", states)
+	}
+	t.Logf("stored %.2f s, states %v", secs, states)
+	b.checkClean()
+}
+
+// TestLiveRecordingOutlivesLogout: the login ends while the page records
+// (a logout in another tab, its 12 hours, an admin's reset). The server
+// ends the stream at once; the page says so, keeps capturing and holds
+// the audio, and once the user logs in again in this browser the
+// recording goes on where it stopped: the stored audio covers the
+// signed-out time too, without a gap.
+func TestLiveRecordingOutlivesLogout(t *testing.T) {
+	srv, b, s := liveSetup(t)
+	id := createRecordAPI(t, s.api, "Signed out canary 7e2a")
+	b.do("open the record", chromedp.Navigate(srv.base+"/#/record/"+id))
+	b.waitJS("the record button", `document.querySelector('#rec-start')`, 10*time.Second)
+	rate := eval[float64](b, `(async () => { const c = new AudioContext(); const r = c.sampleRate; await c.close(); return r; })()`)
+	watchStates(b)
+	b.click("#rec-start")
+	b.waitJS("recording", `document.querySelector('#live').dataset.state === 'recording'`, 15*time.Second)
+	b.waitJS("two seconds recorded", `document.querySelector('#rec-time').textContent >= '0:02'`, 15*time.Second)
+
+	// Another tab of this browser logs out.
+	if st := eval[float64](b, `fetch('/api/v1/session', {method: 'DELETE', credentials: 'same-origin'}).then(r => r.status)`); st != 204 {
+		t.Fatalf("logout: %v", st)
+	}
+	b.waitJS("the page waits for a login", `document.querySelector('#live').dataset.state === 'waiting'`, 10*time.Second)
+	if w := b.text("#rec-error"); !strings.Contains(w, "login has ended") || !strings.Contains(w, "log in again") {
+		t.Errorf("the page says %q while signed out", w)
+	}
+	b.waitJS("capturing on while signed out", `document.querySelector('#rec-time').textContent >= '0:05'`, 15*time.Second)
+	if st := eval[string](b, `document.querySelector('#live').dataset.state`); st != "waiting" {
+		t.Fatalf("state %q while signed out, want waiting", st)
+	}
+
+	// The user logs in again in another tab of this browser.
+	login := fmt.Sprintf(`fetch('/api/v1/session', {method: 'POST', credentials: 'same-origin', headers: {'Content-Type': 'application/json'},
+		body: JSON.stringify({username: 'admin', password: %q, totp: %q})}).then(r => r.status)`, adminPassword, s.recovery[0])
+	if st := eval[float64](b, login); st != 200 {
+		t.Fatalf("login again: %v", st)
+	}
+	b.waitJS("recording again", `document.querySelector('#live').dataset.state === 'recording'`, 15*time.Second)
+	if w := b.text("#rec-error"); w != "" {
+		t.Errorf("the signed-out notice stays once recording: %q", w)
+	}
+	b.waitJS(fmt.Sprintf("%v s recorded", liveSeconds), fmt.Sprintf(`document.querySelector('#rec-time').textContent >= '0:%02d'`, int(liveSeconds)), 15*time.Second)
+	b.click("#rec-stop")
+	b.waitJS("the stored recording", `document.querySelector('#player')`, 30*time.Second)
+	s.api = browserAPI(t, b, srv) // the new login's cookie
+	secs, _ := checkLiveAudio(t, s.api, id, int(rate), liveSeconds)
+	states := eval[[]string](b, `window.recStates`)
+	if !strings.Contains(strings.Join(states, " "), "recording waiting") || slices.Contains(states, "failed") {
+		t.Errorf("states %v, want recording, waiting, then recording again", states)
 	}
 	t.Logf("stored %.2f s, states %v", secs, states)
 	b.checkClean()

@@ -42,7 +42,7 @@ export class Recorder {
     this.stopping = false;
     this.finished = false;
     this.retries = 0;
-    this.waiting = false; // refused for want of a stream slot; asking again
+    this.waiting = false; // refused for want of a stream slot, or signed out; asking again
     this.lost = 0;
   }
 
@@ -198,6 +198,15 @@ export class Recorder {
           this.cb.onWarn(m.code === 'too_many_streams'
             ? 'This account already has as many live recordings as it may (in other tabs or on other devices, or dropped ones not yet stored). This one goes on here and is sent as soon as one of them ends.'
             : 'The server is busy. This recording goes on here and is sent as soon as the server has room.');
+          break; // the server closes; onclose asks again
+        }
+        if (m.code === 'unauthorized') {
+          // The login ended (a logout in another tab, its 12 hours, an
+          // admin's reset): the server keeps what it confirmed and the
+          // stream resumable by this account. Keep capturing, and ask again
+          // until a new login in this browser lets the stream go on.
+          this.waiting = true;
+          this.cb.onWarn('Your login has ended (you logged out in another tab, it expired, or an admin changed your account). This recording goes on here: log in again in another tab and it continues where it stopped.');
           break; // the server closes; onclose asks again
         }
         if (m.code === 'record_destroyed') {
