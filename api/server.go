@@ -343,7 +343,7 @@ func (s *Server) handleRecordStream(w http.ResponseWriter, r *http.Request, ps h
 	if !webSocketUpgrade(r) {
 		// Answered here, as JSON with the security headers: the upgrader
 		// would write its own plain-text 400.
-		return apiError(store.CodeValidation, "this route takes a WebSocket upgrade (Upgrade: websocket, Sec-WebSocket-Version: 13)")
+		return apiError(store.CodeValidation, "this route takes a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)")
 	}
 	// The credential is checked again while the stream lives: a logout, a
 	// revoked token, a disabled account or a lowered role ends it.
@@ -355,11 +355,11 @@ func (s *Server) handleRecordStream(w http.ResponseWriter, r *http.Request, ps h
 }
 
 // webSocketUpgrade reports whether r asks for a WebSocket (RFC 6455
-// §4.2.1): Connection holds the token upgrade, Upgrade websocket, with a
-// key and version 13.
+// §4.2.1): Connection holds the token upgrade, and Upgrade websocket. The
+// rest of the handshake is the upgrader's to check (a version other than
+// 13 gets its 426 with the version it speaks).
 func webSocketUpgrade(r *http.Request) bool {
-	return headerToken(r.Header, "Connection", "upgrade") && headerToken(r.Header, "Upgrade", "websocket") &&
-		r.Header.Get("Sec-WebSocket-Key") != "" && r.Header.Get("Sec-WebSocket-Version") == "13"
+	return headerToken(r.Header, "Connection", "upgrade") && headerToken(r.Header, "Upgrade", "websocket")
 }
 
 // headerToken reports whether a comma-separated header holds token, in
