@@ -79,7 +79,8 @@ func (s *credStream) halt() {
 	s.stopped.Wait()
 }
 
-// endsWithin reads until the close, which must come within 2 s of ended
+// endsWithin reads until the close, which must come within 3 s of ended
+// (the check runs every second; the margin is for a loaded CI machine)
 // with the error code want and close 1008, and returns the last offset
 // acknowledged. Acks come until then, none after the error.
 func (s *credStream) endsWithin(t *testing.T, ended time.Time, want string) int64 {
@@ -94,7 +95,7 @@ func (s *credStream) endsWithin(t *testing.T, ended time.Time, want string) int6
 			if cl.err != nil || cl.code != proto.ClosePolicy || gotErr != want {
 				t.Fatalf("connection ended with %+v after error %q; want close 1008 after %q", cl, gotErr, want)
 			}
-			if took > 2*time.Second {
+			if took > 3*time.Second {
 				t.Fatalf("the stream went on for %v after its credential ended", took)
 			}
 			t.Logf("closed %v after the credential ended; last ack %d of %d bytes sent", took.Round(time.Millisecond), lastAck, s.sent.Load())
@@ -107,7 +108,7 @@ func (s *credStream) endsWithin(t *testing.T, ended time.Time, want string) int6
 			if gotErr != "" {
 				t.Fatalf("ack %d after the error %q", m.Offset, gotErr)
 			}
-			if time.Since(ended) > 2*time.Second {
+			if time.Since(ended) > 3*time.Second {
 				t.Fatalf("ack %d came %v after the credential ended", m.Offset, time.Since(ended))
 			}
 			lastAck = m.Offset
