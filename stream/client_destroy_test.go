@@ -1,9 +1,12 @@
 package stream_test
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,5 +81,106 @@ func TestClient_RecordDestroyed(t *testing.T) {
 				t.Fatalf("%d records on the server after the destroy", len(recs))
 			}
 		})
+	}
+}
+
+// swallowProxy forwards connections to target, but on the first
+// WebSocket upgrade it passes the server's answer only up to the end of
+// the upgrade's headers: the stream's ready never reaches the client.
+// first gets that connection, to cut it.
+type swallowProxy struct {
+	ln    net.Listener
+	first chan net.Conn
+}
+
+// readHead reads from r up to the end of an HTTP head, a byte at a time.
+func readHead(r io.Reader) ([]byte, error) {
+	var head []byte
+	b := make([]byte, 1)
+	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
+		if _, err := r.Read(b); err != nil {
+			return head, err
+		}
+		head = append(head, b[0])
+	}
+	return head, nil
+}
+
+func startSwallowProxy(t *testing.T, target string) *swallowProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &swallowProxy{ln: ln, first: make(chan net.Conn, 1)}
+	t.Cleanup(func() { ln.Close() })
+	var upgrades atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				s, err := net.Dial("tcp", target)
+				if err != nil {
+					c.Close()
+					return
+				}
+				req, err := readHead(c)
+				s.Write(req)
+				if err != nil {
+					c.Close()
+					s.Close()
+					return
+				}
+				go func() { io.Copy(s, c); s.Close() }()
+				if !bytes.Contains(bytes.ToLower(req), []byte("upgrade: websocket")) || upgrades.Add(1) > 1 {
+					io.Copy(c, s)
+					c.Close()
+					return
+				}
+				p.first <- c
+				head, _ := readHead(s) // the upgrade's answer only
+				c.Write(head)
+				io.Copy(io.Discard, s)
+			}()
+		}
+	}()
+	return p
+}
+
+// TestClient_RecordDestroyedBeforeReady: the connection drops after the
+// server made the stream but before its ready reached the client, and the
+// record is destroyed meanwhile. The client's next start finds the record
+// gone: that is the destroy (ErrRecordDestroyed), not a refusal.
+func TestClient_RecordDestroyedBeforeReady(t *testing.T) {
+	e := mustEnv(t)
+	proxy := startSwallowProxy(t, strings.TrimPrefix(e.URL, "http://"))
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	var w warnings
+	cfg := clientConfig(t, e, "http://"+proxy.ln.Addr().String(), pr, &w)
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.Run(t.Context(), cfg)
+		done <- err
+	}()
+	first := <-proxy.first
+	waitFor(t, 10*time.Second, func() bool { return e.streams.Streams() == 1 })
+	recs, _, err := e.db.Records(e.principal(t), store.RecordFilter{Limit: 10})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("records %v %v", recs, err)
+	}
+	e.destroyHTTP(t, recs[0].ID)
+	first.Close()
+	go pw.Write(canaryPCM(64000))
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the client did not stop")
+	}
+	if !errors.Is(err, client.ErrRecordDestroyed) {
+		t.Fatalf("Run: %v, want ErrRecordDestroyed\n%s", err, &w)
 	}
 }

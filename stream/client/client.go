@@ -301,6 +301,12 @@ func (r *runner) session(ctx context.Context, tick <-chan time.Time) (progressed
 	var sent int64
 	m, err := c.next(time.After(30 * time.Second))
 	if err != nil {
+		if r.streamID == "" {
+			// A start without an answer may have made a stream on the
+			// server: the next start probes, as after a lost stream (a
+			// not_found then means the record was destroyed meanwhile).
+			r.probing = true
+		}
 		return false, err
 	}
 	{
