@@ -90,22 +90,7 @@ func TestDestroy_RemovesExports(t *testing.T) {
 	if resp.StatusCode != 200 || strings.Contains(string(b), "audio_sha256") || !strings.Contains(string(b), `\"exports\": 2`) {
 		t.Fatalf("destroy receipt: %d %s", resp.StatusCode, b)
 	}
-	if es, _ := os.ReadDir(filepath.Join(ts.dir, "exports")); len(es) != 1 || es[0].Name() != "tmp" {
-		t.Fatalf("the exports directory after the destroy holds %v", es)
-	}
-	needles := [][]byte{[]byte(hex.EncodeToString(sum[:])), sum[:]}
-	filepath.WalkDir(ts.dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		raw, _ := os.ReadFile(p)
-		for _, n := range needles {
-			if bytes.Contains(raw, n) {
-				t.Errorf("%s holds the destroyed audio's SHA-256", filepath.Base(p))
-			}
-		}
-		return nil
-	})
+	ts.mustForget(t, sum, "destroy")
 }
 
 // TestRemoveAudio_RemovesExports: the adversarial review's F2 over HTTP.
@@ -156,8 +141,16 @@ func TestRemoveAudio_RemovesExports(t *testing.T) {
 	if resp.StatusCode != 200 || strings.Contains(string(b), "audio_sha256") || !strings.Contains(string(b), `\"exports\": 1`) {
 		t.Fatalf("removal receipt: %d %s", resp.StatusCode, b)
 	}
+	ts.mustForget(t, sum, "removal")
+}
+
+// mustForget checks what an erasure (what: destroy or removal) leaves of
+// audio whose SHA-256 is sum: no package file in the exports directory,
+// and the hash, hex or raw, in no byte under the data directory.
+func (ts *testServer) mustForget(t *testing.T, sum [32]byte, what string) {
+	t.Helper()
 	if es, _ := os.ReadDir(filepath.Join(ts.dir, "exports")); len(es) != 1 || es[0].Name() != "tmp" {
-		t.Fatalf("the exports directory after the removal holds %v", es)
+		t.Fatalf("the exports directory after the %s holds %v", what, es)
 	}
 	needles := [][]byte{[]byte(hex.EncodeToString(sum[:])), sum[:]}
 	filepath.WalkDir(ts.dir, func(p string, d fs.DirEntry, err error) error {
@@ -167,7 +160,7 @@ func TestRemoveAudio_RemovesExports(t *testing.T) {
 		raw, _ := os.ReadFile(p)
 		for _, n := range needles {
 			if bytes.Contains(raw, n) {
-				t.Errorf("%s holds the removed audio's SHA-256", filepath.Base(p))
+				t.Errorf("%s holds the SHA-256 of the audio gone with the %s", filepath.Base(p), what)
 			}
 		}
 		return nil
