@@ -176,6 +176,29 @@ func liveSetup(t *testing.T, env ...string) (*server, *browser, *session) {
 	return srv, b, s
 }
 
+// openLive opens record id's page, ready to record, with watchStates on,
+// and returns the rate the page's audio context runs at.
+func openLive(b *browser, srv *server, id string) float64 {
+	b.t.Helper()
+	b.do("open the record", chromedp.Navigate(srv.base+"/#/record/"+id))
+	b.waitJS("the record button", `document.querySelector('#rec-start')`, 10*time.Second)
+	rate := eval[float64](b, `(async () => { const c = new AudioContext(); const r = c.sampleRate; await c.close(); return r; })()`)
+	watchStates(b)
+	return rate
+}
+
+// finishLive records until liveSeconds, stops, waits for the stored
+// recording and checks its audio (checkLiveAudio); it returns the seconds
+// stored.
+func finishLive(t *testing.T, b *browser, api *apiClient, id string, rate float64) float64 {
+	t.Helper()
+	b.waitJS(fmt.Sprintf("%v s recorded", liveSeconds), fmt.Sprintf(`document.querySelector('#rec-time').textContent >= '0:%02d'`, int(liveSeconds)), 15*time.Second)
+	b.click("#rec-stop")
+	b.waitJS("the stored recording", `document.querySelector('#player')`, 30*time.Second)
+	secs, _ := checkLiveAudio(t, api, id, int(rate), liveSeconds)
+	return secs
+}
+
 // watchStates records in window.recStates every state the live box
 // shows, in order, once each time it changes.
 func watchStates(b *browser) {
@@ -224,10 +247,7 @@ func TestLiveRecordingWaitsForSlot(t *testing.T) {
 	}()
 	b.waitJS("the other tab's stream", `window.otherTab.msgs.some(m => m.type === 'ready')`, 10*time.Second)
 
-	b.do("open the record", chromedp.Navigate(srv.base+"/#/record/"+id))
-	b.waitJS("the record button", `document.querySelector('#rec-start')`, 10*time.Second)
-	rate := eval[float64](b, `(async () => { const c = new AudioContext(); const r = c.sampleRate; await c.close(); return r; })()`)
-	watchStates(b)
+	rate := openLive(b, srv, id)
 	b.click("#rec-start")
 	b.waitJS("waiting for a slot", `document.querySelector('#live').dataset.state === 'waiting'`, 15*time.Second)
 	if w := b.text("#rec-error"); !strings.Contains(w, "as many live recordings as it may") || !strings.Contains(w, "sent as soon as") {
@@ -248,10 +268,7 @@ func TestLiveRecordingWaitsForSlot(t *testing.T) {
 	if w := b.text("#rec-error"); w != "" {
 		t.Errorf("the waiting notice stays once recording: %q", w)
 	}
-	b.waitJS(fmt.Sprintf("%v s recorded", liveSeconds), fmt.Sprintf(`document.querySelector('#rec-time').textContent >= '0:%02d'`, int(liveSeconds)), 15*time.Second)
-	b.click("#rec-stop")
-	b.waitJS("the stored recording", `document.querySelector('#player')`, 30*time.Second)
-	secs, _ := checkLiveAudio(t, s.api, id, int(rate), liveSeconds)
+	secs := finishLive(t, b, s.api, id, rate)
 	states := eval[[]string](b, `window.recStates`)
 	if len(states) == 0 || states[0] == "failed" || !strings.Contains(strings.Join(states, " "), "waiting recording") {
 		t.Errorf("states %v, want waiting then recording", states)
@@ -269,10 +286,7 @@ func TestLiveRecordingWaitsForSlot(t *testing.T) {
 func TestLiveRecordingOutlivesLogout(t *testing.T) {
 	srv, b, s := liveSetup(t)
 	id := createRecordAPI(t, s.api, "Signed out canary 7e2a")
-	b.do("open the record", chromedp.Navigate(srv.base+"/#/record/"+id))
-	b.waitJS("the record button", `document.querySelector('#rec-start')`, 10*time.Second)
-	rate := eval[float64](b, `(async () => { const c = new AudioContext(); const r = c.sampleRate; await c.close(); return r; })()`)
-	watchStates(b)
+	rate := openLive(b, srv, id)
 	b.click("#rec-start")
 	b.waitJS("recording", `document.querySelector('#live').dataset.state === 'recording'`, 15*time.Second)
 	b.waitJS("two seconds recorded", `document.querySelector('#rec-time').textContent >= '0:02'`, 15*time.Second)
@@ -300,11 +314,7 @@ func TestLiveRecordingOutlivesLogout(t *testing.T) {
 	if w := b.text("#rec-error"); w != "" {
 		t.Errorf("the signed-out notice stays once recording: %q", w)
 	}
-	b.waitJS(fmt.Sprintf("%v s recorded", liveSeconds), fmt.Sprintf(`document.querySelector('#rec-time').textContent >= '0:%02d'`, int(liveSeconds)), 15*time.Second)
-	b.click("#rec-stop")
-	b.waitJS("the stored recording", `document.querySelector('#player')`, 30*time.Second)
-	s.api = browserAPI(t, b, srv) // the new login's cookie
-	secs, _ := checkLiveAudio(t, s.api, id, int(rate), liveSeconds)
+	secs := finishLive(t, b, browserAPI(t, b, srv), id, rate) // the new login's cookie
 	states := eval[[]string](b, `window.recStates`)
 	if !strings.Contains(strings.Join(states, " "), "recording waiting") || slices.Contains(states, "failed") {
 		t.Errorf("states %v, want recording, waiting, then recording again", states)
