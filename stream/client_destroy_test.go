@@ -34,15 +34,7 @@ func TestClient_RecordDestroyed(t *testing.T) {
 			defer pw.Close()
 			var w warnings
 			cfg := clientConfig(t, e, "http://"+proxy.Addr(), pr, &w)
-			type result struct {
-				res *client.Result
-				err error
-			}
-			done := make(chan result, 1)
-			go func() {
-				res, err := client.Run(t.Context(), cfg)
-				done <- result{res, err}
-			}()
+			done := runClient(t, cfg)
 			pw.Write(pcm[:64000])
 			waitFor(t, 10*time.Second, func() bool { return e.streams.Streams() == 1 })
 			recs, _, err := e.db.Records(e.principal(t), store.RecordFilter{Limit: 10})
@@ -62,12 +54,7 @@ func TestClient_RecordDestroyed(t *testing.T) {
 					proxy.SetDown(false)
 				}
 			}()
-			var r result
-			select {
-			case r = <-done:
-			case <-time.After(30 * time.Second):
-				t.Fatal("the client did not stop")
-			}
+			r := waitRun(t, done)
 			if !errors.Is(r.err, client.ErrRecordDestroyed) {
 				t.Fatalf("Run: %v, want ErrRecordDestroyed\n%s", r.err, &w)
 			}
@@ -161,11 +148,7 @@ func TestClient_RecordDestroyedBeforeReady(t *testing.T) {
 	defer pw.Close()
 	var w warnings
 	cfg := clientConfig(t, e, "http://"+proxy.ln.Addr().String(), pr, &w)
-	done := make(chan error, 1)
-	go func() {
-		_, err := client.Run(t.Context(), cfg)
-		done <- err
-	}()
+	done := runClient(t, cfg)
 	first := <-proxy.first
 	waitFor(t, 10*time.Second, func() bool { return e.streams.Streams() == 1 })
 	recs, _, err := e.db.Records(e.principal(t), store.RecordFilter{Limit: 10})
@@ -175,12 +158,7 @@ func TestClient_RecordDestroyedBeforeReady(t *testing.T) {
 	e.destroyHTTP(t, recs[0].ID)
 	first.Close()
 	go pw.Write(canaryPCM(64000))
-	select {
-	case err = <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the client did not stop")
-	}
-	if !errors.Is(err, client.ErrRecordDestroyed) {
-		t.Fatalf("Run: %v, want ErrRecordDestroyed\n%s", err, &w)
+	if r := waitRun(t, done); !errors.Is(r.err, client.ErrRecordDestroyed) {
+		t.Fatalf("Run: %v, want ErrRecordDestroyed\n%s", r.err, &w)
 	}
 }

@@ -76,6 +76,34 @@ func clientConfig(tb testing.TB, e *env, server string, in io.Reader, w *warning
 	}
 }
 
+// runResult is what client.Run returned.
+type runResult struct {
+	res *client.Result
+	err error
+}
+
+// runClient runs client.Run with cfg in the background.
+func runClient(t *testing.T, cfg client.Config) <-chan runResult {
+	done := make(chan runResult, 1)
+	go func() {
+		res, err := client.Run(t.Context(), cfg)
+		done <- runResult{res, err}
+	}()
+	return done
+}
+
+// waitRun waits at most 30 s for the client of done to stop.
+func waitRun(t *testing.T, done <-chan runResult) runResult {
+	t.Helper()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(30 * time.Second):
+		t.Fatal("the client did not stop")
+	}
+	panic("unreachable")
+}
+
 func TestClient_RoundTrip(t *testing.T) {
 	e := mustEnv(t)
 	pcm := soxPCM(t, 16000, 1, 3)
@@ -283,15 +311,7 @@ func TestClient_WaitsForAFreeSlot(t *testing.T) {
 	pcm := soxPCM(t, 16000, 1, 2)
 	var w warnings
 	cfg := clientConfig(t, e, e.URL, bytes.NewReader(pcm), &w)
-	type result struct {
-		res *client.Result
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		res, err := client.Run(t.Context(), cfg)
-		done <- result{res, err}
-	}()
+	done := runClient(t, cfg)
 	waitFor(t, 10*time.Second, func() bool { return strings.Contains(w.String(), "too_many_streams") })
 	select {
 	case r := <-done:
