@@ -10,6 +10,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"tyst/internal/dirsync"
 	"tyst/store/blob"
 )
 
@@ -111,7 +112,7 @@ func (db *DB) Backup(ctx context.Context, dst string, o BackupOptions) (st Backu
 			o.Progress(len(blobs)+i+1, total)
 		}
 	}
-	if err := syncDir(dst); err != nil {
+	if err := dirsync.Sync(dst); err != nil {
 		return st, err
 	}
 	db.log.Info("backup written", "database_bytes", st.DatabaseBytes, "blobs", st.Blobs, "blob_bytes", st.BlobBytes, "exports", st.Exports)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 
@@ -81,14 +80,4 @@ func (db *DB) openBlob(name string) (blob.Object, error) {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, errNoBlob)
 	}
 	return o, err
-}
-
-// syncDir fsyncs directory dir, so a rename in it survives a power cut.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }

@@ -11,6 +11,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"tyst/internal/dirsync"
 	"tyst/internal/shred"
 )
 
@@ -105,7 +106,7 @@ func (db *DB) Compact(ctx context.Context) (st CompactStats, err error) {
 		os.Remove(old)
 		return st, db.reopen(path, err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := dirsync.Sync(filepath.Dir(path)); err != nil {
 		return st, db.reopen(path, err)
 	}
 	if err := db.reopen(path, nil); err != nil {

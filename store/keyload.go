@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"tyst/internal/dirsync"
 )
 
 // KeySource says where the primary newsroom key came from.
@@ -228,7 +230,7 @@ func CreateKeyFile(path string) (string, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(path))
+		err = dirsync.Sync(filepath.Dir(path))
 	}
 	if err != nil {
 		os.Remove(path)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"tyst/internal/dirsync"
 	"tyst/internal/shred"
 	"tyst/stream/dump"
 	"tyst/stream/proto"
@@ -134,7 +135,7 @@ func (s *Server) markErasing(id string) error {
 	if err != nil {
 		return err
 	}
-	return syncDir(s.dir)
+	return dirsync.Sync(s.dir)
 }
 
 // shredMarked overwrites spool id under its erasing name with random
@@ -147,7 +148,7 @@ func (s *Server) shredMarked(id string) error {
 	if err != nil {
 		return err
 	}
-	return syncDir(s.dir)
+	return dirsync.Sync(s.dir)
 }
 
 // shredLater overwrites and removes the marked spool id in the
@@ -198,7 +199,7 @@ func (s *Server) sweepLeftovers() error {
 			}
 		}
 	}
-	return syncDir(s.dir)
+	return dirsync.Sync(s.dir)
 }
 
 // stripExt returns the stream id of a file named <id><ext>.
@@ -208,17 +209,6 @@ func stripExt(name, ext string) (string, bool) {
 	}
 	id := name[:proto.StreamIDLen]
 	return id, proto.ValidStreamID(id)
-}
-
-// syncDir syncs directory dir, so that a rename or removal in it is
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // end ends the connection from another goroutine with we: the error and

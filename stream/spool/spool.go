@@ -49,6 +49,8 @@ import (
 
 	"github.com/fernet/fernet-go"
 	"golang.org/x/sys/unix"
+
+	"tyst/internal/dirsync"
 )
 
 const (
@@ -115,7 +117,7 @@ func Create(path string, c *Codec, meta []byte, grow int64) (*File, error) {
 		err = sf.Sync()
 	}
 	if err == nil {
-		err = syncDir(path)
+		err = dirsync.Sync(filepath.Dir(path))
 	}
 	if err != nil {
 		f.Close()
@@ -322,13 +324,3 @@ func (sf *File) Close() error { return sf.f.Close() }
 
 // Name returns the file's path.
 func (sf *File) Name() string { return sf.f.Name() }
-
-// syncDir makes a new directory entry for path durable.
-func syncDir(path string) error {
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
