@@ -56,30 +56,33 @@ func EraseGone(dir string, keys []*fernet.Key, forEachGone func(func(id uint64) 
 	if err != nil || root == nil {
 		return 0, err
 	}
-	root.Close()
-	present := map[string]bool{}
+	defer root.Close()
+	present := map[string]bool{} // record tags in dir; true once a gone record has it
 	for _, e := range entries {
 		if m := recordTagPattern.FindStringSubmatch(e.name); m != nil {
-			present[m[1]] = true
+			present[m[1]] = false
 		}
 	}
 	if len(present) == 0 {
 		return 0, nil
 	}
-	var ids []uint64
+	found := false
 	err = forEachGone(func(id uint64) error {
 		for _, k := range keys {
-			if present[RecordTag(k, id)] {
-				ids = append(ids, id)
-				break
+			tag := RecordTag(k, id)
+			if _, ok := present[tag]; ok {
+				present[tag], found = true, true
 			}
 		}
 		return nil
 	})
-	if err != nil || len(ids) == 0 {
+	if err != nil || !found {
 		return 0, err
 	}
-	return EraseRecords(dir, keys, ids, nil)
+	return erase(root, entries, func(name string) bool {
+		m := recordTagPattern.FindStringSubmatch(name)
+		return m != nil && present[m[1]]
+	})
 }
 
 // eraseTagged erases the dumps in dir whose record tag match accepts
