@@ -10,18 +10,48 @@ import (
 // check and the count are one step under Server.mu, so concurrent starts
 // never pass a bound together, and a refused start creates no spool.
 
+// tally counts what the principals hold, in all, per user account and
+// per API token (0: none). Guarded by Server.mu.
+type tally struct {
+	all         int
+	user, token map[uint64]int
+}
+
+func newTally() tally { return tally{user: map[uint64]int{}, token: map[uint64]int{}} }
+
+func (t *tally) add(userID, tokenID uint64) {
+	t.all++
+	t.user[userID]++
+	if tokenID != 0 {
+		t.token[tokenID]++
+	}
+}
+
+// remove undoes an add; a count that reaches zero leaves its map.
+func (t *tally) remove(userID, tokenID uint64) {
+	t.all--
+	if t.user[userID]--; t.user[userID] <= 0 {
+		delete(t.user, userID)
+	}
+	if tokenID != 0 {
+		if t.token[tokenID]--; t.token[tokenID] <= 0 {
+			delete(t.token, tokenID)
+		}
+	}
+}
+
 // admitLocked counts st, a new stream, against MaxStreams and its
 // principal's caps, or says which bound it is over. Server.mu is held.
 func (s *Server) admitLocked(st *stream) error {
 	m := &st.m
 	switch {
-	case m.TokenID != 0 && s.perToken[m.TokenID] >= s.cfg.MaxStreamsPerToken:
+	case m.TokenID != 0 && s.held.token[m.TokenID] >= s.cfg.MaxStreamsPerToken:
 		return &wsError{code: proto.CodeTooManyStreams,
 			message: "this API token holds as many live and resumable streams as it may: stop one, or wait until a dropped one is stored"}
-	case s.perUser[m.UserID] >= s.cfg.MaxStreamsPerUser:
+	case s.held.user[m.UserID] >= s.cfg.MaxStreamsPerUser:
 		return &wsError{code: proto.CodeTooManyStreams,
 			message: "this account holds as many live and resumable streams as it may: stop one, or wait until a dropped one is stored"}
-	case s.held >= s.cfg.MaxStreams:
+	case s.held.all >= s.cfg.MaxStreams:
 		return policy(store.CodeUnavailable, "too many streams: try again later")
 	}
 	s.countLocked(st)
@@ -35,11 +65,7 @@ func (s *Server) countLocked(st *stream) {
 		return
 	}
 	st.counted = true
-	s.held++
-	s.perUser[st.m.UserID]++
-	if st.m.TokenID != 0 {
-		s.perToken[st.m.TokenID]++
-	}
+	s.held.add(st.m.UserID, st.m.TokenID)
 }
 
 // releaseLocked stops counting st. Server.mu is held.
@@ -48,15 +74,7 @@ func (s *Server) releaseLocked(st *stream) {
 		return
 	}
 	st.counted = false
-	s.held--
-	if s.perUser[st.m.UserID]--; s.perUser[st.m.UserID] <= 0 {
-		delete(s.perUser, st.m.UserID)
-	}
-	if st.m.TokenID != 0 {
-		if s.perToken[st.m.TokenID]--; s.perToken[st.m.TokenID] <= 0 {
-			delete(s.perToken, st.m.TokenID)
-		}
-	}
+	s.held.remove(st.m.UserID, st.m.TokenID)
 }
 
 // Upgraded connections that have not started or resumed a stream hold a
@@ -81,20 +99,16 @@ func (s *Server) claimUnstarted(p *store.Principal) (*unstartedClaim, error) {
 	switch {
 	case s.closing:
 		return nil, &store.Error{Code: store.CodeUnavailable, Message: "server is shutting down"}
-	case p.TokenID != 0 && s.unstartedToken[p.TokenID] >= s.cfg.MaxUnstartedPerToken:
+	case p.TokenID != 0 && s.unstarted.token[p.TokenID] >= s.cfg.MaxUnstartedPerToken:
 		return nil, &store.Error{Code: store.CodeRateLimited,
 			Message: "this API token has as many connections waiting to start a stream as it may: send start or resume on them, or close them"}
-	case s.unstartedUser[p.UserID] >= s.cfg.MaxUnstartedPerUser:
+	case s.unstarted.user[p.UserID] >= s.cfg.MaxUnstartedPerUser:
 		return nil, &store.Error{Code: store.CodeRateLimited,
 			Message: "this account has as many connections waiting to start a stream as it may: send start or resume on them, or close them"}
-	case s.unstarted >= s.cfg.MaxUnstarted:
+	case s.unstarted.all >= s.cfg.MaxUnstarted:
 		return nil, &store.Error{Code: store.CodeUnavailable, Message: "too many connections are waiting to start a stream: try again later"}
 	}
-	s.unstarted++
-	s.unstartedUser[p.UserID]++
-	if p.TokenID != 0 {
-		s.unstartedToken[p.TokenID]++
-	}
+	s.unstarted.add(p.UserID, p.TokenID)
 	return &unstartedClaim{userID: p.UserID, tokenID: p.TokenID, held: true}, nil
 }
 
@@ -107,15 +121,7 @@ func (s *Server) releaseUnstarted(cl *unstartedClaim) {
 		return
 	}
 	cl.held = false
-	s.unstarted--
-	if s.unstartedUser[cl.userID]--; s.unstartedUser[cl.userID] <= 0 {
-		delete(s.unstartedUser, cl.userID)
-	}
-	if cl.tokenID != 0 {
-		if s.unstartedToken[cl.tokenID]--; s.unstartedToken[cl.tokenID] <= 0 {
-			delete(s.unstartedToken, cl.tokenID)
-		}
-	}
+	s.unstarted.remove(cl.userID, cl.tokenID)
 }
 
 // Unstarted returns the number of upgraded connections that have not
@@ -123,7 +129,7 @@ func (s *Server) releaseUnstarted(cl *unstartedClaim) {
 func (s *Server) Unstarted() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.unstarted
+	return s.unstarted.all
 }
 
 // Conns returns the number of upgraded connections open.

@@ -212,17 +212,13 @@ type Server struct {
 	byRecord map[uint64]*stream
 	// held counts the streams claimed (a start making its spool) or held,
 	// in all and per principal (admit.go).
-	held     int
-	perUser  map[uint64]int
-	perToken map[uint64]int
-	conns    map[*conn]struct{}
-	closing  bool
-	closed   bool // Close has returned: RecordGone leaves spools to the next start
+	held    tally
+	conns   map[*conn]struct{}
+	closing bool
+	closed  bool // Close has returned: RecordGone leaves spools to the next start
 	// unstarted counts the upgraded connections that have not started or
 	// resumed a stream, in all, per user and per token (admit.go).
-	unstarted      int
-	unstartedUser  map[uint64]int
-	unstartedToken map[uint64]int
+	unstarted tally
 	// finished remembers streams stored lately (bounded, oldest forgotten
 	// first), so that their owner, resuming after the window ended, learns
 	// how much was stored.
@@ -281,15 +277,13 @@ func Open(cfg Config) (*Server, error) {
 		codec:     spool.NewCodec(cfg.Keys.Primary()),
 		streams:   map[string]*stream{},
 		byRecord:  map[uint64]*stream{},
-		perUser:   map[uint64]int{},
-		perToken:  map[uint64]int{},
+		held:      newTally(),
+		unstarted: newTally(),
 		conns:     map[*conn]struct{}{},
 		finished:  map[string]finishedStream{},
 		quit:      make(chan struct{}),
 		syncq:     make(chan *stream, 1024),
 		finalSlot: make(chan struct{}, 2),
-
-		unstartedUser: map[uint64]int{}, unstartedToken: map[uint64]int{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
